@@ -1,0 +1,27 @@
+"""``manifold-oracle bench {exact,gpu}``: benchmark scripts that write Markdown tables to docs/."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+BENCHES = {
+    "exact": ("bench.exact", "exact steepest-descent solvers: time and accuracy per manifold × method × size"),
+    "gpu": ("bench.gpu", "gpu_impl: msign vs matmul bound, MACRO step vs torch.optim.Muon, training throughput"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(argv or [])
+    if not args or args[0] in ("-h", "--help") or args[0] not in BENCHES:
+        print("usage: manifold-oracle bench {%s} [options]" % ",".join(BENCHES))
+        for k, (_, h) in BENCHES.items():
+            print(f"  {k:6s} {h}")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    try:
+        module = importlib.import_module(BENCHES[args[0]][0])
+    except ModuleNotFoundError as exc:
+        print(f"manifold-oracle bench {args[0]}: not available ({exc})", file=sys.stderr)
+        return 2
+    return int(module.main(args[1:]) or 0)

@@ -1,0 +1,56 @@
+"""manifold-oracle reference: float64 (numpy/scipy) and mpmath truth for manifold optimizers.
+
+Pure functions on arrays; imports nothing else of the project and never imports torch.
+Everything public is importable from here, e.g. ``from reference import msign, FrobeniusSphere``.
+"""
+
+from .errors import (
+    DegenerateGeometryError,
+    InvalidInputError,
+    NotAvailableError,
+    OffManifoldError,
+    OracleError,
+    SolverError,
+)
+from .linalg import (
+    SingularTriplet,
+    frobenius_norm,
+    inner,
+    mclip,
+    msign,
+    nuclear_norm,
+    numerical_rank,
+    polar_factor,
+    rank_threshold,
+    singular_values,
+    skew,
+    spectral_norm,
+    stable_rank,
+    sym,
+    top_singular_triplet,
+)
+from .manifolds import (
+    Euclidean,
+    FrobeniusSphere,
+    Manifold,
+    Oblique,
+    Orthogonal,
+    SpectralSphere,
+    Sphere,
+    Stiefel,
+)
+from .schedules import (
+    SCHEDULES,
+    Schedule,
+    get_schedule,
+    normaliser,
+    ns_apply,
+    ns_singular_value_map,
+    polynomial_map,
+    schedule_band,
+)
+
+__version__ = "0.1.0"
+
+# Later modules (steepest, exact, optimizers, conditions, problems, generators, precise) add
+# their public names below, one import block each.

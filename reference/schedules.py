@@ -1,0 +1,318 @@
+"""Newton–Schulz-type polynomial schedules as data, and their exact singular-value maps.
+
+A schedule (MATH.md §3) is a list of odd polynomials ``p_j(x) = a_j x + b_j x³ + c_j x⁵``, a
+default step count K, an extension rule for K > len (``"repeat_last"`` or ``"cycle"``) and the
+input normalisation its source uses: ``X₀ = G / (s·N_ε(G))`` with safety factor ``s`` and
+``N_ε`` one of ``"+eps"`` (‖G‖_F + ε), ``"clamp"`` (max(‖G‖_F, ε)) or ``"none"`` (‖G‖_F).
+
+Because odd polynomials commute with the SVD, the routine maps ``G = UΣVᵀ`` to
+``U·diag(φ(σᵢ/(s·N_ε(G))))·Vᵀ`` with ``φ = p_K ∘ … ∘ p₁`` in exact arithmetic. That map is the
+oracle for every NS implementation (:func:`ns_singular_value_map`, :func:`ns_apply`).
+
+The coefficient values are the published ones listed in CONVENTIONS.md §3, each with its source.
+``gpu_impl`` imports the same objects, so there is one copy of the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ._validate import as_float64, as_matrix, check_finite
+from .errors import InvalidInputError
+
+F64 = NDArray[np.float64]
+Coefficients = tuple[tuple[float, float, float], ...]
+Extension = Literal["repeat_last", "cycle"]
+EpsForm = Literal["+eps", "clamp", "none"]
+
+__all__ = [
+    "Schedule",
+    "SCHEDULES",
+    "get_schedule",
+    "polynomial_map",
+    "ns_singular_value_map",
+    "ns_apply",
+    "schedule_band",
+    "normaliser",
+]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A Newton–Schulz-type schedule with the normalisation its source uses.
+
+    Attributes: ``name``; ``coefficients`` ((a, b, c) per step); ``steps`` (default K);
+    ``extension`` (rule for K > len); ``safety`` (input factor s ≥ 1); ``eps`` and ``eps_form``
+    (the normaliser N_ε); ``source`` (where the numbers come from).
+    """
+
+    name: str
+    coefficients: Coefficients
+    steps: int
+    extension: Extension = "repeat_last"
+    safety: float = 1.0
+    eps: float = 0.0
+    eps_form: EpsForm = "none"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.coefficients:
+            raise InvalidInputError(f"schedule {self.name!r}: empty coefficient list")
+        for t in self.coefficients:
+            if len(t) != 3 or not all(np.isfinite(c) for c in t):
+                raise InvalidInputError(f"schedule {self.name!r}: bad coefficient tuple {t!r}")
+        if self.steps < 0:
+            raise InvalidInputError(f"schedule {self.name!r}: steps must be >= 0")
+        if self.extension not in ("repeat_last", "cycle"):
+            raise InvalidInputError(f"schedule {self.name!r}: unknown extension {self.extension!r}")
+        if self.eps_form not in ("+eps", "clamp", "none"):
+            raise InvalidInputError(f"schedule {self.name!r}: unknown eps_form {self.eps_form!r}")
+        if not (self.safety >= 1.0 and np.isfinite(self.safety)):
+            raise InvalidInputError(f"schedule {self.name!r}: safety must be >= 1, got {self.safety}")
+        if not (self.eps >= 0.0 and np.isfinite(self.eps)):
+            raise InvalidInputError(f"schedule {self.name!r}: eps must be >= 0, got {self.eps}")
+
+    def coefficients_for(self, steps: int | None = None) -> Coefficients:
+        """The (a, b, c) tuple of each of ``steps`` (default ``self.steps``) steps."""
+        k = self.steps if steps is None else int(steps)
+        if k < 0:
+            raise InvalidInputError(f"steps must be >= 0, got {steps}")
+        n = len(self.coefficients)
+        if self.extension == "cycle":
+            return tuple(self.coefficients[j % n] for j in range(k))
+        return tuple(self.coefficients[min(j, n - 1)] for j in range(k))
+
+    def with_options(self, **changes: object) -> "Schedule":
+        """A copy with fields replaced (e.g. ``steps=10, extension="cycle"``)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _stable(coeffs: Coefficients, factor: float) -> Coefficients:
+    """Polar Express "stable" form: (a/f, b/f³, c/f⁵) on all but the last tuple."""
+    head = tuple((a / factor, b / factor**3, c / factor**5) for a, b, c in coeffs[:-1])
+    return head + (coeffs[-1],)
+
+
+_KJ: Coefficients = ((3.4445, -4.7750, 2.0315),)
+_YJ5: Coefficients = (
+    (4.0848, -6.8946, 2.9270),
+    (3.9505, -6.3029, 2.6377),
+    (3.7418, -5.5913, 2.3037),
+    (2.8769, -3.1427, 1.2046),
+    (2.8366, -3.0525, 1.2012),
+)
+_PE_PAPER: Coefficients = (
+    (8.28721201814563, -23.595886519098837, 17.300387312530933),
+    (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+    (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+    (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+    (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+    (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+    (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+    (1.875, -1.25, 0.375),
+)
+_EO_PE: Coefficients = (
+    (8.2051, -22.9019, 16.4607),
+    (4.0664, -2.8612, 0.5184),
+    (3.9096, -2.8234, 0.5250),
+    (3.2856, -2.4153, 0.4853),
+    (2.2779, -1.6198, 0.3985),
+    (1.8726, -1.2307, 0.3585),
+    (1.8564, -1.2132, 0.3568),
+    (1.8750, -1.2500, 0.3750),
+)
+_DION_PE: Coefficients = (
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+)
+_MODULA_NS6: Coefficients = tuple(
+    (a / 1024.0, b / 1024.0, c / 1024.0)
+    for a, b, c in (
+        (3955, -8306, 5008),
+        (3735, -6681, 3463),
+        (3799, -6499, 3211),
+        (4019, -6385, 2906),
+        (2677, -3029, 1162),
+        (2172, -1833, 682),
+    )
+)
+_CLASSICAL: Coefficients = ((15 / 8, -10 / 8, 3 / 8),)
+
+_ALL = (
+    Schedule("keller_jordan", _KJ, 5, "repeat_last", 1.0, 1e-7, "+eps",
+             "KellerJordan/Muon muon.py zeropower_via_newtonschulz5 (also torch.optim.Muon, "
+             "Moonlight, optax); CONVENTIONS.md §3"),
+    Schedule("you_jiacheng_5", _YJ5, 5, "repeat_last", 1.0, 1e-7, "+eps",
+             "YouJiacheng 5-step 'quintic' (dion NS5, HeavyBall, Emerging-Optimizers 'quintic', "
+             "ArchScale MuonH); CONVENTIONS.md §3"),
+    Schedule("polar_express", _PE_PAPER, 8, "repeat_last", 1.0, 0.0, "none",
+             "Polar Express paper list, arXiv 2505.16932 v3; CONVENTIONS.md §3"),
+    Schedule("polar_express_stable", _stable(_PE_PAPER, 1.01), 8, "repeat_last", 1.01, 0.0, "none",
+             "Polar Express 'stable' form: first seven tuples divided as (a/1.01, b/1.01³, c/1.01⁵), "
+             "input divided by 1.01·‖X‖_F (thinking-machines-lab/manifolds msign); CONVENTIONS.md §3, §4.6"),
+    Schedule("polar_express_eo", _EO_PE, 8, "repeat_last", 1.0, 1e-15, "clamp",
+             "Emerging-Optimizers 'polar_express' (stable list rounded to 4 decimals; SSO msign list), "
+             "F.normalize clamp eps; CONVENTIONS.md §3, §4.8"),
+    Schedule("polar_express_dion", _DION_PE, 5, "repeat_last", 1.02, 1e-6, "+eps",
+             "microsoft/dion polar_express, input X/(1.02·‖X‖_F + ε); CONVENTIONS.md §3, §4.4"),
+    Schedule("modula_ns6", _MODULA_NS6, 6, "repeat_last", 1.0, 0.0, "none",
+             "Modula orthogonalize NS6 (integers/1024), no eps; CONVENTIONS.md §3, §4.13"),
+    Schedule("classical", _CLASSICAL, 5, "repeat_last", 1.0, 0.0, "none",
+             "classical quintic Newton–Schulz (15/8, −10/8, 3/8): p(1)=1, p'(1)=p''(1)=0; "
+             "limit polynomial of Polar Express; CONVENTIONS.md §3"),
+)
+
+#: The named schedules, read-only. Keys are the ``Schedule.name`` values.
+SCHEDULES: Mapping[str, Schedule] = MappingProxyType({s.name: s for s in _ALL})
+
+
+def get_schedule(schedule: str | Schedule) -> Schedule:
+    """Resolve a schedule name (or pass a :class:`Schedule` through)."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    try:
+        return SCHEDULES[schedule]
+    except KeyError:
+        raise InvalidInputError(f"unknown schedule {schedule!r}; known: {sorted(SCHEDULES)}") from None
+
+
+def _resolve(schedule: str | Schedule, steps, extension, safety, eps, eps_form) -> Schedule:
+    sch = get_schedule(schedule)
+    changes = {k: v for k, v in dict(steps=steps, extension=extension, safety=safety, eps=eps,
+                                     eps_form=eps_form).items() if v is not None}
+    return sch.with_options(**changes) if changes else sch
+
+
+def polynomial_map(schedule: str | Schedule, x: ArrayLike, steps: int | None = None) -> F64:
+    """φ(x) = p_K ∘ … ∘ p₁ (x) on already-normalised values ``x`` (any shape), float64.
+
+    Evaluated by Horner's rule; this is exact up to float64 rounding of each step (the map is
+    a contraction near its fixed band, so the error stays at a few ulp for x ∈ [0, 1]).
+    """
+    sch = get_schedule(schedule)
+    y = as_float64(x, "x").copy()
+    check_finite(y, "x")
+    for a, b, c in sch.coefficients_for(steps):
+        y2 = y * y
+        y = y * (a + y2 * (b + c * y2))
+    return y
+
+
+def normaliser(fro: F64 | float, eps: float, eps_form: EpsForm) -> F64 | float:
+    """N_ε(G) from ‖G‖_F: ``+eps`` → ‖G‖_F + ε, ``clamp`` → max(‖G‖_F, ε), ``none`` → ‖G‖_F."""
+    if eps_form == "+eps":
+        return fro + eps
+    if eps_form == "clamp":
+        return np.maximum(fro, eps)
+    if eps_form == "none":
+        return fro
+    raise InvalidInputError(f"unknown eps_form {eps_form!r}")
+
+
+def ns_singular_value_map(
+    schedule: str | Schedule,
+    sigma: ArrayLike,
+    *,
+    steps: int | None = None,
+    extension: Extension | None = None,
+    safety: float | None = None,
+    eps: float | None = None,
+    eps_form: EpsForm | None = None,
+) -> F64:
+    """Output singular values of the NS routine for a matrix with singular values ``sigma``.
+
+    ``sigma`` has shape ``(..., k)`` (all singular values of each matrix, any order). The map
+    is ``φ(σᵢ/(s·N_ε(‖σ‖₂)))`` (‖σ‖₂ = ‖G‖_F); keyword arguments override the schedule's own
+    steps/extension/safety/eps/eps_form. For ``eps_form="none"`` and σ = 0 the routine divides by
+    zero; this raises :class:`InvalidInputError` rather than returning NaN.
+    """
+    sch = _resolve(schedule, steps, extension, safety, eps, eps_form)
+    s = as_float64(sigma, "sigma")
+    check_finite(s, "sigma")
+    if s.ndim == 0:
+        raise InvalidInputError("sigma must have shape (..., k)")
+    if np.any(s < 0):
+        raise InvalidInputError("singular values must be >= 0")
+    scale = np.max(s, axis=-1, keepdims=True)
+    safe = np.where(scale > 0, scale, 1.0)
+    fro = np.sqrt(np.sum((s / safe) ** 2, axis=-1, keepdims=True)) * safe
+    N = normaliser(fro, sch.eps, sch.eps_form)
+    if np.any(np.asarray(N) == 0):
+        raise InvalidInputError(
+            f"schedule {sch.name!r} with eps_form={sch.eps_form!r}: zero input divides by zero "
+            "(the implementation would return NaN)")
+    return polynomial_map(sch, s / (sch.safety * N))
+
+
+def ns_apply(
+    schedule: str | Schedule,
+    X: ArrayLike,
+    *,
+    steps: int | None = None,
+    extension: Extension | None = None,
+    safety: float | None = None,
+    eps: float | None = None,
+    eps_form: EpsForm | None = None,
+) -> F64:
+    """Apply the schedule to ``X`` (shape ``(..., m, n)``) *exactly* through the SVD, in float64.
+
+    Returns ``U·diag(φ(σᵢ/(s·N_ε)))·Vᵀ`` — what an ideal implementation of the declared
+    schedule computes with no rounding inside the iteration. Per-matrix normalisation.
+    """
+    x = as_matrix(X)
+    U, s, Vt = np.linalg.svd(x, full_matrices=False)
+    phi = ns_singular_value_map(schedule, s, steps=steps, extension=extension, safety=safety,
+                                eps=eps, eps_form=eps_form)
+    return (U * phi[..., None, :]) @ Vt
+
+
+def schedule_band(
+    schedule: str | Schedule,
+    lower: float,
+    *,
+    upper: float = 1.0,
+    steps: int | None = None,
+    safety: float | None = None,
+    points: int = 20001,
+) -> tuple[float, float]:
+    """[min, max] of φ(x/s) over x ∈ [lower, upper] (CONVENTIONS.md §9), float64.
+
+    Dense log-plus-linear grid of ``points`` nodes, then each interior extremum is polished by
+    golden-section search on its bracketing cell. ``safety`` defaults to the schedule's own.
+    """
+    sch = _resolve(schedule, steps, None, safety, None, None)
+    if not (0 < lower < upper):
+        raise InvalidInputError(f"need 0 < lower < upper, got {lower}, {upper}")
+    grid = np.unique(np.concatenate([np.geomspace(lower, upper, points // 2),
+                                     np.linspace(lower, upper, points - points // 2)]))
+    vals = polynomial_map(sch, grid / sch.safety)
+    lo, hi = _polish(sch, grid, vals, np.argmin(vals), -1.0), _polish(sch, grid, vals, np.argmax(vals), 1.0)
+    return float(min(lo, vals.min())), float(max(hi, vals.max()))
+
+
+def _polish(sch: Schedule, grid: F64, vals: F64, i: int, sign: float) -> float:
+    if i == 0 or i == len(grid) - 1:
+        return float(vals[i])
+    a, b = grid[i - 1], grid[i + 1]
+    f = lambda t: sign * float(polynomial_map(sch, np.array([t / sch.safety]))[0])  # noqa: E731
+    g = (np.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(60):
+        if fc > fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return sign * max(fc, fd, sign * float(vals[i]))
