@@ -54,3 +54,5 @@ __version__ = "0.1.0"
 
 # Later modules (steepest, exact, optimizers, conditions, problems, generators, precise) add
 # their public names below, one import block each.
+from . import generators
+from .generators import RANK_RTOL, haar_orthogonal, matrix_with_spectrum, random_matrix, spectrum

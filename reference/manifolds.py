@@ -157,12 +157,15 @@ class Manifold(ABC):
     def random_tangent(self, rng: np.random.Generator, W: ArrayLike) -> F64:
         """A random tangent vector at W with unit Frobenius norm (per matrix)."""
         w = self._point(W)
-        g = self._project(w, rng.standard_normal(w.shape))
         ax = tuple(range(-self.point_ndim, 0))
-        nrm = np.sqrt(np.sum(g * g, axis=ax, keepdims=True))
-        if np.any(nrm == 0):
-            raise DegenerateGeometryError("tangent space dimension", 0.0, 1.0)
-        return g / nrm
+        for _ in range(8):  # a Gaussian draw lies (numerically) in the normal space with prob. ~0
+            z = rng.standard_normal(w.shape)
+            g = self._project(w, z)
+            nrm = np.sqrt(np.sum(g * g, axis=ax, keepdims=True))
+            if np.all(nrm > 1e-6 * np.sqrt(np.sum(z * z, axis=ax, keepdims=True))):
+                return g / nrm
+        raise DegenerateGeometryError("‖P_W(z)‖/‖z‖ for random z", float(np.min(nrm)), 1e-6,
+                                      "the tangent space is (numerically) trivial")
 
     def normal_basis(self, W: ArrayLike) -> F64:
         """Orthonormal basis of the normal space at one point W, shape ``(p, *W.shape)``."""
@@ -502,6 +505,7 @@ class Oblique(Manifold):
         return np.sqrt(np.sum((x / safe[..., None]) ** 2, axis=-1)) * safe
 
     def random_point(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
+        self._check_shape(tuple(shape)[-2:])
         return self._project_point(rng.standard_normal(tuple(shape)))
 
     def _violation(self, w: F64) -> F64:

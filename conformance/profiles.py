@@ -1,0 +1,299 @@
+"""Convention profiles: what an implementation declares it computes (CONVENTIONS.md §1, §4, §5).
+
+A :class:`Profile` holds every convention field of CONVENTIONS.md §1 as data. The harness never
+infers a field: the expected output of a target is computed from the exact mathematics of
+MATH.md under the declared profile (``conformance.expected``), and the tolerances come from the
+declared compute dtype (``conformance.tolerances``).
+
+Field vocabulary (values in brackets):
+
+* orthogonaliser: ``schedule`` (a name of ``reference.SCHEDULES``, ``"exact"`` for an SVD msign,
+  or ``None``), ``coefficients`` (explicit (a, b, c) tuples overriding the named schedule),
+  ``steps``, ``extension`` [repeat_last, cycle], ``normalisation`` [frobenius_per_matrix,
+  frobenius_whole_tensor], ``eps_form`` [+eps, clamp, none], ``eps``, ``safety`` (input factor s),
+  ``coefficient_safety`` (Polar Express "stable" factor, already folded into the schedule),
+  ``cast_point`` [cast_then_normalise, normalise_then_cast, stochastic_rounding, none],
+  ``compute_dtype`` [bfloat16, float16, float32, float64, input], ``return_dtype`` [input,
+  bfloat16, float32, compute], ``transpose_rule`` [tall, wide, right_multiply, none],
+  ``weight_layout`` [torch, flax], ``ndim_handling`` [2d_only, batched, flatten];
+* optimizer: ``rule`` [muon, macro, muonh, none], ``momentum_form`` [ema, accumulate,
+  bias_corrected_ema, none], ``momentum``, ``nesterov_form`` [none, ema, accumulate,
+  bias_corrected], ``shape_scale`` [none, kj, moonlight, spectral_mup, spectral, unit],
+  ``scale`` (extra constant factor s of MACRO), ``weight_decay_coupling`` [decoupled_raw_lr,
+  decoupled_adjusted_lr, added_to_update, before_radius, none], ``weight_decay``, ``lr``;
+* manifold: ``manifolds`` (tuple of :class:`ManifoldDecl`), ``direction_tangent`` (the declared
+  direction lies in the tangent space);
+* ``mutation`` (which inputs/state a step writes, documented), ``precision_dependencies``,
+  ``nan_policy`` [propagate, raise, nan_to_num], ``zero_policy`` [zero, nan, raise, identity],
+  ``routing`` (text), ``scale_range`` (‖G‖_F range over which scale invariance is promised).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from reference.errors import InvalidInputError
+
+__all__ = ["ManifoldDecl", "Profile", "PROFILES", "get_profile", "register_profile"]
+
+Coeffs = tuple[tuple[float, float, float], ...]
+
+
+@dataclass(frozen=True)
+class ManifoldDecl:
+    """One manifold an adapter implements, as declared conventions.
+
+    ``kind``: frobenius_sphere | spectral_sphere | oblique | stiefel | sphere (vector) |
+    euclidean. ``axis`` (oblique): rows | cols. ``radius`` (spheres, oblique) or Stiefel scale.
+    ``retraction``: the reference retraction name it implements; ``retraction_order``: 1 or 2
+    (the tangent part of R(tξ) − W − tξ is O(t^{order+1})). ``name`` is how the adapter calls it.
+    ``dtype``: the dtype the adapter computes in (float64 for numpy libraries).
+    """
+
+    name: str
+    kind: str
+    axis: str | None = None
+    radius: float = 1.0
+    retraction: str = "projection"
+    retraction_order: int = 2
+    dtype: str = "float64"
+
+    def reference(self) -> Any:
+        """The reference manifold of ``reference.manifolds`` with these conventions."""
+        import reference as R
+
+        if self.kind == "frobenius_sphere":
+            return R.FrobeniusSphere(self.radius)
+        if self.kind == "spectral_sphere":
+            return R.SpectralSphere(self.radius)
+        if self.kind == "oblique":
+            return R.Oblique(self.radius, axis=self.axis or "rows")
+        if self.kind == "stiefel":
+            return R.Stiefel(self.radius)
+        if self.kind == "euclidean":
+            return R.Euclidean()
+        raise InvalidInputError(f"unknown manifold kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Declared conventions of one implementation (every CONVENTIONS.md §1 field)."""
+
+    name: str
+    description: str = ""
+    source: str = ""
+    # --- orthogonaliser (Newton–Schulz-type or exact)
+    schedule: str | None = None
+    coefficients: Coeffs | None = None
+    steps: int = 5
+    extension: str = "repeat_last"
+    normalisation: str = "frobenius_per_matrix"
+    eps_form: str = "none"
+    eps: float = 0.0
+    safety: float = 1.0
+    coefficient_safety: float | None = None
+    cast_point: str = "cast_then_normalise"
+    compute_dtype: str = "input"
+    return_dtype: str = "input"
+    transpose_rule: str = "tall"
+    weight_layout: str = "torch"
+    ndim_handling: str = "2d_only"
+    # --- optimizer
+    rule: str = "none"
+    momentum_form: str = "none"
+    momentum: float = 0.0
+    nesterov_form: str = "none"
+    shape_scale: str = "none"
+    scale: float = 1.0
+    weight_decay_coupling: str = "none"
+    weight_decay: float = 0.0
+    lr: float = 0.02
+    param_dtypes: tuple[str, ...] = ("float32",)
+    # --- manifolds
+    manifolds: tuple[ManifoldDecl, ...] = ()
+    direction_tangent: bool = False
+    # --- behaviour
+    mutation: tuple[str, ...] = ()
+    precision_dependencies: tuple[str, ...] = ()
+    nan_policy: str = "propagate"
+    zero_policy: str = "zero"
+    routing: str = "every 2-D parameter"
+    scale_range: tuple[float, float] = (1e-12, 1e12)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        choices: Mapping[str, tuple[Any, ...]] = {
+            "extension": ("repeat_last", "cycle"),
+            "normalisation": ("frobenius_per_matrix", "frobenius_whole_tensor"),
+            "eps_form": ("+eps", "clamp", "none"),
+            "cast_point": ("cast_then_normalise", "normalise_then_cast", "stochastic_rounding", "none"),
+            "compute_dtype": ("bfloat16", "float16", "float32", "float64", "input"),
+            "return_dtype": ("input", "bfloat16", "float32", "float64", "compute"),
+            "transpose_rule": ("tall", "wide", "right_multiply", "none"),
+            "weight_layout": ("torch", "flax"),
+            "ndim_handling": ("2d_only", "batched", "flatten"),
+            "rule": ("none", "muon", "macro", "muonh"),
+            "momentum_form": ("none", "ema", "accumulate", "bias_corrected_ema"),
+            "nesterov_form": ("none", "ema", "accumulate", "bias_corrected"),
+            "shape_scale": ("none", "kj", "moonlight", "spectral_mup", "spectral", "unit"),
+            "weight_decay_coupling": ("none", "decoupled_raw_lr", "decoupled_adjusted_lr",
+                                      "added_to_update", "before_radius"),
+            "nan_policy": ("propagate", "raise", "nan_to_num"),
+            "zero_policy": ("zero", "nan", "raise", "identity"),
+        }
+        for fname, allowed in choices.items():
+            if getattr(self, fname) not in allowed:
+                raise InvalidInputError(f"profile {self.name!r}: {fname}={getattr(self, fname)!r} "
+                                        f"not in {allowed}")
+        if self.schedule is not None and self.schedule != "exact":
+            from reference import SCHEDULES
+
+            if self.schedule not in SCHEDULES and self.coefficients is None:
+                raise InvalidInputError(f"profile {self.name!r}: unknown schedule {self.schedule!r}")
+
+    # ------------------------------------------------------------------ derived helpers
+    @property
+    def has_ns(self) -> bool:
+        return self.schedule is not None and self.schedule != "exact"
+
+    def ns_schedule(self) -> Any:
+        """The declared ``reference.Schedule`` (with this profile's steps/eps/safety/extension)."""
+        from reference import Schedule, get_schedule
+
+        if not self.has_ns:
+            raise InvalidInputError(f"profile {self.name!r} declares no Newton–Schulz schedule")
+        if self.coefficients is not None:
+            base = Schedule(f"{self.name}-coefficients", tuple(self.coefficients), self.steps,
+                            self.extension, self.safety, self.eps, self.eps_form, self.source)
+            return base
+        return get_schedule(self.schedule).with_options(
+            steps=self.steps, extension=self.extension, safety=self.safety, eps=self.eps,
+            eps_form=self.eps_form)
+
+    def with_options(self, **changes: Any) -> "Profile":
+        """A copy with fields replaced (used by ``--profile`` overrides and by meta-tests)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------- the profiles
+_KJ_COEFFS = "keller_jordan"
+
+_PROFILES: dict[str, Profile] = {}
+
+
+def register_profile(p: Profile) -> Profile:
+    """Add a profile to :data:`PROFILES` (names are unique)."""
+    if p.name in _PROFILES:
+        raise InvalidInputError(f"profile {p.name!r} already registered")
+    _PROFILES[p.name] = p
+    return p
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """Resolve a profile name (or pass a :class:`Profile` through)."""
+    if isinstance(name, Profile):
+        return name
+    try:
+        return _PROFILES[name]
+    except KeyError:
+        raise InvalidInputError(f"unknown profile {name!r}; known: {sorted(_PROFILES)}") from None
+
+
+register_profile(Profile(
+    name="kj_muon", description="KellerJordan/Muon SingleDeviceMuon (muon-optimizer 0.1.0)",
+    source="CONVENTIONS.md §4.1, §5; MATH.md §9.2", schedule="keller_jordan", steps=5,
+    eps_form="+eps", eps=1e-7, cast_point="cast_then_normalise", compute_dtype="bfloat16",
+    return_dtype="bfloat16", transpose_rule="tall", ndim_handling="batched", rule="muon",
+    momentum_form="ema", momentum=0.95, nesterov_form="ema", shape_scale="kj",
+    weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.02,
+    param_dtypes=("float32", "bfloat16"),
+    mutation=("momentum_buffer", "grad (Nesterov blend written into p.grad; CONVENTIONS §10 #3)"),
+    nan_policy="propagate", zero_policy="zero", routing="hidden 2-D (and 4-D viewed as (out, rest))",
+    scale_range=(1e-3, 1e12),
+))
+register_profile(Profile(
+    name="torch_muon", description="torch.optim.Muon (PyTorch >= 2.9)",
+    source="CONVENTIONS.md §4.2, §5", schedule="keller_jordan", steps=5, eps_form="clamp",
+    eps=1e-7, cast_point="cast_then_normalise", compute_dtype="bfloat16", return_dtype="bfloat16",
+    transpose_rule="tall", ndim_handling="2d_only", rule="muon", momentum_form="ema",
+    momentum=0.95, nesterov_form="ema", shape_scale="kj", weight_decay_coupling="decoupled_raw_lr",
+    weight_decay=0.1, lr=1e-3, param_dtypes=("float32", "bfloat16"), mutation=("momentum_buffer",),
+    nan_policy="propagate", zero_policy="zero", routing="2-D parameters only (constructor raises otherwise)",
+    scale_range=(1e-7, 1e12),
+))
+register_profile(Profile(
+    name="moonlight", description="MoonshotAI/Moonlight toy_train Muon (re-implemented profile)",
+    source="CONVENTIONS.md §4.3", schedule="keller_jordan", steps=5, eps_form="+eps", eps=1e-7,
+    compute_dtype="bfloat16", return_dtype="bfloat16", rule="muon", momentum_form="accumulate",
+    momentum=0.95, nesterov_form="accumulate", shape_scale="moonlight",
+    weight_decay_coupling="decoupled_raw_lr", weight_decay=0.1, lr=1e-3,
+))
+register_profile(Profile(
+    name="dion_polar_express", description="microsoft/dion Muon, polar_express orthogonaliser",
+    source="CONVENTIONS.md §4.4", schedule="polar_express_dion", steps=5, eps_form="+eps",
+    eps=1e-6, safety=1.02, compute_dtype="bfloat16", return_dtype="bfloat16",
+    transpose_rule="right_multiply", ndim_handling="batched", rule="muon",
+    momentum_form="accumulate", momentum=0.95, nesterov_form="none", shape_scale="spectral_mup",
+    weight_decay_coupling="decoupled_raw_lr", weight_decay=0.01, lr=0.01,
+))
+register_profile(Profile(
+    name="thinky_msign", description="thinking-machines-lab/manifolds msign (10 steps, stable PE)",
+    source="CONVENTIONS.md §4.6", schedule="polar_express_stable", steps=10, eps_form="none",
+    safety=1.01, coefficient_safety=1.01, compute_dtype="bfloat16", return_dtype="float32",
+    nan_policy="nan_to_num", zero_policy="zero",
+))
+register_profile(Profile(
+    name="eo_newton_schulz", description="NVIDIA-NeMo Emerging-Optimizers newton_schulz quintic",
+    source="CONVENTIONS.md §4.8", schedule="you_jiacheng_5", steps=5, eps_form="clamp", eps=1e-15,
+    compute_dtype="float32", return_dtype="float32", ndim_handling="batched",
+    precision_dependencies=("torch.get_float32_matmul_precision() == 'medium' -> bf16",),
+))
+register_profile(Profile(
+    name="heavyball_ns5", description="HomebrewML/HeavyBall zeropower_via_newtonschulz5",
+    source="CONVENTIONS.md §4.10", schedule="you_jiacheng_5", steps=5, eps_form="clamp", eps=1e-7,
+    cast_point="stochastic_rounding", compute_dtype="bfloat16", return_dtype="input",
+))
+register_profile(Profile(
+    name="optax_muon", description="optax.contrib scale_by_muon (flax layout)",
+    source="CONVENTIONS.md §4.11", schedule="keller_jordan", steps=5, eps_form="+eps", eps=1e-8,
+    cast_point="none", compute_dtype="input", return_dtype="input", weight_layout="flax",
+    rule="muon", momentum_form="bias_corrected_ema", momentum=0.95, nesterov_form="bias_corrected",
+    shape_scale="kj", weight_decay_coupling="added_to_update",
+))
+register_profile(Profile(
+    name="modula_ns6", description="Modula orthogonalize (NS6, no eps, transposes wide inputs)",
+    source="CONVENTIONS.md §4.13", schedule="modula_ns6", steps=6, eps_form="none",
+    compute_dtype="input", transpose_rule="wide", zero_policy="nan",
+))
+register_profile(Profile(
+    name="scipy_polar", description="scipy.linalg.polar (side='right'), float64 SVD-based",
+    source="CONVENTIONS.md §11; MATH.md §2.3", schedule="exact", compute_dtype="float64",
+    return_dtype="float64", ndim_handling="2d_only", zero_policy="identity", nan_policy="raise",
+    notes=("polar(0) returns a full isometry (MATH §2.3); the harness checks polar_factor only",),
+))
+register_profile(Profile(
+    name="geoopt", description="geoopt 0.5.1: Sphere (last dim = row-oblique on a matrix) and "
+    "EuclideanStiefel (projection u − x·sym(xᵀu), QR retraction with sign fix)",
+    source="CONVENTIONS.md §4.14", compute_dtype="float64", return_dtype="input",
+    manifolds=(ManifoldDecl("Sphere", "oblique", axis="rows", radius=1.0, retraction="normalize",
+                            retraction_order=2),
+               ManifoldDecl("Stiefel", "stiefel", radius=1.0, retraction="qr", retraction_order=1)),
+))
+register_profile(Profile(
+    name="pymanopt", description="pymanopt 2.2.1: Sphere(*shape) Frobenius, Oblique(m, n) unit "
+    "columns, Stiefel(n, p) with qr/polar retraction (numpy, float64)",
+    source="CONVENTIONS.md §4.14", compute_dtype="float64", return_dtype="float64",
+    manifolds=(ManifoldDecl("Sphere", "frobenius_sphere", radius=1.0, retraction="rescale",
+                            retraction_order=2),
+               ManifoldDecl("Oblique", "oblique", axis="cols", radius=1.0, retraction="normalize",
+                            retraction_order=2),
+               ManifoldDecl("Stiefel(qr)", "stiefel", radius=1.0, retraction="qr", retraction_order=1),
+               ManifoldDecl("Stiefel(polar)", "stiefel", radius=1.0, retraction="polar",
+                            retraction_order=2)),
+))

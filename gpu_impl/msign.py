@@ -1,0 +1,302 @@
+"""Batched msign in torch: Newton–Schulz-type iterations and an exact SVD path (MATH.md §2–3).
+
+Conventions (the same as ``reference``):
+
+* Matrices are ``(..., m, n)`` tensors, batched over the leading dimensions; every matrix is
+  normalised by its own Frobenius norm (never the whole tensor).
+* The schedules are the :class:`reference.schedules.Schedule` objects themselves (one copy of the
+  data): coefficients, default steps, extension rule, safety factor ``s``, ``eps`` and
+  ``eps_form``. Keyword arguments override the schedule's own options.
+* The routine (MATH.md §3.1) is ``X₀ = X/(s·N_ε(X))``, then per step
+  ``X ← aX + (bA + cA²)X`` with ``A = XXᵀ``. Tall inputs are transposed (``transpose=True``) so
+  the Gram matrix is the smaller one; this changes cost and rounding only.
+* Cast point (MATH.md §3.4): ``cast="before"`` rounds the input to ``compute_dtype`` and then
+  normalises (KJ, torch.optim.Muon); ``cast="after"`` normalises in at least float32 and then
+  rounds (HeavyBall). The norm itself is always accumulated in float32 (float64 when either the
+  input or the compute dtype is float64).
+* Zero input: with ``eps_form="none"`` (or ε = 0) a zero matrix would divide by zero; here its
+  normaliser is replaced by 1, so the output is exactly 0 — the msign(0) = 0 convention and the
+  limit of the exact map — instead of NaN. No other input is affected.
+* ``msign_exact`` is the exact path through ``torch.linalg.svd`` in float64: ``U_r V_rᵀ`` with the
+  rank threshold ``τ = max(m, n)·ε_mach·σ₁`` (or ``rank_tol`` absolute / ``rank_rtol`` relative),
+  so msign(0) = 0. Its error is that of a backward-stable SVD, about ``κ_r·u₆₄`` (the reference
+  additionally refines to ~1e-15).
+* Return dtype: the input dtype unless ``out_dtype`` is given.
+
+Non-finite input raises :class:`reference.errors.InvalidInputError` when ``check_finite=True``
+(the default for the public functions; this costs one device sync, so the optimizers check their
+gradients themselves once per step and call the internals with ``check_finite=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import torch
+from torch import Tensor
+
+from reference.errors import InvalidInputError
+from reference.schedules import SCHEDULES, Schedule, get_schedule
+
+__all__ = [
+    "DTYPES",
+    "resolve_dtype",
+    "MsignPolicy",
+    "newton_schulz",
+    "msign_exact",
+    "msign",
+    "msign_many",
+    "EXACT",
+]
+
+#: the name of the exact (SVD) msign policy
+EXACT = "exact"
+
+#: accepted dtype names
+DTYPES: dict[str, torch.dtype] = {
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp64": torch.float64, "float64": torch.float64, "double": torch.float64,
+}
+
+Cast = Literal["before", "after"]
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, default: torch.dtype) -> torch.dtype:
+    """A floating torch dtype from a name (``"bf16"``, ``"fp32"``, …), a dtype, or ``None``."""
+    if dtype is None:
+        return default
+    if isinstance(dtype, torch.dtype):
+        d = dtype
+    else:
+        try:
+            d = DTYPES[str(dtype).lower()]
+        except KeyError:
+            raise InvalidInputError(f"unknown dtype {dtype!r}; known: {sorted(DTYPES)}") from None
+    if d not in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
+        raise InvalidInputError(f"dtype must be bf16, fp16, fp32 or fp64, got {d}")
+    return d
+
+
+def _acc_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def _check_matrix(X: Tensor, name: str, check_finite: bool) -> None:
+    if not isinstance(X, Tensor):
+        raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
+    if X.is_complex() or not X.is_floating_point():
+        raise InvalidInputError(f"{name} must be a real floating tensor, got dtype {X.dtype}")
+    if X.ndim < 2 or X.shape[-1] == 0 or X.shape[-2] == 0:
+        raise InvalidInputError(f"{name} must have shape (..., m, n) with m, n >= 1, got {tuple(X.shape)}")
+    if check_finite and not bool(torch.isfinite(X).all()):
+        raise InvalidInputError(f"{name}: non-finite entries (NaN or Inf)")
+
+
+def _normaliser(fro: Tensor, eps: float, eps_form: str) -> Tensor:
+    if eps_form == "+eps":
+        n = fro + eps
+    elif eps_form == "clamp":
+        n = fro.clamp_min(eps)
+    elif eps_form == "none":
+        n = fro
+    else:
+        raise InvalidInputError(f"unknown eps_form {eps_form!r}")
+    # zero matrix → normaliser 1 → output exactly 0 (msign(0) = 0) instead of NaN
+    return torch.where(n == 0, torch.ones_like(n), n)
+
+
+def _ns_iterate(X: Tensor, coeffs: Sequence[tuple[float, float, float]]) -> Tensor:
+    """The quintic/cubic steps on a wide-or-square ``X`` of shape (m, n) or (B, m, n)."""
+    if X.ndim == 2:
+        for a, b, c in coeffs:
+            A = X @ X.mT
+            if c == 0.0:
+                X = torch.addmm(X, A, X, beta=a, alpha=b)
+            else:
+                P = torch.addmm(A, A, A, beta=b, alpha=c)
+                X = torch.addmm(X, P, X, beta=a)
+        return X
+    for a, b, c in coeffs:
+        A = torch.bmm(X, X.mT)
+        if c == 0.0:
+            X = torch.baddbmm(X, A, X, beta=a, alpha=b)
+        else:
+            P = torch.baddbmm(A, A, A, beta=b, alpha=c)
+            X = torch.baddbmm(X, P, X, beta=a)
+    return X
+
+
+def newton_schulz(
+    X: Tensor,
+    schedule: str | Schedule = "keller_jordan",
+    *,
+    steps: int | None = None,
+    extension: str | None = None,
+    safety: float | None = None,
+    eps: float | None = None,
+    eps_form: str | None = None,
+    compute_dtype: str | torch.dtype | None = None,
+    out_dtype: str | torch.dtype | None = None,
+    cast: Cast = "before",
+    transpose: bool = True,
+    check_finite: bool = True,
+) -> Tensor:
+    """Newton–Schulz-type approximation of msign(X) with a declared schedule, batched.
+
+    ``X``: ``(..., m, n)`` real tensor (never modified). ``compute_dtype`` defaults to the input
+    dtype; ``out_dtype`` defaults to the input dtype. Returns ``(..., m, n)``. In exact arithmetic
+    the output is ``U·φ(Σ/(s·N_ε))·Vᵀ`` (``reference.ns_apply``).
+    """
+    _check_matrix(X, "X", check_finite)
+    sch = get_schedule(schedule)
+    changes = {k: v for k, v in dict(steps=steps, extension=extension, safety=safety, eps=eps,
+                                     eps_form=eps_form).items() if v is not None}
+    if changes:
+        sch = sch.with_options(**changes)
+    if cast not in ("before", "after"):
+        raise InvalidInputError(f"cast must be 'before' or 'after', got {cast!r}")
+    cd = resolve_dtype(compute_dtype, X.dtype)
+    od = resolve_dtype(out_dtype, X.dtype)
+    coeffs = sch.coefficients_for()
+    *batch, m, n = X.shape
+    tall = transpose and m > n
+    Y = X.mT if tall else X
+    if Y.ndim > 3:
+        Y = Y.reshape(-1, *Y.shape[-2:])
+    acc = _acc_dtype(X.dtype, cd)
+    if cast == "before":
+        Yc = Y.to(cd)
+        fro = torch.linalg.vector_norm(Yc, dim=(-2, -1), keepdim=True, dtype=acc)
+        Z = (Yc.to(acc) / (sch.safety * _normaliser(fro, sch.eps, sch.eps_form))).to(cd)
+    else:
+        Ya = Y.to(acc)
+        fro = torch.linalg.vector_norm(Ya, dim=(-2, -1), keepdim=True)
+        Z = (Ya / (sch.safety * _normaliser(fro, sch.eps, sch.eps_form))).to(cd)
+    Z = _ns_iterate(Z, coeffs)
+    if tall:
+        Z = Z.mT
+    return Z.reshape(*batch, m, n).to(od)
+
+
+def msign_exact(
+    X: Tensor,
+    rank_tol: float | None = None,
+    *,
+    rank_rtol: float | None = None,
+    out_dtype: str | torch.dtype | None = None,
+    check_finite: bool = True,
+) -> Tensor:
+    """Exact ``msign(X) = U_r V_rᵀ`` via ``torch.linalg.svd`` in float64, batched.
+
+    Rank: ``σᵢ > τ`` with ``τ = max(m, n)·ε_mach·σ₁`` (float64 ε_mach), or an absolute
+    ``rank_tol`` / relative ``rank_rtol`` (at most one). msign(0) = 0. Returns ``out_dtype``
+    (default: the input dtype).
+    """
+    _check_matrix(X, "X", check_finite)
+    if rank_tol is not None and rank_rtol is not None:
+        raise InvalidInputError("pass at most one of rank_tol (absolute) and rank_rtol (relative)")
+    od = resolve_dtype(out_dtype, X.dtype)
+    x = X.to(torch.float64)
+    U, s, Vh = torch.linalg.svd(x, full_matrices=False)
+    s1 = s[..., :1]
+    if rank_tol is not None:
+        if not (rank_tol >= 0 and rank_tol < float("inf")):
+            raise InvalidInputError(f"rank_tol must be finite and >= 0, got {rank_tol!r}")
+        tau = torch.full_like(s1, float(rank_tol))
+    elif rank_rtol is not None:
+        if not (rank_rtol >= 0 and rank_rtol < float("inf")):
+            raise InvalidInputError(f"rank_rtol must be finite and >= 0, got {rank_rtol!r}")
+        tau = float(rank_rtol) * s1
+    else:
+        tau = max(X.shape[-2:]) * torch.finfo(torch.float64).eps * s1
+    keep = (s > tau).to(torch.float64)
+    return ((U * keep.unsqueeze(-2)) @ Vh).to(od)
+
+
+@dataclass(frozen=True)
+class MsignPolicy:
+    """How an optimizer computes msign: a declared NS schedule or ``"exact"``.
+
+    ``schedule``: a name of ``reference.SCHEDULES``, a :class:`Schedule`, or ``"exact"``.
+    ``steps``/``extension``/``safety``/``eps``/``eps_form``: overrides of the schedule's own
+    options (``None`` keeps them). ``compute_dtype`` (``None`` = the input dtype), ``out_dtype``
+    (``None`` = the input dtype), ``cast`` and ``transpose`` as in :func:`newton_schulz`;
+    ``rank_tol``/``rank_rtol`` for the exact path.
+    """
+
+    schedule: str | Schedule = "keller_jordan"
+    steps: int | None = None
+    compute_dtype: str | torch.dtype | None = "bfloat16"
+    out_dtype: str | torch.dtype | None = None
+    cast: Cast = "before"
+    transpose: bool = True
+    extension: str | None = None
+    safety: float | None = None
+    eps: float | None = None
+    eps_form: str | None = None
+    rank_tol: float | None = None
+    rank_rtol: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.schedule, Schedule) or self.schedule == EXACT or self.schedule in SCHEDULES):
+            raise InvalidInputError(f"unknown msign schedule {self.schedule!r}; known: "
+                                    f"{sorted(SCHEDULES) + [EXACT]}")
+        if self.steps is not None and int(self.steps) < 0:
+            raise InvalidInputError(f"steps must be >= 0, got {self.steps}")
+        if self.compute_dtype is not None:
+            resolve_dtype(self.compute_dtype, torch.float32)
+        if self.out_dtype is not None:
+            resolve_dtype(self.out_dtype, torch.float32)
+
+    @property
+    def is_exact(self) -> bool:
+        return isinstance(self.schedule, str) and self.schedule == EXACT
+
+    def __call__(self, X: Tensor, *, check_finite: bool = True) -> Tensor:
+        if self.is_exact:
+            return msign_exact(X, self.rank_tol, rank_rtol=self.rank_rtol, out_dtype=self.out_dtype,
+                               check_finite=check_finite)
+        return newton_schulz(X, self.schedule, steps=self.steps, extension=self.extension,
+                             safety=self.safety, eps=self.eps, eps_form=self.eps_form,
+                             compute_dtype=self.compute_dtype, out_dtype=self.out_dtype,
+                             cast=self.cast, transpose=self.transpose, check_finite=check_finite)
+
+
+def as_policy(policy: MsignPolicy | str | Schedule | None) -> MsignPolicy:
+    """``None`` → the default policy (KJ, 5 steps, bf16); a name/Schedule → that schedule."""
+    if policy is None:
+        return MsignPolicy()
+    if isinstance(policy, MsignPolicy):
+        return policy
+    if isinstance(policy, (str, Schedule)):
+        return MsignPolicy(schedule=policy)
+    raise InvalidInputError(f"msign policy must be a MsignPolicy, a schedule name or 'exact', got {policy!r}")
+
+
+def msign(X: Tensor, policy: MsignPolicy | str | Schedule | None = None, *,
+          check_finite: bool = True) -> Tensor:
+    """msign of a ``(..., m, n)`` tensor under ``policy`` (see :class:`MsignPolicy`)."""
+    return as_policy(policy)(X, check_finite=check_finite)
+
+
+def msign_many(tensors: Sequence[Tensor], policy: MsignPolicy | str | Schedule | None = None, *,
+               check_finite: bool = True) -> list[Tensor]:
+    """msign of every tensor in a list; tensors of equal (shape, dtype, device) are stacked and
+    orthogonalised in one batched call. Returns new tensors in input order."""
+    pol = as_policy(policy)
+    out: list[Tensor | None] = [None] * len(tensors)
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        _check_matrix(t, f"tensors[{i}]", False)
+        groups.setdefault((tuple(t.shape), t.dtype, t.device), []).append(i)
+    for idx in groups.values():
+        if len(idx) == 1:
+            out[idx[0]] = pol(tensors[idx[0]], check_finite=check_finite)
+            continue
+        res = pol(torch.stack([tensors[i] for i in idx]), check_finite=check_finite)
+        for j, i in enumerate(idx):
+            out[i] = res[j]
+    return out  # type: ignore[return-value]

@@ -1,0 +1,236 @@
+"""Registry of numerically checked theory claims (CLAIMS.md ids).
+
+A claim is a :class:`Claim` (id, statement, source, ``run(seed, budget) -> ClaimResult``).
+Its result carries the measured quantity, the expected value or law, the tolerance with its
+justification (CLAIMS.md §0.2 tolerance model), the verdict and a matplotlib figure.
+
+Negative controls. Where CLAIMS.md lists one, the *same* check function is applied to the
+control configuration and must FAIL there (``ControlResult.check_passed is False``); otherwise
+the claim's verdict is ``"VACUOUS"``. Verdicts: ``PASS`` (check passes, control — if any —
+fails), ``FAIL`` (check fails), ``VACUOUS`` (check passes but so does its control), ``ERROR``
+(the run raised).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from reference.errors import InvalidInputError
+
+BudgetName = Literal["quick", "full"]
+Verdict = Literal["PASS", "FAIL", "VACUOUS", "ERROR"]
+
+__all__ = [
+    "Budget",
+    "ControlResult",
+    "ClaimResult",
+    "Claim",
+    "REGISTRY",
+    "register",
+    "get_claim",
+    "claim_ids",
+    "run_claim",
+]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Run size: ``quick`` (CI, every claim in well under 3 min on 2 cores) or ``full``."""
+
+    name: BudgetName = "quick"
+
+    def __post_init__(self) -> None:
+        if self.name not in ("quick", "full"):
+            raise InvalidInputError(f"budget must be 'quick' or 'full', got {self.name!r}")
+
+    @property
+    def quick(self) -> bool:
+        return self.name == "quick"
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """``quick`` under the quick budget, ``full`` otherwise."""
+        return quick if self.quick else full
+
+
+@dataclass
+class ControlResult:
+    """The negative control: the same check applied where it must fail."""
+
+    description: str
+    measured: float
+    check_passed: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"description": self.description, "measured": _num(self.measured),
+                "check_passed": bool(self.check_passed), "details": _jsonable(self.details)}
+
+
+@dataclass
+class ClaimResult:
+    """Outcome of one claim run.
+
+    ``measured``/``expected`` are scalars (``expected`` may be ``None`` when the law is a bound
+    stated in ``expected_text``); ``tolerance`` is the numeric bound used by the check and
+    ``tolerance_note`` its justification. ``details`` holds further scalar figures.
+    """
+
+    claim_id: str
+    measured: float
+    measured_label: str
+    expected: float | None
+    expected_text: str
+    tolerance: float
+    tolerance_note: str
+    passed: bool
+    control: ControlResult | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    figure: Any = None  # matplotlib.figure.Figure (not serialised)
+    statement: str = ""
+    source: str = ""
+    seed: int = 0
+    budget: str = "quick"
+    runtime_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.error is not None:
+            return "ERROR"
+        if not self.passed:
+            return "FAIL"
+        if self.control is not None and self.control.check_passed:
+            return "VACUOUS"
+        return "PASS"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.claim_id,
+            "statement": self.statement,
+            "source": self.source,
+            "measured": _num(self.measured),
+            "measured_label": self.measured_label,
+            "expected": None if self.expected is None else _num(self.expected),
+            "expected_text": self.expected_text,
+            "tolerance": _num(self.tolerance),
+            "tolerance_note": self.tolerance_note,
+            "passed": bool(self.passed),
+            "verdict": self.verdict,
+            "control": None if self.control is None else self.control.to_json(),
+            "details": _jsonable(self.details),
+            "seed": int(self.seed),
+            "budget": self.budget,
+            "runtime_s": float(self.runtime_s),
+            "error": self.error,
+        }
+
+
+RunFn = Callable[[int, Budget], ClaimResult]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One registered claim: CLAIMS.md id, statement, source, family and its ``run``."""
+
+    id: str
+    statement: str
+    source: str
+    family: str
+    run: RunFn
+    has_control: bool = True
+    needs: tuple[str, ...] = ()  # optional modules the claim imports (reported when missing)
+
+
+REGISTRY: dict[str, Claim] = {}
+
+
+def register(id: str, statement: str, source: str, family: str, *, has_control: bool = True,
+             needs: tuple[str, ...] = ()) -> Callable[[RunFn], RunFn]:
+    """Decorator registering ``run(seed, budget) -> ClaimResult`` under a CLAIMS.md id."""
+
+    def deco(fn: RunFn) -> RunFn:
+        if id in REGISTRY:
+            raise InvalidInputError(f"claim {id!r} registered twice")
+        REGISTRY[id] = Claim(id, statement, source, family, fn, has_control, needs)
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    from . import claims  # noqa: F401  (importing registers every family)
+
+
+def claim_ids() -> list[str]:
+    """All registered ids in CLAIMS.md order (family, then number)."""
+    _load_all()
+    return sorted(REGISTRY, key=_sort_key)
+
+
+def _sort_key(cid: str) -> tuple[int, str, int, str]:
+    order = "PGLMVARSIXT"
+    head, _, tail = cid.partition("-")
+    num = "".join(ch for ch in tail if ch.isdigit())
+    return (order.find(head[0]) if head and head[0] in order else 99, head,
+            int(num) if num else 0, tail)
+
+
+def get_claim(cid: str) -> Claim:
+    _load_all()
+    if cid not in REGISTRY:
+        raise InvalidInputError(f"unknown claim {cid!r}; known: {', '.join(claim_ids())}")
+    return REGISTRY[cid]
+
+
+def run_claim(cid: str, seed: int = 0, budget: Budget | str = "quick", *,
+              catch: bool = True) -> ClaimResult:
+    """Run one claim, filling statement/source/seed/budget/runtime; errors become ``ERROR``."""
+    claim = get_claim(cid)
+    b = budget if isinstance(budget, Budget) else Budget(budget)
+    t0 = time.perf_counter()
+    try:
+        res = claim.run(seed, b)
+    except Exception as exc:  # reported as an ERROR verdict, with the traceback
+        if not catch:
+            raise
+        res = ClaimResult(cid, float("nan"), "", None, "", float("nan"), "", False,
+                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
+    res.claim_id = cid
+    res.statement = claim.statement
+    res.source = claim.source
+    res.seed = seed
+    res.budget = b.name
+    res.runtime_s = time.perf_counter() - t0
+    return res
+
+
+def _num(x: Any) -> float | None:
+    """JSON number; non-finite values become ``None`` (JSON has no NaN/Inf)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
