@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 from reference.errors import InvalidInputError
 
-__all__ = ["ManifoldDecl", "Profile", "PROFILES", "get_profile", "register_profile"]
+__all__ = ["ManifoldDecl", "Profile", "PROFILES", "PROFILES_REGISTRY", "get_profile", "register_profile"]
 
 Coeffs = tuple[tuple[float, float, float], ...]
 
@@ -58,6 +58,7 @@ class ManifoldDecl:
     retraction: str = "projection"
     retraction_order: int = 2
     dtype: str = "float64"
+    shapes: tuple[tuple[int, int], ...] = ((6, 4), (4, 6))
 
     def reference(self) -> Any:
         """The reference manifold of ``reference.manifolds`` with these conventions."""
@@ -185,6 +186,8 @@ class Profile:
 _KJ_COEFFS = "keller_jordan"
 
 _PROFILES: dict[str, Profile] = {}
+#: every registered profile by name (read it through :data:`PROFILES`)
+PROFILES_REGISTRY = _PROFILES
 
 
 def register_profile(p: Profile) -> Profile:
@@ -283,7 +286,8 @@ register_profile(Profile(
     source="CONVENTIONS.md §4.14", compute_dtype="float64", return_dtype="input",
     manifolds=(ManifoldDecl("Sphere", "oblique", axis="rows", radius=1.0, retraction="normalize",
                             retraction_order=2),
-               ManifoldDecl("Stiefel", "stiefel", radius=1.0, retraction="qr", retraction_order=1)),
+               ManifoldDecl("Stiefel", "stiefel", radius=1.0, retraction="qr", retraction_order=1,
+                            shapes=((7, 3), (5, 5)))),
 ))
 register_profile(Profile(
     name="pymanopt", description="pymanopt 2.2.1: Sphere(*shape) Frobenius, Oblique(m, n) unit "
@@ -293,7 +297,64 @@ register_profile(Profile(
                             retraction_order=2),
                ManifoldDecl("Oblique", "oblique", axis="cols", radius=1.0, retraction="normalize",
                             retraction_order=2),
-               ManifoldDecl("Stiefel(qr)", "stiefel", radius=1.0, retraction="qr", retraction_order=1),
+               ManifoldDecl("Stiefel(qr)", "stiefel", radius=1.0, retraction="qr", retraction_order=1,
+                            shapes=((7, 3), (5, 5))),
                ManifoldDecl("Stiefel(polar)", "stiefel", radius=1.0, retraction="polar",
-                            retraction_order=2)),
+                            retraction_order=2, shapes=((7, 3), (5, 5)))),
 ))
+
+
+#: read-only view of the registered profiles
+from types import MappingProxyType as _MP  # noqa: E402
+
+PROFILES = _MP(_PROFILES)
+
+
+# ------------------------------------------------------------------------------ gpu_impl (ours)
+def _gpu_manifolds(first: str) -> tuple[ManifoldDecl, ...]:
+    decls = {
+        "frobenius": ManifoldDecl("frobenius", "frobenius_sphere", radius=1.0, retraction="rescale",
+                                  retraction_order=2),
+        "spectral": ManifoldDecl("spectral", "spectral_sphere", radius=1.0, retraction="rescale",
+                                 retraction_order=1),
+        "oblique_rows": ManifoldDecl("oblique_rows", "oblique", axis="rows", radius=1.0,
+                                     retraction="normalize", retraction_order=2),
+        "oblique_cols": ManifoldDecl("oblique_cols", "oblique", axis="cols", radius=1.0,
+                                     retraction="normalize", retraction_order=2),
+        "stiefel": ManifoldDecl("stiefel", "stiefel", radius=1.0, retraction="polar", retraction_order=2,
+                                shapes=((7, 3), (3, 7), (5, 5))),
+    }
+    return (decls[first],) + tuple(d for k, d in decls.items() if k != first)
+
+
+def _gpu_macro(name: str, first: str, *, schedule: str = "keller_jordan", compute: str = "bfloat16",
+               dtypes: tuple[str, ...] = ("float32",), description: str = "") -> Profile:
+    return Profile(
+        name=name, description=description or f"gpu_impl MACRO (variant A) on the {first} manifold",
+        source="MATH.md §7.1 (reconstructed default); gpu_impl/optim/macro.py", schedule=schedule,
+        steps=5, eps_form="+eps" if schedule == "keller_jordan" else "none",
+        eps=1e-7 if schedule == "keller_jordan" else 0.0, cast_point="cast_then_normalise",
+        compute_dtype=compute, return_dtype="input", transpose_rule="tall", ndim_handling="batched",
+        rule="macro", momentum_form="ema", momentum=0.95, nesterov_form="none", shape_scale="none",
+        scale=1.0, weight_decay_coupling="none", lr=0.02, param_dtypes=dtypes,
+        manifolds=_gpu_manifolds(first), direction_tangent=True,
+        mutation=("momentum_buffer", "parameters (moved onto the manifold at construction, documented)"),
+        nan_policy="raise", zero_policy="zero", routing="2-D parameters of constrained groups; rest AdamW",
+        scale_range=(1e-3, 1e12),
+    )
+
+
+register_profile(_gpu_macro("gpu_impl", "frobenius",
+                            description="gpu_impl MACRO on the Frobenius sphere, KJ×5 Newton–Schulz in bf16 "
+                                        "(the default target)"))
+register_profile(_gpu_macro("gpu_impl_exact", "frobenius", schedule="exact", compute="float64",
+                            dtypes=("float64",),
+                            description="gpu_impl MACRO on the Frobenius sphere with exact (SVD) msign, float64"))
+register_profile(_gpu_macro("gpu_impl_spectral", "spectral", schedule="exact", compute="float64",
+                            dtypes=("float64",),
+                            description="gpu_impl MACRO on the spectral sphere (exact Θ and msign), float64"))
+register_profile(_gpu_macro("gpu_impl_oblique", "oblique_rows"))
+register_profile(_gpu_macro("gpu_impl_stiefel", "stiefel", schedule="exact", compute="float64",
+                            dtypes=("float64",)))
+register_profile(_gpu_macro("gpu_impl_fp32ns", "frobenius", compute="float32", dtypes=("float32", "float64"),
+                            description="gpu_impl MACRO on the Frobenius sphere, KJ×5 Newton–Schulz in fp32"))

@@ -56,3 +56,31 @@ __version__ = "0.1.0"
 # their public names below, one import block each.
 from . import generators
 from .generators import RANK_RTOL, haar_orthogonal, matrix_with_spectrum, random_matrix, spectrum
+from .optimizers import (
+    MACRO,
+    MUON_PROFILES,
+    SPEL,
+    SSO,
+    AdamW,
+    Diagnostics,
+    ManifoldMuon,
+    Mano,
+    Muon,
+    MuonBall,
+    MuonH,
+    RiemannianSGD,
+    State,
+)
+from . import conditions, optimizers, problems
+from .conditions import ProblemConstants, check_hyperparameters, descent_monitor
+from .problems import (
+    MatrixSensing,
+    Procrustes,
+    ProjectionProblem,
+    RayleighFrobenius,
+    RayleighStiefel,
+    TwoLayerNet,
+)
+# mpmath reference (reference.precise, e.g. reference.precise.msign(X, dps=50)) and the golden corpus
+from . import golden, precise
+from .golden import GoldenCase, GoldenChecksumError, GoldenCorpus, load_golden

@@ -620,9 +620,13 @@ def schedule_band(schedule: str | Schedule, lower: float, *, upper: float = 1.0,
                           + [lo_ + (up_ - lo_) * i / (points - 1) for i in range(points)]))
         vals = [_phi(cs, g / s) for g in grid]
         best = [min(vals), max(vals)]
+        # a cell's interior extremum differs from its node value by at most ~ the largest jump
+        # between neighbouring nodes; local extrema farther than 2 jumps from the best node
+        # value cannot win and are not polished
+        jump = max(abs(vals[i + 1] - vals[i]) for i in range(len(vals) - 1))
         for i in range(1, len(grid) - 1):
-            is_min = vals[i] <= vals[i - 1] and vals[i] <= vals[i + 1]
-            is_max = vals[i] >= vals[i - 1] and vals[i] >= vals[i + 1]
+            is_min = vals[i] <= vals[i - 1] and vals[i] <= vals[i + 1] and vals[i] <= best[0] + 2 * jump
+            is_max = vals[i] >= vals[i - 1] and vals[i] >= vals[i + 1] and vals[i] >= best[1] - 2 * jump
             if not (is_min or is_max):
                 continue
             a, b = grid[i - 1], grid[i + 1]

@@ -91,6 +91,7 @@ class Diagnostics:
     * ``relative_update`` ‖W_next − W‖_F/‖W‖_F;
     * ``pre_retraction_violation`` c_M(W_pre); ``retraction_shrink`` ‖W_next‖_F/‖W_pre‖_F;
     * ``spectral_gap`` (σ₁ − σ₂)/σ₁ of W on the spectral sphere (None elsewhere);
+    * ``direction`` D and ``lmo_input`` X themselves (read-only copies);
     * ``exact_value`` OPT_T(X) and ``suboptimality`` (⟨X, D⟩/‖D‖₂)/OPT_T(X) when requested;
     * ``extras``: method-specific figures (e.g. SSO's λ and bisection status).
     """
@@ -106,6 +107,8 @@ class Diagnostics:
     retraction_shrink: Any
     step_scale: float
     spectral_gap: Any = None
+    direction: Any = None
+    lmo_input: Any = None
     exact_value: Any = None
     suboptimality: Any = None
     extras: Mapping[str, Any] = field(default_factory=dict)
@@ -287,6 +290,8 @@ def build_diagnostics(
         retraction_shrink=_sc(_fro(W_next) / np.where(npre > 0, npre, 1.0)),
         step_scale=float(step_scale),
         spectral_gap=gap,
+        direction=_readonly(D),
+        lmo_input=_readonly(X),
         exact_value=exact_value,
         suboptimality=subopt,
         extras=MappingProxyType(dict(extras or {})),

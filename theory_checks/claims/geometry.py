@@ -645,11 +645,13 @@ def g12(seed: int, budget: Budget) -> ClaimResult:
     Th = np.outer(Uo[:, 0], Vo[:, 0])
     xc = unit(A - np.sum(A * Th) * Th - 0.5 * Th)
     ec = np.array([np.linalg.norm(W + t * xc, 2) - R for t in T_GRID])
-    return ClaimResult("G-12", float(min(mins)), "min over t, gap of σ₁(W + tξ) − R", 0.0,
-                       "≥ 0; slope 2; constant log-slope −1 vs gap", -lower,
-                       "≥ −c·u·n·R; slopes ±0.05; gap log-slope −1 ± 0.2 (CLAIMS G-12)", ok_main,
-                       ControlResult("non-tangent ξ with ⟨Θ, ξ⟩ < 0", float(ec.min()), check(float(ec.min()), slopes, gslope)),
-                       {"slopes": slopes, "gap log-slope": gslope, "constants": consts}, fig)
+    return ClaimResult("G-12", gslope, "log-slope of the O(t²) constant against the gap", -1.0,
+                       "σ₁(W+tξ) − R ≥ 0; slope 2 in t; constant ∝ 1/gap", 0.2,
+                       "CLAIMS G-12: excess ≥ −c·u·n·R; t-slopes ±0.05; gap log-slope −1 ± 0.2", ok_main,
+                       ControlResult("non-tangent ξ with ⟨Θ, ξ⟩ < 0: min σ₁(W+tξ) − R", float(ec.min()),
+                                     check(float(ec.min()), slopes, gslope)),
+                       {"min excess σ₁ − R": float(min(mins)), "excess lower bound": lower, "t-slopes": slopes,
+                        "constants": consts}, fig)
 
 
 # ------------------------------------------------------------------------------------------ G-13

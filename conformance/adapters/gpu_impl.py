@@ -1,0 +1,92 @@
+"""Adapter for our own torch implementation (``gpu_impl``), written as a user would write one.
+
+Capabilities: ``msign`` (``gpu_impl.msign.newton_schulz`` / ``msign_exact`` with the profile's
+schedule and compute dtype), the manifold operations of ``gpu_impl.manifolds`` for every
+manifold the profile declares (spectral sphere with the exact Θ), ``direction`` (MACRO variant A
+composed from those primitives: D = s·P_W(msign(P_W(U)))), and ``optimizer``
+(``gpu_impl.optim.MACRO`` configured from the profile). Default profile ``gpu_impl``; the
+others (``gpu_impl_exact``, ``gpu_impl_spectral``, ``gpu_impl_oblique``, ``gpu_impl_stiefel``,
+``gpu_impl_fp32ns``) are selected with ``--profile``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..profiles import Profile
+from . import Adapter
+
+_SCALE = {"none": "one", "kj": "kj", "moonlight": "moonlight", "spectral_mup": "spectral_mup"}
+
+
+class GpuImplAdapter(Adapter):
+    """gpu_impl: msign, manifolds and the MACRO optimizer."""
+
+    name = "gpu_impl"
+    profile: str | Profile = "gpu_impl"
+    capabilities = frozenset({"msign", "project_tangent", "retract", "contains", "direction", "optimizer"})
+    requires = ("gpu_impl.msign", "gpu_impl.manifolds", "gpu_impl.optim")
+
+    # ---------------------------------------------------------------- orthogonaliser
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        from gpu_impl.msign import msign_exact, newton_schulz
+
+        p = self.get_profile()
+        if p.schedule == "exact":
+            return msign_exact(G, rank_rtol=1e-10 if G.dtype == torch.float64 else 1e-5)
+        return newton_schulz(G, p.ns_schedule(), compute_dtype=None if p.compute_dtype == "input" else p.compute_dtype,
+                             cast="before" if p.cast_point != "normalise_then_cast" else "after")
+
+    # ---------------------------------------------------------------- manifolds
+    def _man(self, name: str) -> Any:
+        from gpu_impl.manifolds import SpectralSphere, make_manifold
+
+        decl = next(d for d in self.get_profile().manifolds if d.name == name)
+        if name == "spectral":
+            return SpectralSphere(decl.radius, theta="exact")
+        return make_manifold(name, decl.radius)
+
+    def project_tangent(self, manifold: str, W: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        return self._man(manifold).project_tangent(W, G)
+
+    def retract(self, manifold: str, W: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        return self._man(manifold).retract(W, A)
+
+    def contains(self, manifold: str, W: torch.Tensor, atol: float) -> bool:
+        return bool(self._man(manifold).contains(W, atol))
+
+    # ---------------------------------------------------------------- optimizer
+    def direction(self, W: torch.Tensor, G: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
+        from gpu_impl.optim import shape_scale
+
+        p = self.get_profile()
+        man = self._man(p.manifolds[0].name)
+        beta = p.momentum
+        M = torch.zeros_like(G) if state is None else state["momentum"]
+        M_new = torch.lerp(M, G, 1.0 - beta) if p.momentum_form == "ema" else torch.add(G, M, alpha=beta)
+        X = man.project_tangent(W, M_new)
+        D = man.project_tangent(W, self.msign(X))
+        s = p.scale * shape_scale(_SCALE[p.shape_scale], *W.shape[-2:])
+        return s * D, {"momentum": M_new}
+
+    def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
+                  **extra: Any) -> Any:
+        from gpu_impl.optim import MACRO
+
+        p = self.get_profile()
+        decl = p.manifolds[0]
+        kw: dict[str, Any] = dict(manifold=decl.name, radius=decl.radius, momentum_form=p.momentum_form,
+                                  scale=_SCALE[p.shape_scale], retraction=decl.retraction)
+        if p.schedule == "exact":
+            kw["msign"] = "exact"
+        else:
+            kw.update(msign=p.ns_schedule(), ns_steps=p.steps,
+                      ns_dtype=None if p.compute_dtype == "input" else p.compute_dtype)
+        if decl.name == "spectral":
+            kw["theta"] = "exact"
+        return MACRO(params, lr=lr, momentum=momentum, **kw)
+
+    def momentum_buffer(self, opt: Any, p: Any) -> Any:
+        return opt.state[p].get("momentum")

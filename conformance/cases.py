@@ -1,0 +1,124 @@
+"""Cases: golden corpus, seeded hypothesis strategies and adversarial spectrum-controlled matrices.
+
+All generators are deterministic functions of a ``numpy.random.Generator`` (or a seed), so a
+run is reproducible from its seed and a single case from its saved arrays.
+
+* :func:`adversarial_matrices` — spectrum-controlled (Q₁·diag(σ)·Q₂ᵀ, ``reference.generators``):
+  well conditioned, κ = 10³, rank deficient with exact zeros, repeated σ₁, tiny normalised
+  singular values (σ/‖G‖_F down to 10⁻⁶), tall/wide/square/vectors (CLAIMS §0.1; CONVENTIONS
+  §12.8–9).
+* :func:`hypothesis_matrices` — examples of ``reference.generators.matrices`` drawn with a fixed
+  hypothesis seed (derandomisable: the same seed gives the same examples).
+* :func:`golden_matrices` — input matrices of the golden corpus (``reference.golden``) when it
+  is installed; otherwise an empty list (reported in the run's case summary).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from reference import generators as gen
+
+from .checks import Case
+
+__all__ = ["adversarial_matrices", "hypothesis_matrices", "golden_matrices", "matrix_cases",
+           "draw_examples"]
+
+
+def adversarial_matrices(rng: np.random.Generator, full: bool = False) -> list[Case]:
+    """Spectrum-controlled adversarial matrices (unit σ₁ unless stated)."""
+    out: list[Case] = []
+    shapes = [(8, 8), (12, 7), (7, 12)] + ([(32, 20), (20, 32), (1, 9), (9, 1), (48, 48)] if full else [(1, 6)])
+
+    def add(label: str, X: np.ndarray) -> None:
+        out.append(Case(label, {"G": X}))
+
+    for shp in shapes:
+        k = min(shp)
+        add(f"well-conditioned κ=3 {shp}", gen.random_matrix(rng, shp, cond=3.0))
+        if k >= 3:
+            add(f"ill-conditioned κ=1e3 {shp}", gen.random_matrix(rng, shp, cond=1e3))
+            add(f"rank-deficient r={k // 2} exact zeros {shp}",
+                gen.random_matrix(rng, shp, cond=10.0, rank=max(1, k // 2), exact_zeros=True))
+            add(f"repeated σ₁ (q=2) {shp}", gen.random_matrix(rng, shp, cond=5.0, multiplicity=2))
+        if full and k >= 4:
+            s = np.concatenate([[1.0, 0.5], np.geomspace(1e-3, 1e-6, k - 2)])
+            add(f"tiny normalised σ (1e-3…1e-6) {shp}", gen.matrix_with_spectrum(rng, s, shp))
+            add(f"clustered {shp}", gen.random_matrix(rng, shp, kind="clustered"))
+    return out
+
+
+def draw_examples(strategy: Any, n: int, seed: int) -> list[Any]:
+    """``n`` examples of a hypothesis strategy, deterministic in ``seed``."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+
+    got: list[Any] = []
+
+    @settings(max_examples=n, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @hseed(int(seed))
+    @given(strategy)
+    def _collect(x: Any) -> None:
+        got.append(x)
+
+    _collect()
+    return got[:n]
+
+
+def hypothesis_matrices(seed: int, n: int, max_side: int = 12) -> list[Case]:
+    """Seeded examples of ``reference.generators.matrices`` (moderate scales, κ ≤ 10³)."""
+    strat = gen.matrices(gen.shapes(min_side=1, max_side=max_side), max_cond=1e3,
+                         min_scale_exp=-3, max_scale_exp=3)
+    return [Case(f"hypothesis #{i} {x.shape}", {"G": x}) for i, x in enumerate(draw_examples(strat, n, seed))]
+
+
+def golden_matrices(limit: int = 8) -> list[Case]:
+    """Input matrices of the golden corpus (``reference.golden.load_golden``), if available."""
+    try:
+        from reference.golden import load_golden  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    try:
+        corpus = load_golden()
+    except Exception:  # a broken corpus is reported by its own tests, not hidden here
+        return []
+    out: list[Case] = []
+    for name, X in _iter_golden_inputs(corpus):
+        if X.ndim == 2 and 1 <= min(X.shape) and max(X.shape) <= 64 and np.all(np.isfinite(X)) and np.any(X):
+            out.append(Case(f"golden {name} {X.shape}", {"G": X}))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _iter_golden_inputs(corpus: Any) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (name, matrix) for every 2-D float input found in the corpus (format-tolerant)."""
+    seq = getattr(corpus, "cases", corpus)
+    items = seq.items() if isinstance(seq, dict) else enumerate(seq)
+    for key, entry in items:
+        if getattr(entry, "op", "msign") not in ("msign", "polar_factor", "ns_apply", "mclip"):
+            continue
+        name = str(getattr(entry, "name", key))
+        inputs = getattr(entry, "inputs", None)
+        if inputs is None and isinstance(entry, dict):
+            inputs = entry.get("inputs", entry)
+        if isinstance(inputs, dict):
+            for k in ("X", "G", "A", "W"):
+                if k in inputs:
+                    arr = np.asarray(inputs[k], dtype=np.float64)
+                    if arr.ndim == 2:
+                        yield f"{name}:{k}", arr
+                        break
+
+
+def matrix_cases(ctx: Any, salt: str) -> list[Case]:
+    """The standard matrix set of a check: adversarial + hypothesis (+ golden in full mode)."""
+    rng = ctx.rng(salt)
+    cases = adversarial_matrices(rng, ctx.full)
+    cases += hypothesis_matrices(int(rng.integers(2**31)), 12 if ctx.full else 3)
+    if ctx.full:
+        cases += golden_matrices()
+    return cases

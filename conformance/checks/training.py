@@ -1,0 +1,105 @@
+"""Full training step: the small transformer of ``gpu_impl.model`` with the target optimizer,
+against the declared rule computed from the same float64 gradients (issue 6; CLAIMS X-1).
+
+The model runs in float64; its hidden matrices (q, k, v, o, gate, up, down) are handed to the
+target optimizer in the parameter dtype, with gradients rounded to that dtype. Each step is
+checked with teacher forcing on the weights (the expected step starts from the target's current
+weights) and an independent expected momentum, so a corrupted optimizer state still shows while
+rounding differences do not compound. For a manifold rule the initial matrices are projected
+onto the declared manifold first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import expected as E
+from ..adapters import to_numpy
+from ..tolerances import Tolerance
+from . import Case, Context, Measurement, NotApplicable, register
+from ._util import call, fro, spec2, tensor
+from .optimizer import LR, _step_tol
+
+
+def _applies(ctx: Context) -> str | None:
+    if ctx.profile.rule == "none":
+        return "profile declares no optimizer rule"
+    try:
+        import gpu_impl.model  # noqa: F401
+    except ImportError as exc:
+        return f"gpu_impl.model not importable: {exc}"
+    return None
+
+
+def _cases(ctx: Context) -> list[Case]:
+    steps = 3 if ctx.full else 2
+    return [Case(f"tiny decoder, {steps} steps, {dt}", {}, {"steps": steps, "dtype": dt})
+            for dt in (ctx.profile.param_dtypes if ctx.full else ctx.profile.param_dtypes[:1])]
+
+
+def _model(seed: int) -> Any:
+    from gpu_impl.model import Decoder, make_config
+
+    cfg = make_config("tiny", width=32, depth=1, heads=2, ffn=48, vocab_size=64, max_seq_len=32)
+    gen = torch.Generator().manual_seed(seed)
+    return Decoder(cfg, generator=gen).double()
+
+
+@register("training.transformer_steps", "training",
+          "A few optimizer steps on the hidden matrices of the small transformer (gpu_impl.model) "
+          "equal the declared rule applied to the same float64 gradients, per matrix and step.",
+          requires={"optimizer"}, cases=_cases, applies=_applies, quick=True,
+          catches=("any optimizer-step defect on real gradients",))
+def transformer_steps(ctx: Context, case: Case) -> Measurement:
+    p = ctx.profile
+    dt = case.params["dtype"]
+    model = _model(ctx.seed)
+    gen = torch.Generator().manual_seed(ctx.seed + 1)
+    tokens = torch.randint(0, 64, (2, 17), generator=gen)
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    names = [n for n, _ in model.hidden_matrices()]
+    mats = dict(model.hidden_matrices())
+    decl_man = p.manifolds[0].reference() if p.rule == "macro" else None
+    with torch.no_grad():
+        for n in names:
+            W = mats[n].detach().numpy()
+            if decl_man is not None:
+                W = decl_man.project_point(W)
+            mats[n].copy_(torch.tensor(E.round_to(W, dt)))
+    params = [torch.nn.Parameter(tensor(mats[n].detach().numpy(), dt)) for n in names]
+    opt = call(ctx, "optimizer", params, lr=LR, momentum=p.momentum, weight_decay=0.0)
+    Ms: dict[str, Any] = {n: None for n in names}
+    worst, worst_tol, rows = -1.0, None, []
+    for t in range(1, case.params["steps"] + 1):
+        model.zero_grad(set_to_none=True)
+        loss = model.loss(x, y)
+        loss.backward()
+        grads = {n: E.round_to(mats[n].grad.detach().numpy(), dt) for n in names}
+        Wcur = {n: to_numpy(prm.data) for n, prm in zip(names, params)}
+        for n, prm in zip(names, params):
+            prm.grad = tensor(grads[n], dt)
+        opt.step()
+        for n, prm in zip(names, params):
+            Wexp, Ms[n] = E.step(p, Wcur[n], grads[n], Ms[n], lr=LR, weight_decay=0.0, t=t,
+                                 input_dtype=dt, manifold=decl_man)
+            got = to_numpy(prm.data)
+            err = spec2(got - Wexp) if np.all(np.isfinite(got)) else float("inf")
+            Mt = Ms[n]
+            U = E.nesterov_input(p, Mt, grads[n], p.momentum, t)
+            if decl_man is not None:
+                U = decl_man.project_tangent(Wcur[n], U)
+            tol = _step_tol(ctx, Wcur[n], U, dt, LR)
+            rows.append({"step": t, "matrix": n, "error": err, "bound": tol.bound, "loss": float(loss.detach())})
+            if worst_tol is None or err / tol.bound > worst / worst_tol.bound:
+                worst, worst_tol = err, tol
+        with torch.no_grad():
+            for n, prm in zip(names, params):
+                mats[n].copy_(prm.data.to(torch.float64))
+    if worst_tol is None:
+        raise NotApplicable("the model has no hidden matrices")
+    return Measurement("‖W_t − W_t*‖₂ (worst matrix and step)", worst,
+                       Tolerance(worst_tol.bound, worst_tol.formula, worst_tol.provenance, dt),
+                       worst <= worst_tol.bound, {"per_step": rows[-len(names):], "n_matrices": len(names)})

@@ -1,0 +1,92 @@
+"""``manifold-oracle conform``: check an implementation against the reference.
+
+    manifold-oracle conform [--target module:attr] [--profile NAME] [--quick|--full]
+                            [--select ID ...] [--deselect ID ...] [--seed N]
+                            [--json PATH] [--junit PATH] [--xfail-file PATH] [-v]
+
+Exit codes: 0 every check passed (xfail/graded/not-applicable allowed), 1 a check failed or the
+target raised, 2 the harness could not run (bad target or arguments, missing dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="manifold-oracle conform", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", default="gpu_impl",
+                   help="module:attribute of an adapter, or a built-in name (gpu_impl, torch_muon, "
+                        "kj_muon, scipy_polar, geoopt, pymanopt); default gpu_impl")
+    p.add_argument("--profile", default=None, help="override the adapter's declared profile (a name "
+                   "of conformance.profiles)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="small case set (default; < 60 s on 2 cores)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="every case")
+    p.set_defaults(mode="quick")
+    p.add_argument("--select", nargs="+", default=[], metavar="ID", help="check ids or patterns to run")
+    p.add_argument("--deselect", nargs="+", default=[], metavar="ID", help="check ids or patterns to skip")
+    p.add_argument("--seed", type=int, default=0, help="seed of every generated case (default 0)")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report here")
+    p.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML here")
+    p.add_argument("--xfail-file", default=None, metavar="PATH",
+                   help="lines 'check-id reason': expected failures (unmatched ids are reported)")
+    p.add_argument("--repro-dir", default=None, metavar="DIR",
+                   help="where failing inputs go (default: next to --json, else ./conform-repro)")
+    p.add_argument("--list", action="store_true", help="list the checks and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show not-applicable checks")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from reference.errors import InvalidInputError, NotAvailableError
+
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(list(argv if argv is not None else sys.argv[1:]))
+    except SystemExit as exc:  # argparse: --help exits 0, bad arguments exit 2
+        return int(exc.code or 0)
+    from .checks import all_checks
+
+    if ns.list:
+        for c in all_checks():
+            print(f"{c.id:45s} [{', '.join(sorted(c.requires))}] {c.statement}")
+        return 0
+    from . import report as rep
+    from .runner import read_xfail_file, run
+
+    try:
+        xfail = read_xfail_file(ns.xfail_file) if ns.xfail_file else None
+    except OSError as exc:
+        print(f"manifold-oracle conform: cannot read --xfail-file: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(ns.repro_dir) if ns.repro_dir else (Path(ns.json).parent if ns.json else Path("conform-repro"))
+    try:
+        report = run(ns.target, ns.profile, mode=ns.mode, select=ns.select, deselect=ns.deselect,
+                     seed=ns.seed, xfail=xfail, out_dir=out_dir, progress=not ns.no_progress)
+    except NotAvailableError as exc:
+        print(f"manifold-oracle conform: target {ns.target!r} not available: {exc}", file=sys.stderr)
+        return 2
+    except InvalidInputError as exc:
+        print(f"manifold-oracle conform: cannot run: {exc}", file=sys.stderr)
+        return 2
+    rep.console_table(report, sys.stdout, verbose=ns.verbose)
+    if ns.json:
+        rep.write_json(report, ns.json)
+        print(f"JSON report: {ns.json}")
+    if ns.junit:
+        rep.write_junit(report, ns.junit)
+        print(f"JUnit XML: {ns.junit}")
+    return report.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

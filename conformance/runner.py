@@ -1,0 +1,311 @@
+"""Run checks against an adapter and collect :class:`CheckResult` records into a :class:`Report`.
+
+One check = one result: every case is evaluated, the worst case (smallest margin bound/measured,
+failures first) is kept with its figures; a failing or erroring case gets a reproduction
+(``conformance.repro``). Statuses: ``pass``, ``fail``, ``error`` (the target raised), ``xfail``
+(a failure documented by the profile or listed in an xfail file), ``xpass`` (listed as xfail
+but passed), ``graded`` (quality checks, never a failure) and ``not_applicable`` (with the
+reason: capability not declared, profile makes it moot).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .adapters import Adapter, resolve_target
+from .checks import Case, Check, Context, Declared, Measurement, NotApplicable, all_checks
+from .profiles import Profile
+
+__all__ = ["CheckResult", "Report", "run", "run_check", "select_checks", "read_xfail_file",
+           "target_name", "SCHEMA_VERSION"]
+
+#: version of the JSON report schema (docs/report_schema.json)
+SCHEMA_VERSION = "1.0.0"
+
+FAILING = ("fail", "error")
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check (serialised into the JSON report)."""
+
+    id: str
+    family: str
+    statement: str
+    status: str
+    figure: str | None = None
+    measured: float | None = None
+    tolerance: dict[str, Any] | None = None
+    margin: float | None = None
+    grade: str | None = None
+    n_cases: int = 0
+    worst_case: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    repro: dict[str, Any] | None = None
+    duration_s: float = 0.0
+    catches: list[str] = field(default_factory=list)
+    # not serialised: the worst case itself, for the repro writer
+    _case: Case | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_case", None)
+        return _jsonable(d)
+
+
+def _jsonable(x: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    return x
+
+
+@dataclass
+class Report:
+    """A whole run: target, profile, environment and every check result."""
+
+    target: str
+    adapter: str
+    profile: Profile
+    mode: str
+    seed: int
+    results: list[CheckResult]
+    environment: dict[str, Any]
+    started: str
+    duration_s: float
+    xfail_unmatched: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for r in self.results:
+            c[r.status] = c.get(r.status, 0) + 1
+        return c
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.status in FAILING for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable({
+            "schema_version": SCHEMA_VERSION,
+            "tool": "manifold-oracle conform",
+            "target": self.target,
+            "adapter": self.adapter,
+            "profile": self.profile.to_dict(),
+            "mode": self.mode,
+            "seed": self.seed,
+            "started": self.started,
+            "duration_s": self.duration_s,
+            "environment": self.environment,
+            "summary": {"counts": self.counts, "ok": self.ok, "exit_code": self.exit_code},
+            "xfail_unmatched": self.xfail_unmatched,
+            "checks": [r.to_dict() for r in self.results],
+        })
+
+
+def target_name(adapter: Adapter, spec: Any = None) -> str:
+    """The ``module:attr`` name of a target (the spec as given, else the adapter's class)."""
+    if isinstance(spec, str):
+        return spec
+    cls = type(adapter)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def select_checks(checks: Sequence[Check], select: Iterable[str] = (), deselect: Iterable[str] = (),
+                  mode: str = "quick") -> list[Check]:
+    """Filter by id patterns (fnmatch, or a prefix such as ``spec`` or ``safety.no_mutation``)."""
+    sel, desel = list(select), list(deselect)
+
+    def match(cid: str, pats: list[str]) -> bool:
+        return any(fnmatch.fnmatch(cid, p) or cid == p or cid.startswith(p.rstrip(".") + ".") for p in pats)
+
+    out = []
+    for c in checks:
+        if sel and not match(c.id, sel):
+            continue
+        if desel and match(c.id, desel):
+            continue
+        if mode == "quick" and not c.quick and not sel:
+            continue
+        out.append(c)
+    return out
+
+
+def read_xfail_file(path: str | Path) -> dict[str, str]:
+    """``check-id-pattern  reason...`` per line; ``#`` comments and blank lines ignored."""
+    out: dict[str, str] = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split(None, 1)
+        out[parts[0]] = parts[1].strip() if len(parts) > 1 else "listed in the xfail file"
+    return out
+
+
+def run_check(ctx: Context, check: Check) -> CheckResult:
+    """Evaluate every case of ``check`` and keep the worst (see module docstring)."""
+    t0 = time.perf_counter()
+    res = CheckResult(check.id, check.family, check.statement, "not_applicable", catches=list(check.catches))
+    missing = set(check.requires) - set(ctx.adapter.capabilities)
+    if missing:
+        res.reason = f"target does not declare capability {', '.join(sorted(missing))}"
+        return res
+    try:
+        why = check.applies(ctx)
+        if why:
+            res.reason = why
+            return res
+        cases = list(check.cases(ctx))
+    except NotApplicable as exc:
+        res.reason = str(exc)
+        return res
+    measured: list[tuple[Case, Measurement]] = []
+    declared: list[tuple[Case, str]] = []
+    errors: list[tuple[Case, str]] = []
+    na_reasons: list[str] = []
+    for case in cases:
+        try:
+            m = check.evaluate(ctx, case)
+        except NotApplicable as exc:
+            na_reasons.append(str(exc))
+            continue
+        except Declared as exc:
+            declared.append((case, str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - the target raised: an error result, with repro
+            errors.append((case, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
+            continue
+        measured.append((case, m))
+        res.cases.append({"case": case.label, "measured": m.value, "bound": m.tolerance.bound,
+                          "passed": m.passed, "grade": m.grade})
+    res.n_cases = len(measured) + len(declared) + len(errors)
+    res.duration_s = time.perf_counter() - t0
+    if errors:
+        case, msg = errors[0]
+        res.status, res.reason, res.worst_case, res._case = "error", msg.splitlines()[0], case.label, case
+        res.details = {"traceback": msg, "n_errors": len(errors)}
+        return res
+    if not measured and not declared:
+        res.reason = "; ".join(sorted(set(na_reasons))) or "no applicable case"
+        return res
+    failing = [(c, m) for c, m in measured if not m.passed]
+    if failing:
+        case, m = min(failing, key=lambda cm: cm[1].margin)
+        res.status = "fail"
+    elif declared:
+        case, why = declared[0]
+        res.status, res.reason, res.worst_case, res._case = "xfail", why, case.label, case
+        return res
+    else:
+        case, m = min(measured, key=lambda cm: cm[1].margin)
+        res.status = "graded" if check.graded else "pass"
+    if check.graded:
+        order = "ABCDE"
+        case, m = max(measured, key=lambda cm: order.index(cm[1].grade or "A"))
+        res.status = "graded"
+    res.figure, res.measured, res.tolerance = m.figure, m.value, m.tolerance.to_dict()
+    res.margin, res.grade, res.worst_case, res.details = m.margin, m.grade, case.label, dict(m.details)
+    res._case = case
+    return res
+
+
+def run(target: str | Adapter | type, profile: str | Profile | None = None, *, mode: str = "quick",
+        select: Iterable[str] = (), deselect: Iterable[str] = (), seed: int = 0,
+        xfail: dict[str, str] | None = None, out_dir: str | Path | None = None,
+        progress: bool = False) -> Report:
+    """Resolve ``target``, run the selected checks and return the report.
+
+    Raises ``NotAvailableError``/``InvalidInputError`` when the target cannot be resolved (the
+    CLI maps these to exit code 2). Reproductions of failures are written under ``out_dir``.
+    """
+    from . import repro
+    from .info import collect
+
+    adapter = resolve_target(target, profile)
+    prof = adapter.get_profile()
+    ctx = Context(adapter, prof, seed=int(seed), mode=mode)
+    checks = select_checks(all_checks(), select, deselect, mode)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    t0 = time.perf_counter()
+    results: list[CheckResult] = []
+    iterator: Iterable[Check] = checks
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(checks, desc=f"conform {adapter.name}", unit="check", leave=False)
+        iterator = bar
+    xf = dict(xfail or {})
+    used: set[str] = set()
+    for chk in iterator:
+        if bar is not None:
+            bar.set_postfix_str(chk.id)
+        r = run_check(ctx, chk)
+        for pat, why in xf.items():
+            if fnmatch.fnmatch(chk.id, pat) or chk.id == pat:
+                used.add(pat)
+                if r.status in FAILING:
+                    r.status, r.reason = "xfail", f"xfail file: {why} (was {r.status}: {r.reason or r.figure})"
+                elif r.status == "pass":
+                    r.status, r.reason = "xpass", f"listed as xfail ({why}) but passed"
+        results.append(r)
+    if bar is not None:
+        bar.close()
+    env = collect()
+    env["precision_state"] = _precision_state()
+    report = Report(target_name(adapter, target), adapter.name, prof, mode, int(seed), results, env,
+                    started, time.perf_counter() - t0, sorted(set(xf) - used))
+    if out_dir is not None:
+        for r in results:
+            if r.status in FAILING and r._case is not None:
+                r.repro = repro.write(Path(out_dir), report, r)
+    return report
+
+
+def _precision_state() -> dict[str, Any]:
+    """Precision settings that change results (CONVENTIONS §12.11)."""
+    import os
+
+    import torch
+
+    return {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "torch_compile_disabled": os.environ.get("TORCH_COMPILE_DISABLE", "") not in ("", "0"),
+        "default_dtype": str(torch.get_default_dtype()),
+        "num_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "device": "cpu",
+    }

@@ -1,0 +1,136 @@
+"""Tolerances from error models (CLAIMS.md §0.2; CONVENTIONS.md §12.10).
+
+Every tolerance is a :class:`Tolerance`: the bound, the formula that produced it and where the
+formula comes from. The report records bound, measured value and margin (bound / measured).
+
+Models:
+
+* :func:`exact_identity` — exact identities evaluated in a dtype with an exact (SVD) algorithm:
+  ``c·u·n_eff·scale`` with c = 100 (CLAIMS §0.2; u = unit roundoff of the dtype).
+* :func:`newton_schulz` — a declared polynomial schedule run in a low-precision dtype: the
+  normwise forward error of K steps of X ← p_j(X) is bounded by Σ_j (∏_{l>j} L_l)·δ_j, where
+  L_l is the local Lipschitz constant of p_l along the actual singular-value trajectory (the max
+  over i of |p_l′(x_i)| and of the divided difference |p_l(x_i)/x_i|, which bound the Fréchet
+  derivative of an odd matrix polynomial) and δ_j ≈ u·√n_eff is the rounding of one step relative
+  to a unit-norm iterate. Bound = ``c·u·√n_eff·G`` with G = Σ_j ∏_{l>j} L_l and c = 2.
+  Calibration (kept honest, done once and recorded here): torch.optim.Muon's bf16 routine and an
+  fp32/bf16 KJ routine on 800 spectrum-controlled cases (2…64 per side, κ ≤ 10⁴, ranks 1…k)
+  gave measured/(u·√n·G) ≤ 0.69, so c = 2 leaves a ≥ 2.9× margin. The input cast is modelled
+  exactly (the reference maps the *cast* input), so it is not part of this budget.
+* torch.testing.assert_close defaults are floors (fp32 1.3e-6, bf16 1.6e-2, fp16 1e-3,
+  fp64 1e-7 relative; CLAIMS §0.2), so no bound is tighter than the dtype's own default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["Tolerance", "UNIT_ROUNDOFF", "unit_roundoff", "exact_identity", "newton_schulz",
+           "trajectory_gain", "rounding", "slope", "bitwise", "ASSERT_CLOSE_RTOL", "torch_dtype_name"]
+
+#: unit roundoff u = 2^-p of each dtype name (p = significand bits incl. the implicit one)
+UNIT_ROUNDOFF: dict[str, float] = {
+    "float64": 2.0**-53,
+    "float32": 2.0**-24,
+    "float16": 2.0**-11,
+    "bfloat16": 2.0**-8,
+}
+
+#: torch.testing.assert_close default rtol per dtype (floors of the model; CLAIMS §0.2)
+ASSERT_CLOSE_RTOL: dict[str, float] = {
+    "float64": 1e-7, "float32": 1.3e-6, "float16": 1e-3, "bfloat16": 1.6e-2,
+}
+
+#: constant of the Newton–Schulz model (see module docstring for the calibration)
+NS_CONSTANT = 2.0
+#: constant of the exact-identity model (CLAIMS §0.2)
+EXACT_CONSTANT = 100.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A bound with its formula and provenance (JSON-serialisable through :meth:`to_dict`)."""
+
+    bound: float
+    formula: str
+    provenance: str
+    dtype: str = "float64"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def torch_dtype_name(dtype: Any) -> str:
+    """'float32' for torch.float32 / np.float32 / 'float32'."""
+    s = str(dtype)
+    return s.replace("torch.", "")
+
+
+def unit_roundoff(dtype: Any) -> float:
+    """u of a dtype name, torch dtype or numpy dtype."""
+    name = torch_dtype_name(dtype)
+    if name not in UNIT_ROUNDOFF:
+        raise KeyError(f"no unit roundoff known for dtype {dtype!r}")
+    return UNIT_ROUNDOFF[name]
+
+
+def exact_identity(dtype: Any, n_eff: int, scale: float = 1.0, c: float = EXACT_CONSTANT) -> Tolerance:
+    """Exact identity computed by an exact algorithm in ``dtype``: c·u·n_eff·scale."""
+    u = unit_roundoff(dtype)
+    b = c * u * max(int(n_eff), 1) * float(scale)
+    return Tolerance(b, f"{c:g}·u·n_eff·scale = {c:g}·{u:.3e}·{n_eff}·{scale:.3e}",
+                     "CLAIMS.md §0.2 exact-identity bound", torch_dtype_name(dtype))
+
+
+def rounding(dtype: Any, n_ops: float, scale: float = 1.0, c: float = 4.0) -> Tolerance:
+    """A few elementwise/reduction roundings in ``dtype``: c·u·n_ops·scale, floored by assert_close."""
+    name = torch_dtype_name(dtype)
+    u = unit_roundoff(name)
+    b = max(c * u * float(n_ops), ASSERT_CLOSE_RTOL.get(name, 0.0) if name != "float64" else 0.0) * scale
+    return Tolerance(b, f"max({c:g}·u·n_ops, assert_close rtol)·scale with u={u:.3e}, n_ops={n_ops:g}, "
+                     f"scale={scale:.3e}", "CLAIMS.md §0.2 (rounding of a short op sequence; torch floor)", name)
+
+
+def trajectory_gain(coefficients: Sequence[tuple[float, float, float]], x0: np.ndarray) -> float:
+    """G = Σ_j ∏_{l>j} L_l along the singular-value trajectory starting at ``x0`` (normalised σ).
+
+    L_l = max_i max(|p_l′(x_i)|, |p_l(x_i)/x_i|) at the iterate entering step l (x = 0 uses
+    p′(0) = a). See the module docstring.
+    """
+    x = np.abs(np.asarray(x0, dtype=np.float64).ravel())
+    Ls: list[float] = []
+    for a, b, c in coefficients:
+        d = np.abs(a + 3 * b * x**2 + 5 * c * x**4)
+        q = np.abs(a + b * x**2 + c * x**4)
+        Ls.append(float(max(d.max(initial=abs(a)), q.max(initial=abs(a)))))
+        x = np.abs(x * (a + x**2 * (b + c * x**2)))
+    G = 0.0
+    for j in range(len(Ls)):
+        G += float(np.prod(Ls[j + 1:])) if j + 1 < len(Ls) else 1.0
+    return max(G, 1.0)
+
+
+def newton_schulz(dtype: Any, n_eff: int, coefficients: Sequence[tuple[float, float, float]],
+                  x0: np.ndarray, c: float = NS_CONSTANT) -> Tolerance:
+    """Spectral-norm bound on ‖NS_dtype(G) − exact map(cast G)‖₂ (see module docstring)."""
+    name = torch_dtype_name(dtype)
+    u = unit_roundoff(name)
+    G = trajectory_gain(coefficients, x0)
+    b = max(c * u * np.sqrt(max(int(n_eff), 1)) * G, ASSERT_CLOSE_RTOL.get(name, 0.0))
+    return Tolerance(float(b), f"max({c:g}·u·√n_eff·G, assert_close rtol) with u={u:.3e}, "
+                     f"n_eff={n_eff}, G={G:.3g} (K={len(coefficients)} steps)",
+                     "conformance.tolerances Newton–Schulz forward-error model (CLAIMS §0.2 low "
+                     "precision: c·u_dtype·g(K, κ)); c calibrated with ≥ 2.9× margin", name)
+
+
+def slope(expected: float, tol: float = 0.05) -> Tolerance:
+    """A fitted log–log slope must lie within ±tol of ``expected`` (CLAIMS §0.2 Taylor tests)."""
+    return Tolerance(tol, f"|slope − {expected:g}| ≤ {tol:g}", "CLAIMS.md §0.2 Taylor-slope tests")
+
+
+def bitwise() -> Tolerance:
+    """Bit equality (no-mutation and determinism checks; CLAIMS X-3)."""
+    return Tolerance(0.0, "bit equality", "CLAIMS.md X-3 (checksums before and after)")

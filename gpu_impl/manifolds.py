@@ -1,0 +1,593 @@
+"""Matrix manifolds in torch, mirroring ``reference.manifolds`` (MATH.md §4), batched, device-agnostic.
+
+Same method names and formulas as the reference: ``violation``, ``contains``, ``check_point``,
+``project_tangent`` (= ``riemannian_gradient``), ``normal_component``, ``tangent_violation``,
+``retract(W, A, method=None)`` with the ``retractions`` tuple (first = default),
+``project_point`` and ``random_point``. Differences from the reference, all deliberate:
+
+* Points are **not** validated against ``point_tol`` on every call (that would need a device sync
+  per call); use ``check_point`` explicitly. Inputs are never modified.
+* Radii may be a float or a tensor of per-matrix radii of shape ``(...)`` (the batch shape), so a
+  stack of parameters with different radii is handled in one call. ``Oblique`` also accepts
+  per-row/per-column radii of shape ``(..., count)``.
+* The spectral sphere needs the top singular pair (u₁, v₁) of W. It comes from an explicit
+  ``frame=(u, v)`` argument, or is computed by :meth:`SpectralSphere.top_pair`: warm-started
+  bilateral power iteration (``theta="power"``, the fast path; the cached vectors live in a
+  ``state`` dict that the caller owns, e.g. the optimizer's per-parameter state) or the exact
+  SVD (``theta="exact"``, opt-in, never chosen silently). The default is a width-2 subspace
+  iteration, whose second Ritz value estimates σ₂ (exact σ₂ with ``theta="exact"``); per
+  ``gap_policy`` the spectral-gap guard raises :class:`DegenerateGeometryError` (``"raise"``),
+  only reports the gap (``"report"``, the default) or skips the estimate (``"off"``).
+* Degenerate inputs of a retraction (a zero matrix, row or column) produce a zero normaliser;
+  ``retract`` does not check for it (no sync); :meth:`violation` of the result is then NaN.
+
+Power-iteration accuracy (MATH.md §4.4): after k warm steps the angle of the right iterate to v₁
+shrinks by (σ₂/σ₁)^{2k} per call, and σ̂ = uᵀWv underestimates σ₁ by O(angle²·σ₁). The
+residual ``‖Wv − σ̂u‖`` (reported in :class:`TopPair`) bounds sin∠(u, u₁) by
+residual/(σ₁ − σ₂) (Wedin). Both Ritz values are lower bounds of σ₁ and σ₂ (interlacing), so
+the estimated gap can be larger or smaller than the true one by the estimation error; only
+``theta="exact"`` certifies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, MutableMapping, Sequence
+
+import torch
+from torch import Tensor
+
+from reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
+
+
+__all__ = [
+    "TorchManifold",
+    "Euclidean",
+    "FrobeniusSphere",
+    "SpectralSphere",
+    "Oblique",
+    "Stiefel",
+    "TopPair",
+    "make_manifold",
+    "MANIFOLD_NAMES",
+]
+
+DEFAULT_POINT_TOL = 1e-8
+Radius = float | Tensor
+
+
+def _mdot(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(dim=(-2, -1))
+
+
+def _fro(a: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(a, dim=(-2, -1))
+
+
+def _sym(a: Tensor) -> Tensor:
+    return 0.5 * (a + a.mT)
+
+
+def _bcast(r: Radius, like: Tensor) -> Tensor | float:
+    """Radius as a float or a tensor broadcastable to ``(..., 1, 1)``."""
+    if isinstance(r, Tensor):
+        return r.to(like.dtype)[..., None, None]
+    return r
+
+
+def _check_radius(r: Radius, name: str = "radius") -> Radius:
+    if isinstance(r, Tensor):
+        if r.is_complex() or not r.is_floating_point() or not bool(torch.isfinite(r).all()) or bool((r <= 0).any()):
+            raise InvalidInputError(f"{name} must be positive and finite")
+        return r
+    try:
+        v = float(r)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a positive number or tensor, got {r!r}") from None
+    if not (v > 0 and v < float("inf")):
+        raise InvalidInputError(f"{name} must be finite and > 0, got {r!r}")
+    return v
+
+
+class TorchManifold:
+    """Common interface (see the module docstring). Subclasses implement one geometry."""
+
+    retractions: tuple[str, ...] = ("projection",)
+    name: str = "manifold"
+
+    def __init__(self, point_tol: float = DEFAULT_POINT_TOL) -> None:
+        self.point_tol = float(_check_radius(point_tol, "point_tol"))
+
+    # -- public API ----------------------------------------------------------------------------
+    def violation(self, W: Tensor) -> Tensor:
+        """Feasibility residual c_M(W) per matrix, shape ``(...)`` (exact; may use an SVD)."""
+        raise NotImplementedError
+
+    def contains(self, W: Tensor, atol: float | None = None) -> bool:
+        tol = self.point_tol if atol is None else float(atol)
+        return bool((self.violation(W) <= tol).all())
+
+    def check_point(self, W: Tensor, atol: float | None = None) -> None:
+        """Raise :class:`OffManifoldError` unless every matrix has violation ≤ ``atol``."""
+        tol = self.point_tol if atol is None else float(atol)
+        v = self.violation(W)
+        worst = float(v.max()) if v.numel() else 0.0
+        if not worst <= tol:
+            raise OffManifoldError(repr(self), worst, tol)
+
+    def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        """P_W(G), the orthogonal (Frobenius) projection onto T_W M."""
+        raise NotImplementedError
+
+    def riemannian_gradient(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        return self.project_tangent(W, G, **kw)
+
+    def normal_component(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        return G - self.project_tangent(W, G, **kw)
+
+    def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        """Normalised tangency residual v_M(W, A) ∈ [0, 1] (0 for A = 0), shape ``(...)``."""
+        raise NotImplementedError
+
+    def retract(self, W: Tensor, A: Tensor, method: str | None = None, **kw: Any) -> Tensor:
+        """R_W(A) with the named retraction (default ``retractions[0]``)."""
+        name = self.retractions[0] if method is None else method
+        if name not in self.retractions:
+            raise InvalidInputError(f"{self!r}: unknown retraction {name!r}; known: {self.retractions}")
+        return self._retract(W, A, name, **kw)
+
+    def project_point(self, Y: Tensor) -> Tensor:
+        """Metric projection of an ambient ``Y`` onto M (nearest point in ‖·‖_F)."""
+        raise NotImplementedError
+
+    def random_point(self, shape: Sequence[int], *, generator: torch.Generator | None = None,
+                     dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
+        """A random point of ``shape`` (leading axes are a batch): Gaussian, then projected."""
+        g = torch.randn(tuple(shape), generator=generator, dtype=torch.float64, device=device)
+        return self.project_point(g).to(dtype)
+
+    def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Euclidean(TorchManifold):
+    """R^{m×n}: P = I, R_W(ξ) = W + ξ, zero residuals (MATH.md §4.1)."""
+
+    name = "euclidean"
+
+    def violation(self, W: Tensor) -> Tensor:
+        return W.new_zeros(W.shape[:-2])
+
+    def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        return G.clone()
+
+    def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        return W.new_zeros(W.shape[:-2])
+
+    def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
+        return W + A
+
+    def project_point(self, Y: Tensor) -> Tensor:
+        return Y.clone()
+
+
+class FrobeniusSphere(TorchManifold):
+    """M_F(R): ``P_W(G) = G − (⟨G, W⟩/‖W‖²_F)W``; retraction ``"rescale"`` R(W+ξ)/‖W+ξ‖_F
+    (= ``"projection"``, the metric projection) or ``"exp"`` (geodesic; ξ must be tangent)."""
+
+    retractions = ("rescale", "projection", "exp")
+    name = "frobenius"
+
+    def __init__(self, radius: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL) -> None:
+        super().__init__(point_tol)
+        self.radius = _check_radius(radius)
+
+    def __repr__(self) -> str:
+        return f"FrobeniusSphere(radius={self.radius!r})"
+
+    def violation(self, W: Tensor) -> Tensor:
+        r = _bcast(self.radius, W)
+        r = r[..., 0, 0] if isinstance(r, Tensor) else r
+        return (_fro(W) - r).abs() / r
+
+    def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        c = _mdot(G, W) / _mdot(W, W)
+        return G - c[..., None, None] * W
+
+    def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        na = _fro(A)
+        safe = torch.where(na > 0, na, torch.ones_like(na))
+        return torch.where(na > 0, _mdot(A, W).abs() / (safe * _fro(W)), torch.zeros_like(na))
+
+    def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
+        if method == "exp":
+            t = _fro(A)
+            safe = torch.where(t > 0, t, torch.ones_like(t))[..., None, None]
+            r = _bcast(self.radius, W)
+            th = t[..., None, None] / r
+            return W * torch.cos(th) + r * torch.sin(th) * A / safe
+        return self.project_point(W + A)
+
+    def project_point(self, Y: Tensor) -> Tensor:
+        return Y * (_bcast(self.radius, Y) / _fro(Y)[..., None, None])
+
+
+@dataclass
+class TopPair:
+    """Top singular pair of a batch of matrices: ``sigma`` (...), ``u`` (..., m), ``v`` (..., n);
+    ``sigma2`` (...) (estimate, or exact with ``theta="exact"``; ``None`` when not computed),
+    ``gap = (σ₁ − σ₂)/σ₁`` and the power-iteration ``residual`` ‖Wv − σu‖/σ (0 for exact)."""
+
+    sigma: Tensor
+    u: Tensor
+    v: Tensor
+    sigma2: Tensor | None = None
+    gap: Tensor | None = None
+    residual: Tensor | None = None
+
+    @property
+    def theta(self) -> Tensor:
+        """Θ = u vᵀ, shape ``(..., m, n)``."""
+        return self.u.unsqueeze(-1) * self.v.unsqueeze(-2)
+
+
+def _unit(x: Tensor) -> Tensor:
+    n = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return x / torch.where(n > 0, n, torch.ones_like(n))
+
+
+def _mv(W: Tensor, x: Tensor) -> Tensor:
+    return (W @ x.unsqueeze(-1)).squeeze(-1)
+
+
+def _mtv(W: Tensor, x: Tensor) -> Tensor:
+    return (x.unsqueeze(-2) @ W).squeeze(-2)
+
+
+def _default_start(n: int, like: Tensor, batch: torch.Size) -> Tensor:
+    """v₀ = 1/√n (all ones, the SSO convention), broadcast over the batch."""
+    return torch.full((*batch, n), n ** -0.5, dtype=like.dtype, device=like.device)
+
+
+def _second_start(n: int, like: Tensor, batch: torch.Size) -> Tensor:
+    """A fixed deterministic second start vector (cosine ramp; not ⟂ to a generic v₂)."""
+    i = torch.arange(n, dtype=like.dtype, device=like.device)
+    v = torch.cos(2.399963229728653 * i + 0.5)  # golden-angle ramp
+    return _unit(v).expand(*batch, n).clone()
+
+
+class SpectralSphere(TorchManifold):
+    """M_S(R) = {‖W‖₂ = R} (MATH.md §4.4), ``P_W(G) = G − ⟨G, Θ⟩Θ`` with Θ = u₁v₁ᵀ.
+
+    Options: ``theta`` ``"power"`` (warm-started bilateral subspace iteration of width ``block``,
+    ``power_steps`` steps per call, Rayleigh–Ritz finish) or ``"exact"`` (SVD); ``gap_tol`` and
+    ``gap_policy`` (``"raise"`` | ``"report"`` (default) | ``"off"``) for the spectral-gap guard,
+    whose σ₂ is the second Ritz value (``block=2``; ``block=1`` is SSO's single-vector iteration
+    and gives no σ₂, so it cannot be combined with ``gap_policy="raise"``).
+    Retractions: ``"rescale"`` R(W+ξ)/σ₁(W+ξ) (σ₁ by ``theta``; first order) and
+    ``"projection"`` (metric projection through an exact SVD; second order).
+    """
+
+    retractions = ("rescale", "projection")
+    name = "spectral"
+
+    def __init__(self, radius: Radius = 1.0, *, theta: str = "power", power_steps: int = 3,
+                 block: int = 2, gap_tol: float = 1e-6, gap_policy: str = "report",
+                 point_tol: float = DEFAULT_POINT_TOL) -> None:
+        super().__init__(point_tol)
+        self.radius = _check_radius(radius)
+        if theta not in ("power", "exact"):
+            raise InvalidInputError(f"theta must be 'power' or 'exact', got {theta!r}")
+        if gap_policy not in ("raise", "report", "off"):
+            raise InvalidInputError(f"gap_policy must be 'raise', 'report' or 'off', got {gap_policy!r}")
+        if int(power_steps) < 1:
+            raise InvalidInputError("power_steps must be >= 1")
+        if int(block) not in (1, 2):
+            raise InvalidInputError(f"block must be 1 (single-vector power iteration) or 2, got {block!r}")
+        if int(block) == 1 and gap_policy == "raise":
+            raise InvalidInputError("block=1 gives no σ₂ estimate: use block=2 (or theta='exact') with gap_policy='raise'")
+        self.theta_source = theta
+        self.power_steps = int(power_steps)
+        self.gap_tol = float(_check_radius(gap_tol, "gap_tol"))
+        self.gap_policy = gap_policy
+        self.block = int(block)
+
+    def __repr__(self) -> str:
+        return (f"SpectralSphere(radius={self.radius!r}, theta={self.theta_source!r}, "
+                f"power_steps={self.power_steps}, gap_tol={self.gap_tol!r}, gap_policy={self.gap_policy!r})")
+
+    # -- top singular pair ---------------------------------------------------------------------
+    def top_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None = None, *,
+                 steps: int | None = None, with_gap: bool | None = None) -> TopPair:
+        """(σ₁, u₁, v₁) of every matrix of ``W`` (..., m, n), plus σ₂/gap when ``with_gap``
+        (default: ``gap_policy != "off"``). With ``theta="power"``, ``state`` (optional) holds
+        the warm-start basis ``"basis"`` (..., n, block); it is replaced (never written in place)
+        by the new Ritz vectors. Raises :class:`DegenerateGeometryError` if the gap is below
+        ``gap_tol`` and ``gap_policy="raise"`` (one device sync)."""
+        with_gap = (self.gap_policy != "off") if with_gap is None else with_gap
+        if self.theta_source == "exact":
+            pair = self._exact_pair(W)
+        else:
+            pair = self._power_pair(W, state, self.power_steps if steps is None else int(steps), with_gap)
+        if with_gap and self.gap_policy == "raise":
+            self.check_gap(pair)
+        return pair
+
+    def check_gap(self, pair: TopPair) -> None:
+        """Raise :class:`DegenerateGeometryError` when any gap is below ``gap_tol``."""
+        if pair.gap is None or pair.gap.numel() == 0:
+            return
+        g = float(pair.gap.min())
+        if not g >= self.gap_tol:
+            raise DegenerateGeometryError(
+                "relative spectral gap (σ₁−σ₂)/σ₁" + (" (power-iteration estimate)" if self.theta_source == "power" else ""),
+                g, self.gap_tol, "the spectral sphere is not smooth here (repeated σ₁); "
+                "use gap_policy='report' to continue, or theta='exact' to certify the gap")
+
+    def _exact_pair(self, W: Tensor) -> TopPair:
+        U, s, Vh = torch.linalg.svd(W.to(torch.float64), full_matrices=False)
+        u, v = U[..., :, 0], Vh[..., 0, :]
+        idx = u.abs().argmax(dim=-1, keepdim=True)
+        sgn = torch.sign(torch.gather(u, -1, idx))
+        sgn = torch.where(sgn == 0, torch.ones_like(sgn), sgn)
+        u, v = u * sgn, v * sgn
+        s1 = s[..., 0]
+        s2 = s[..., 1] if s.shape[-1] > 1 else torch.zeros_like(s1)
+        safe = torch.where(s1 > 0, s1, torch.ones_like(s1))
+        gap = torch.where(s1 > 0, (s1 - s2) / safe, torch.zeros_like(s1))
+        if s.shape[-1] == 1:
+            gap = torch.where(s1 > 0, torch.ones_like(s1), torch.zeros_like(s1))
+        dt = W.dtype
+        return TopPair(s1.to(dt), u.to(dt), v.to(dt), s2.to(dt), gap.to(dt), torch.zeros_like(s1).to(dt))
+
+    def _power_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int,
+                    with_gap: bool) -> TopPair:
+        """Bilateral subspace iteration of width ``block`` with a Rayleigh–Ritz finish.
+
+        Width 1 is the SSO power iteration (v ← Wᵀu/‖·‖, u ← Wv/‖·‖, σ̂ = ‖Wv‖). Width 2 (the
+        default) iterates a 2-column basis, orthonormalised by QR, and takes the SVD of the 2×2
+        Ritz matrix ``T = Uᵀ W V``: its singular values are the estimates of σ₁ and σ₂ (both are
+        lower bounds, by interlacing), and the top vector converges like (σ₃/σ₁)^{2k} instead of
+        (σ₂/σ₁)^{2k}, so a near-repeated σ₁ is resolved instead of mis-tracked."""
+        batch, (m, n) = W.shape[:-2], W.shape[-2:]
+        b = min(self.block, m, n)
+        V = state.get("basis") if state is not None else None
+        if V is None or V.shape != (*batch, n, b):
+            V = torch.cat([_default_start(n, W, batch).unsqueeze(-1),
+                           _second_start(n, W, batch).unsqueeze(-1)], dim=-1)[..., :b]
+        V = V.to(W.dtype)
+        if b == 1:
+            v = _unit(V[..., 0])
+            for _ in range(steps):
+                u = _unit(_mv(W, v))
+                v = _unit(_mtv(W, u))
+            Wv = _mv(W, v)
+            sigma = torch.linalg.vector_norm(Wv, dim=-1)
+            safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+            u = Wv / safe[..., None]
+            pair = TopPair(sigma, u, v)
+            basis = v.unsqueeze(-1)
+        else:
+            V = torch.linalg.qr(V).Q
+            for _ in range(steps):
+                Uq = torch.linalg.qr(W @ V).Q
+                V = torch.linalg.qr(W.mT @ Uq).Q
+            Uq, T = torch.linalg.qr(W @ V)  # T = Uqᵀ W V (2×2, upper triangular)
+            Pl, S, Qh = torch.linalg.svd(T)
+            u = (Uq @ Pl)[..., :, 0]
+            basis = V @ Qh.mT  # Ritz vectors; column 0 is the top one
+            v = basis[..., :, 0]
+            sigma = S[..., 0]
+            safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+            pair = TopPair(sigma, u, v)
+            if with_gap:
+                pair.sigma2 = S[..., 1]
+                pair.gap = torch.where(sigma > 0, (sigma - S[..., 1]) / safe, torch.zeros_like(sigma))
+        if b == 1 and with_gap:
+            # a single vector gives no σ₂ estimate; k = 1 matrices have gap 1 by definition
+            if min(m, n) == 1:
+                pair.sigma2 = torch.zeros_like(sigma)
+                pair.gap = torch.where(sigma > 0, torch.ones_like(sigma), torch.zeros_like(sigma))
+        # residual of the left relation ‖Wᵀu − σv‖/σ (a posteriori accuracy of the pair)
+        pair.residual = torch.linalg.vector_norm(_mtv(W, u) - sigma[..., None] * v, dim=-1) / safe
+        if state is not None:
+            state["basis"] = basis
+        return pair
+
+    def _frame(self, W: Tensor, frame: tuple[Tensor, Tensor] | TopPair | None,
+               state: MutableMapping[str, Tensor] | None) -> tuple[Tensor, Tensor]:
+        if frame is None:
+            p = self.top_pair(W, state)
+            return p.u, p.v
+        if isinstance(frame, TopPair):
+            return frame.u, frame.v
+        return frame
+
+    # -- geometry ------------------------------------------------------------------------------
+    def violation(self, W: Tensor) -> Tensor:
+        """|σ₁(W) − R|/R with the exact σ₁ (``torch.linalg.matrix_norm(ord=2)``)."""
+        s1 = torch.linalg.matrix_norm(W, ord=2)
+        r = _bcast(self.radius, W)
+        r = r[..., 0, 0] if isinstance(r, Tensor) else r
+        return (s1 - r).abs() / r
+
+    def project_tangent(self, W: Tensor, G: Tensor, frame: tuple[Tensor, Tensor] | TopPair | None = None,
+                        state: MutableMapping[str, Tensor] | None = None) -> Tensor:
+        u, v = self._frame(W, frame, state)
+        c = (_mv(G, v) * u).sum(-1)  # uᵀGv
+        return G - c[..., None, None] * (u.unsqueeze(-1) * v.unsqueeze(-2))
+
+    def tangent_violation(self, W: Tensor, A: Tensor, frame: tuple[Tensor, Tensor] | TopPair | None = None,
+                          state: MutableMapping[str, Tensor] | None = None) -> Tensor:
+        u, v = self._frame(W, frame, state)
+        c = (_mv(A, v) * u).sum(-1).abs()
+        na = _fro(A)
+        safe = torch.where(na > 0, na, torch.ones_like(na))
+        return torch.where(na > 0, c / safe, torch.zeros_like(na))
+
+    def _retract(self, W: Tensor, A: Tensor, method: str, state: MutableMapping[str, Tensor] | None = None,
+                 **kw: Any) -> Tensor:
+        Y = W + A
+        if method == "projection":
+            return self.project_point(Y)
+        s1 = self.top_pair(Y, state, with_gap=False).sigma
+        return Y * (_bcast(self.radius, Y) / s1[..., None, None])
+
+    def project_point(self, Y: Tensor) -> Tensor:
+        """Metric projection (exact SVD): mclip(Y; R) if σ₁(Y) ≥ R, else raise σ₁ to R."""
+        U, s, Vh = torch.linalg.svd(Y, full_matrices=False)
+        r = torch.as_tensor(self.radius, dtype=s.dtype, device=s.device)
+        r = r[..., None] if r.ndim else r  # (..., 1) or scalar
+        s1 = s[..., :1]
+        clipped = torch.minimum(s, r.expand_as(s))
+        raised = torch.cat([r.expand_as(s1), s[..., 1:]], dim=-1)
+        snew = torch.where(s1 >= r, clipped, raised)
+        return (U * snew.unsqueeze(-2)) @ Vh
+
+    def random_point(self, shape: Sequence[int], *, generator: torch.Generator | None = None,
+                     dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+                     min_gap: float = 1e-2) -> Tensor:
+        """Random point with relative spectral gap ≥ ``min_gap`` (as the reference)."""
+        g = torch.randn(tuple(shape), generator=generator, dtype=torch.float64, device=device)
+        U, s, Vh = torch.linalg.svd(g, full_matrices=False)
+        r = self.radius[..., None] if isinstance(self.radius, Tensor) else self.radius
+        s = r * s / s[..., :1]
+        s = torch.minimum(s, r * (1.0 - min_gap) * torch.ones_like(s))
+        s[..., 0] = (r * torch.ones_like(s))[..., 0]
+        return ((U * s.unsqueeze(-2)) @ Vh).to(dtype)
+
+
+class Oblique(TorchManifold):
+    """Row- (``axis="rows"``) or column-oblique manifold (MATH.md §4.5); radius a float, a tensor
+    of per-matrix radii ``(...)`` broadcast as ``(..., 1)``, or per-row/column radii ``(..., count)``.
+    Retraction ``"normalize"`` (= ``"projection"``, the metric projection)."""
+
+    retractions = ("normalize", "projection")
+
+    def __init__(self, radius: Radius = 1.0, axis: str = "rows", point_tol: float = DEFAULT_POINT_TOL) -> None:
+        super().__init__(point_tol)
+        if axis not in ("rows", "cols"):
+            raise InvalidInputError(f"axis must be 'rows' or 'cols', got {axis!r}")
+        self.axis = axis
+        self.radius = _check_radius(radius)
+        self.name = "oblique_" + axis
+
+    def __repr__(self) -> str:
+        return f"Oblique(radius={self.radius!r}, axis={self.axis!r})"
+
+    def _rows(self, x: Tensor) -> Tensor:
+        return x if self.axis == "rows" else x.mT
+
+    def _r(self, like: Tensor) -> Tensor | float:
+        """Radius broadcastable to the row norms ``(..., count)``."""
+        r = self.radius
+        if not isinstance(r, Tensor):
+            return r
+        r = r.to(like.dtype)
+        return r if (r.ndim >= 1 and r.shape[-1] == like.shape[-2] and r.ndim == like.ndim - 1) else r[..., None]
+
+    def violation(self, W: Tensor) -> Tensor:
+        wr = self._rows(W)
+        r = self._r(wr)
+        return ((torch.linalg.vector_norm(wr, dim=-1) - r).abs() / r).amax(dim=-1)
+
+    def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        wr, gr = self._rows(W), self._rows(G)
+        mu = (gr * wr).sum(-1) / (wr * wr).sum(-1)
+        return self._rows(gr - mu[..., None] * wr)
+
+    def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        wr, ar = self._rows(W), self._rows(A)
+        na = torch.linalg.vector_norm(ar, dim=-1)
+        safe = torch.where(na > 0, na, torch.ones_like(na))
+        per = torch.where(na > 0, (ar * wr).sum(-1).abs() / (safe * torch.linalg.vector_norm(wr, dim=-1)),
+                          torch.zeros_like(na))
+        return per.amax(dim=-1)
+
+    def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
+        return self.project_point(W + A)
+
+    def project_point(self, Y: Tensor) -> Tensor:
+        yr = self._rows(Y)
+        n = torch.linalg.vector_norm(yr, dim=-1)
+        return self._rows(yr * (self._r(yr) / n)[..., None])
+
+
+class Stiefel(TorchManifold):
+    """Scaled Stiefel St(m, n; s): WᵀW = s²I (tall) or WWᵀ = s²I (wide) (MATH.md §4.6).
+
+    Projector ``G − W·sym(WᵀG)/s²`` (on the tall orientation). Retractions ``"polar"``
+    (s·msign(W + ξ) through the exact float64 SVD; the metric projection) and ``"qr"`` (Q factor
+    with diag(R) > 0, first order). ``scale`` is a float or per-matrix tensor ``(...)``.
+    """
+
+    retractions = ("polar", "qr")
+    name = "stiefel"
+
+    def __init__(self, scale: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL) -> None:
+        super().__init__(point_tol)
+        self.scale = _check_radius(scale, "scale")
+
+    def __repr__(self) -> str:
+        return f"Stiefel(scale={self.scale!r})"
+
+    @staticmethod
+    def _tall(x: Tensor) -> tuple[Tensor, bool]:
+        wide = x.shape[-2] < x.shape[-1]
+        return (x.mT if wide else x), wide
+
+    def violation(self, W: Tensor) -> Tensor:
+        t, _ = self._tall(W)
+        s = _bcast(self.scale, W)
+        gram = t.mT @ t / s**2 - torch.eye(t.shape[-1], dtype=W.dtype, device=W.device)
+        return _fro(gram)
+
+    def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        t, wide = self._tall(W)
+        gt = G.mT if wide else G
+        p = gt - t @ _sym(t.mT @ gt) / _bcast(self.scale, W) ** 2
+        return p.mT if wide else p
+
+    def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        t, wide = self._tall(W)
+        at = A.mT if wide else A
+        na = _fro(A)
+        safe = torch.where(na > 0, na, torch.ones_like(na))
+        s = self.scale if not isinstance(self.scale, Tensor) else self.scale.to(W.dtype)
+        return torch.where(na > 0, _fro(_sym(t.mT @ at)) / (s * safe), torch.zeros_like(na))
+
+    def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
+        Y = W + A
+        if method == "qr":
+            t, wide = self._tall(Y)
+            Q, R = torch.linalg.qr(t)
+            d = torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))
+            d = torch.where(d == 0, torch.ones_like(d), d)
+            out = _bcast(self.scale, Y) * (Q * d.unsqueeze(-2))
+            return out.mT if wide else out
+        return self.project_point(Y)
+
+    def project_point(self, Y: Tensor) -> Tensor:
+        U, _, Vh = torch.linalg.svd(Y.to(torch.float64), full_matrices=False)
+        return (_bcast(self.scale, Y) * (U @ Vh).to(Y.dtype))
+
+
+MANIFOLD_NAMES = ("euclidean", "frobenius", "spectral", "oblique_rows", "oblique_cols", "stiefel")
+
+
+def make_manifold(name: str, radius: Radius = 1.0, **options: Any) -> TorchManifold:
+    """Construct a manifold by the optimizer's name (``MANIFOLD_NAMES``) with radius/scale."""
+    if name == "euclidean":
+        return Euclidean()
+    if name == "frobenius":
+        return FrobeniusSphere(radius)
+    if name == "spectral":
+        return SpectralSphere(radius, **options)
+    if name in ("oblique_rows", "oblique_cols"):
+        return Oblique(radius, axis=name.split("_")[1])
+    if name == "stiefel":
+        return Stiefel(radius)
+    raise InvalidInputError(f"unknown manifold {name!r}; known: {MANIFOLD_NAMES}")

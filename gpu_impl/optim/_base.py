@@ -1,0 +1,291 @@
+"""Shared machinery of the matrix optimizers: routing, bucketing, the transactional step, AdamW.
+
+Every optimizer here follows one step protocol (documented policy):
+
+1. **Compute** (nothing is written): for every bucket of equal-shape matrices the new weights and
+   the new state tensors are computed out of place from stacked copies of the parameters,
+   gradients and state. Validity flags (finite gradients, finite new weights, spectral gap) are
+   collected as device tensors.
+2. **One sync**: the flags are read once (a single ``.item()``-type transfer per step).
+3. **Commit or refuse**: if every flag is good, the new weights are copied into the parameters
+   (``torch._foreach_copy_``) and the new state tensors replace the old ones (new tensors, never
+   aliases of ``.grad``), then the internal AdamW updates the other parameters. Otherwise, with
+   ``nonfinite="raise"`` (default) an :class:`InvalidInputError` (non-finite gradient),
+   :class:`SolverError` (non-finite update from a finite gradient, e.g. a divergent low-precision
+   schedule) or :class:`DegenerateGeometryError` (spectral gap below ``gap_tol``) is raised with
+   no weight or state touched; with ``nonfinite="skip"`` a non-finite step is skipped as a whole
+   and reported in :meth:`diagnostics` (``"skipped": True``) and in ``skipped_steps``.
+
+``.grad`` is never written. Parameters that are not 2-D, or that sit in a group with
+``manifold=None``, go to the internal AdamW (``torch.optim.adamw.adamw``, torch form MATH §9.8)
+with the group's ``adamw_lr``, ``adamw_betas``, ``adamw_eps`` and ``adamw_wd``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim.adamw import adamw as _adamw_functional
+
+from reference.errors import DegenerateGeometryError, InvalidInputError, SolverError
+
+__all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket"]
+
+SCALE_RULES = ("one", "radius", "kj", "moonlight", "spectral_mup")
+
+ADAMW_DEFAULTS: dict[str, Any] = dict(adamw_lr=1e-3, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, adamw_wd=0.01)
+
+
+def shape_scale(rule: str, d_out: int, d_in: int) -> float:
+    """Shape factor s of MATH.md §9.1 for the rules that do not depend on the radius."""
+    if rule == "one":
+        return 1.0
+    if rule == "kj":
+        return math.sqrt(max(1.0, d_out / d_in))
+    if rule == "moonlight":
+        return 0.2 * math.sqrt(max(d_out, d_in))
+    if rule == "spectral_mup":
+        return math.sqrt(d_out / d_in)
+    raise InvalidInputError(f"unknown scale rule {rule!r}; known: {SCALE_RULES}")
+
+
+def _all_finite(norms: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
+    devs = {n.device for n in norms}
+    if len(devs) == 1:
+        return torch.isfinite(torch.stack([n.to(torch.float32) for n in norms])).all()
+    return torch.stack([torch.isfinite(torch.stack([n.to(torch.float32) for n in norms if n.device == d])).all().cpu()
+                        for d in devs]).all()
+
+
+def _read_flags(flags: list[Tensor]) -> list[bool]:
+    """Read 0-d boolean tensors with one transfer per device."""
+    if not flags:
+        return []
+    by_dev: dict[torch.device, list[int]] = {}
+    for i, f in enumerate(flags):
+        by_dev.setdefault(f.device, []).append(i)
+    out: list[bool] = [True] * len(flags)
+    for idx in by_dev.values():
+        vals = torch.stack([flags[i].reshape(()).to(torch.bool) for i in idx]).tolist()
+        for i, v in zip(idx, vals):
+            out[i] = bool(v)
+    return out
+
+
+class Bucket:
+    """Equal-(shape, dtype, device) matrices of one group: the params, their grads and states."""
+
+    def __init__(self, params: list[Tensor], states: list[dict[str, Any]]) -> None:
+        self.params = params
+        self.states = states
+        self.shape = tuple(params[0].shape)
+
+    def stack(self, tensors: list[Tensor]) -> Tensor:
+        """Stacked copy (B, m, n); a single tensor becomes a (1, m, n) view (never written)."""
+        return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+
+    def stack_state(self, key: str) -> Tensor | None:
+        vals = [s.get(key) for s in self.states]
+        if any(v is None for v in vals):
+            return None
+        return self.stack(vals)
+
+    def grads(self) -> Tensor:
+        return self.stack([p.grad for p in self.params])  # type: ignore[misc]
+
+    def weights(self) -> Tensor:
+        return self.stack([p.detach() for p in self.params])
+
+
+class MatrixOptimizer(Optimizer):
+    """Base class: matrices → subclass rule (per bucket); the rest → AdamW; transactional step.
+
+    Subclasses implement ``_check_group(group)`` (validate/normalise options),
+    ``_init_matrix(p, state, group)`` (construction-time state and retraction) and
+    ``_bucket_update(bucket, group, flags, diag) -> (new_weights (B, m, n), new_state dict)``.
+    """
+
+    def __init__(self, params: Iterable, defaults: dict[str, Any], *, nonfinite: str = "raise",
+                 diagnostics: bool | str = False) -> None:
+        if nonfinite not in ("raise", "skip"):
+            raise InvalidInputError(f"nonfinite must be 'raise' or 'skip', got {nonfinite!r}")
+        if diagnostics not in (False, True, "cheap", "full"):
+            raise InvalidInputError(f"diagnostics must be False, True/'cheap' or 'full', got {diagnostics!r}")
+        self.nonfinite = nonfinite
+        self.diagnostics_mode: str | None = None if diagnostics is False else ("cheap" if diagnostics is True else diagnostics)
+        self.skipped_steps = 0
+        self._diag: dict[str, Any] = {}
+        super().__init__(params, {**ADAMW_DEFAULTS, **defaults})
+
+    # -- groups --------------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            if p.is_complex():
+                raise InvalidInputError("complex parameters are not supported")
+        lr = group["adamw_lr"]
+        b1, b2 = group["adamw_betas"]
+        if not (lr >= 0 and 0 <= b1 < 1 and 0 <= b2 < 1 and group["adamw_eps"] > 0 and group["adamw_wd"] >= 0):
+            raise InvalidInputError("bad AdamW hyperparameters: need adamw_lr >= 0, 0 <= betas < 1, "
+                                    "adamw_eps > 0, adamw_wd >= 0")
+        self._check_group(group)
+        with torch.no_grad():
+            for p in group["params"]:
+                if self._is_matrix(p, group):
+                    self._init_matrix(p, self.state[p], group)
+
+    def _is_matrix(self, p: Tensor, group: dict[str, Any]) -> bool:
+        return p.ndim == 2 and self._group_constrained(group)
+
+    def _group_constrained(self, group: dict[str, Any]) -> bool:
+        return True
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _init_matrix(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],
+                       diag: list[dict[str, Any]] | None) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    # -- step ----------------------------------------------------------------------------------
+    def _buckets(self, group: dict[str, Any]) -> tuple[list[Bucket], list[Tensor]]:
+        keyed: dict[tuple, tuple[list[Tensor], list[dict[str, Any]]]] = {}
+        others: list[Tensor] = []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise InvalidInputError("sparse gradients are not supported")
+            if self._is_matrix(p, group):
+                ps, ss = keyed.setdefault((tuple(p.shape), p.dtype, p.device), ([], []))
+                ps.append(p)
+                ss.append(self.state[p])
+            else:
+                others.append(p)
+        return [Bucket(ps, ss) for ps, ss in keyed.values()], others
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One transactional step (see the module docstring). Returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        plans: list[tuple[dict[str, Any], list[tuple[Bucket, Tensor, dict[str, Tensor]]], list[Tensor]]] = []
+        grad_flags: list[Tensor] = []
+        upd_flags: list[Tensor] = []
+        gap_flags: list[tuple[Tensor, float]] = []
+        diag: list[dict[str, Any]] | None = [] if self.diagnostics_mode else None
+        all_grads: list[Tensor] = []
+        for group in self.param_groups:
+            buckets, others = self._buckets(group)
+            work = []
+            for b in buckets:
+                all_grads.extend(p.grad for p in b.params)  # type: ignore[misc]
+                gflags: list[tuple[Tensor, float]] = []
+                new_w, new_state = self._bucket_update(b, group, gflags, diag)
+                gap_flags.extend(gflags)
+                upd_flags.append(torch.isfinite(new_w).all())
+                work.append((b, new_w, new_state))
+            all_grads.extend(p.grad for p in others)  # type: ignore[misc]
+            plans.append((group, work, others))
+        if all_grads:
+            grad_flags.append(_all_finite(torch._foreach_norm(all_grads, float("inf"))))
+        gap_ok_flags = [(g >= tol).all() for g, tol in gap_flags]
+        status = _read_flags(grad_flags + upd_flags + gap_ok_flags)  # the one sync of the step
+        ng, nu = len(grad_flags), len(upd_flags)
+        grads_ok, upd_ok, gap_ok = all(status[:ng]), all(status[ng:ng + nu]), all(status[ng + nu:])
+        if not gap_ok:
+            self._raise_gap(gap_flags)
+        if not (grads_ok and upd_ok):
+            self._diag = {"skipped": True, "params": []}
+            if self.nonfinite == "skip":
+                self.skipped_steps += 1
+                return loss
+            if not grads_ok:
+                raise InvalidInputError(
+                    "non-finite gradient (NaN or Inf) in " + self._where_nonfinite()
+                    + "; no weight or state was changed (use nonfinite='skip' to skip such steps)")
+            raise SolverError("the update is non-finite although every gradient is finite (e.g. a "
+                              "low-precision msign schedule diverged); no weight or state was changed",
+                              status="nonfinite_update")
+        # commit
+        for group, work, others in plans:
+            for b, new_w, new_state in work:
+                torch._foreach_copy_([p.detach() for p in b.params], list(new_w.unbind(0)))
+                for key, val in new_state.items():
+                    for st, v in zip(b.states, val.unbind(0)):
+                        st[key] = v
+                for st in b.states:
+                    st["step"] = st.get("step", 0) + 1
+            if others:
+                self._adamw(group, others)
+        self._diag = {"skipped": False, "params": diag or []}
+        return loss
+
+    def _where_nonfinite(self) -> str:
+        bad = []
+        for gi, group in enumerate(self.param_groups):
+            for pi, p in enumerate(group["params"]):
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                    bad.append(f"group {gi} param {pi} {tuple(p.shape)}")
+        return ", ".join(bad) or "a gradient"
+
+    def _raise_gap(self, gap_flags: list[tuple[Tensor, float]]) -> None:
+        worst = min(((float(g.min()), tol) for g, tol in gap_flags if g.numel() and not bool((g >= tol).all())),
+                    default=(float("nan"), float("nan")))
+        raise DegenerateGeometryError(
+            "relative spectral gap (σ₁−σ₂)/σ₁ on the spectral sphere (power-iteration estimate unless "
+            "theta='exact')", worst[0], worst[1],
+            "no weight or state was changed; use gap_policy='report' to continue, theta='exact' "
+            "to certify the gap")
+
+    # -- AdamW ---------------------------------------------------------------------------------
+    def _adamw(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        grads, m1, m2, steps = [], [], [], []
+        for p in params:
+            st = self.state[p]
+            if "exp_avg" not in st:
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["adam_step"] = torch.tensor(0.0, dtype=torch.float32)
+            grads.append(p.grad)
+            m1.append(st["exp_avg"])
+            m2.append(st["exp_avg_sq"])
+            steps.append(st["adam_step"])
+        b1, b2 = group["adamw_betas"]
+        _adamw_functional([p.detach() for p in params], grads, m1, m2, [], steps, foreach=None,
+                          amsgrad=False, beta1=b1, beta2=b2, lr=group["adamw_lr"],
+                          weight_decay=group["adamw_wd"], eps=group["adamw_eps"], maximize=False)
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def diagnostics(self) -> dict[str, Any]:
+        """Figures of the last step as Python floats (one sync here, none during ``step``).
+
+        ``{"skipped": bool, "params": [{"group", "index", "shape", "manifold", <figures>}]}``;
+        empty unless the optimizer was built with ``diagnostics=True`` (or ``"full"``).
+        """
+        out = []
+        for rec in self._diag.get("params", []):
+            vals = {k: v for k, v in rec.items() if not isinstance(v, Tensor)}
+            tens = {k: v for k, v in rec.items() if isinstance(v, Tensor)}
+            if tens:
+                keys = list(tens)
+                stacked = torch.stack([tens[k].to(torch.float64).reshape(-1).cpu() for k in keys])
+                cols = stacked.T.tolist()
+                for j, pi in enumerate(vals["index"]):
+                    out.append({**{k: v for k, v in vals.items() if k != "index"}, "index": pi,
+                                **{k: cols[j][i] for i, k in enumerate(keys)}})
+        return {"skipped": bool(self._diag.get("skipped", False)), "params": out}
+
+    def _param_index(self, group: dict[str, Any], bucket: Bucket) -> list[int]:
+        ids = {id(p): i for i, p in enumerate(group["params"])}
+        return [ids[id(p)] for p in bucket.params]

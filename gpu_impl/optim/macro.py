@@ -1,0 +1,319 @@
+"""``MACRO(torch.optim.Optimizer)``: msign-aligned constrained Riemannian optimizer (MATH.md §7).
+
+Per constrained matrix W (variant A, the default, MATH.md §7.1)::
+
+    M  ← momentum(M, G)                 (form: ema | accumulate | nesterov_ema |
+                                         nesterov_accumulate | projected_ema, MATH §7.3)
+    X  = P_W(U)                         (U = the momentum input of the form)
+    D  = P_W(msign(X))                  (A; B: D = msign(X); C: D = msign(U))
+    W  ← R_W(−lr·s·D)                   (retraction of the manifold)
+
+Parameter-group options (defaults in the signature):
+
+* ``manifold``: ``"frobenius"``, ``"spectral"``, ``"oblique_rows"``, ``"oblique_cols"``,
+  ``"stiefel"``, ``"euclidean"`` (P = I, no retraction: Muon with MACRO's options) or ``None``
+  (the group goes to the internal AdamW). Parameters that are not 2-D always go to AdamW.
+* ``radius``: ``"init"`` (the norm at construction: ‖W₀‖_F; σ₁(W₀); the RMS row/column norm
+  ‖W₀‖_F/√m or ‖W₀‖_F/√n for oblique; the RMS singular value ‖W₀‖_F/√min(m, n) for Stiefel),
+  ``"mup"`` (MATH.md §4.9 times ``radius_scale``: √d_out; √(d_out/d_in); 1; √(d_out/d_in);
+  √(d_out/d_in)) or a positive float.
+* ``scale`` s: ``"one"`` | ``"radius"`` | ``"kj"`` √max(1, d_out/d_in) | ``"moonlight"``
+  0.2√max(d_out, d_in) | ``"spectral_mup"`` √(d_out/d_in).
+* ``retraction``: ``None`` (the manifold's default: rescale / rescale / normalize / polar) or a
+  name of the manifold's ``retractions``.
+* ``msign``: a schedule name of ``reference.SCHEDULES``, a ``Schedule``, ``"exact"`` (float64
+  SVD) or a :class:`gpu_impl.msign.MsignPolicy`; with a name, ``ns_steps`` (``None`` = the
+  schedule's) and ``ns_dtype`` (compute dtype; ``None`` = the parameter dtype) complete it.
+* spectral sphere: ``theta`` (``"power"`` warm-started power iteration cached per parameter, or
+  ``"exact"`` SVD), ``power_steps`` (per call; called on W and on the retraction input; a
+  width-2 subspace iteration with Rayleigh–Ritz, see ``SpectralSphere``), ``gap_tol``,
+  ``gap_policy`` (``"report"`` (default: the estimated gap goes to the diagnostics) |
+  ``"raise"`` (DegenerateGeometryError before any weight is touched) | ``"off"``).
+* AdamW part: ``adamw_lr``, ``adamw_betas``, ``adamw_eps``, ``adamw_wd`` (torch's defaults).
+
+Construction (documented side effect): every constrained matrix is moved onto its manifold in
+place — rescaled by R/‖W‖_F (Frobenius), R/σ₁ with the exact σ₁ (spectral; the exact SVD also
+seeds the cached singular vectors), row/column-normalised (oblique) or replaced by R·msign(W)
+via the float64 SVD (Stiefel). No weight decay is applied to constrained matrices.
+
+Optimizer-level options: ``nonfinite`` (``"raise"`` | ``"skip"``) and ``diagnostics``
+(``False``; ``True``/``"cheap"``: tangency of D, feasibility (not for the spectral sphere, whose
+exact σ₁ needs an SVD), rotation angle, ‖D‖_F, relative update, spectral gap estimate and
+power residual; ``"full"`` adds the exact spectral feasibility, ‖D‖₂ and the alignment error
+|⟨D, X⟩ − ‖X‖_*|/‖X‖_* through SVDs). Read them with :meth:`diagnostics` (one sync).
+The step protocol (transactional, one sync) is described in ``gpu_impl.optim._base``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor
+
+from reference.errors import InvalidInputError
+from reference.schedules import Schedule
+
+from ..manifolds import TorchManifold, SpectralSphere, make_manifold
+from ..msign import EXACT, MsignPolicy, resolve_dtype
+from ._base import SCALE_RULES, Bucket, MatrixOptimizer, shape_scale
+
+__all__ = ["MACRO", "MOMENTUM_FORMS", "REPROJECT_VARIANTS", "MACRO_MANIFOLDS", "RETRACTIONS", "msign_policy_of"]
+
+MOMENTUM_FORMS = ("ema", "accumulate", "nesterov_ema", "nesterov_accumulate", "projected_ema")
+REPROJECT_VARIANTS = ("A", "B", "C")
+MACRO_MANIFOLDS = ("frobenius", "spectral", "oblique_rows", "oblique_cols", "stiefel", "euclidean", None)
+RETRACTIONS: dict[str, tuple[str, ...]] = {
+    "frobenius": ("rescale", "projection", "exp"),
+    "spectral": ("rescale", "projection"),
+    "oblique_rows": ("normalize", "projection"),
+    "oblique_cols": ("normalize", "projection"),
+    "stiefel": ("polar", "qr"),
+    "euclidean": ("projection",),
+}
+
+
+def msign_policy_of(group: dict[str, Any]) -> MsignPolicy:
+    """The :class:`MsignPolicy` of a parameter group (``msign``, ``ns_steps``, ``ns_dtype``)."""
+    m = group["msign"]
+    if isinstance(m, MsignPolicy):
+        return m
+    if isinstance(m, (str, Schedule)):
+        return MsignPolicy(schedule=m, steps=group.get("ns_steps"), compute_dtype=group.get("ns_dtype"))
+    raise InvalidInputError(f"msign must be a schedule name, 'exact', a Schedule or a MsignPolicy, got {m!r}")
+
+
+def _mup_radius(name: str, d_out: int, d_in: int) -> float:
+    if name == "frobenius":
+        return math.sqrt(d_out)
+    if name == "oblique_rows":
+        return 1.0
+    return math.sqrt(d_out / d_in)  # spectral, oblique_cols, stiefel
+
+
+def _fro(x: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(x, dim=(-2, -1))
+
+
+class MACRO(MatrixOptimizer):
+    """MACRO (MATH.md §7) for 2-D parameters; AdamW for the rest. See the module docstring."""
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 0.02,
+        momentum: float = 0.95,
+        *,
+        manifold: str | None = "frobenius",
+        radius: str | float = "init",
+        radius_scale: float = 1.0,
+        momentum_form: str = "ema",
+        reproject: str = "A",
+        scale: str = "one",
+        retraction: str | None = None,
+        msign: str | Schedule | MsignPolicy = "keller_jordan",
+        ns_steps: int | None = None,
+        ns_dtype: str | torch.dtype | None = "bfloat16",
+        theta: str = "power",
+        power_steps: int = 3,
+        gap_tol: float = 1e-6,
+        gap_policy: str = "report",
+        adamw_lr: float = 1e-3,
+        adamw_betas: tuple[float, float] = (0.9, 0.999),
+        adamw_eps: float = 1e-8,
+        adamw_wd: float = 0.01,
+        nonfinite: str = "raise",
+        diagnostics: bool | str = False,
+    ) -> None:
+        defaults = dict(lr=lr, momentum=momentum, manifold=manifold, radius=radius,
+                        radius_scale=radius_scale, momentum_form=momentum_form, reproject=reproject,
+                        scale=scale, retraction=retraction, msign=msign, ns_steps=ns_steps,
+                        ns_dtype=ns_dtype, theta=theta, power_steps=power_steps, gap_tol=gap_tol,
+                        gap_policy=gap_policy, adamw_lr=adamw_lr,
+                        adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps, adamw_wd=adamw_wd)
+        super().__init__(params, defaults, nonfinite=nonfinite, diagnostics=diagnostics)
+
+    # -- options -------------------------------------------------------------------------------
+    def _group_constrained(self, group: dict[str, Any]) -> bool:
+        return group["manifold"] is not None
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        def bad(msg: str) -> None:
+            raise InvalidInputError(msg)
+
+        if group["manifold"] not in MACRO_MANIFOLDS:
+            bad(f"manifold must be one of {MACRO_MANIFOLDS}, got {group['manifold']!r}")
+        if not (float(group["lr"]) >= 0):
+            bad(f"lr must be >= 0, got {group['lr']!r}")
+        if not (0 <= float(group["momentum"]) < 1):
+            bad(f"momentum must be in [0, 1), got {group['momentum']!r}")
+        if group["momentum_form"] not in MOMENTUM_FORMS:
+            bad(f"momentum_form must be one of {MOMENTUM_FORMS}, got {group['momentum_form']!r}")
+        if group["reproject"] not in REPROJECT_VARIANTS:
+            bad(f"reproject must be one of {REPROJECT_VARIANTS}, got {group['reproject']!r}")
+        if group["scale"] not in SCALE_RULES:
+            bad(f"scale must be one of {SCALE_RULES}, got {group['scale']!r}")
+        r = group["radius"]
+        if isinstance(r, str):
+            if r not in ("init", "mup"):
+                bad(f"radius must be 'init', 'mup' or a positive float, got {r!r}")
+        elif not (isinstance(r, (int, float)) and 0 < float(r) < float("inf")):
+            bad(f"radius must be 'init', 'mup' or a positive float, got {r!r}")
+        if not (0 < float(group["radius_scale"]) < float("inf")):
+            bad("radius_scale must be positive")
+        name = group["manifold"]
+        if name is not None and group["retraction"] is not None and group["retraction"] not in RETRACTIONS[name]:
+            bad(f"retraction {group['retraction']!r} is not one of {RETRACTIONS[name]} for {name}")
+        if name == "frobenius" and group["retraction"] == "exp" and group["reproject"] != "A":
+            bad("the exponential map needs a tangent step: use reproject='A' with retraction='exp'")
+        if group["theta"] not in ("power", "exact"):
+            bad(f"theta must be 'power' or 'exact', got {group['theta']!r}")
+        if group["gap_policy"] not in ("raise", "report", "off"):
+            bad(f"gap_policy must be 'raise', 'report' or 'off', got {group['gap_policy']!r}")
+        if int(group["power_steps"]) < 1:
+            bad("power_steps must be >= 1")
+        if not float(group["gap_tol"]) > 0:
+            bad("gap_tol must be > 0")
+        if group["ns_dtype"] is not None:
+            resolve_dtype(group["ns_dtype"], torch.float32)
+        msign_policy_of(group)
+
+    def _manifold(self, group: dict[str, Any], radius: Tensor | float) -> TorchManifold:
+        name = group["manifold"]
+        if name == "spectral":
+            return SpectralSphere(radius, theta=group["theta"], power_steps=group["power_steps"],
+                                  gap_tol=group["gap_tol"],
+                                  gap_policy="off" if group["gap_policy"] == "off" else "report")
+        return make_manifold(name, radius)
+
+    # -- construction --------------------------------------------------------------------------
+    def _init_matrix(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        name = group["manifold"]
+        W = p.detach()
+        m, n = W.shape
+        r = group["radius"]
+        W64 = W.to(torch.float64)
+        if name == "spectral":
+            U, s, Vh = torch.linalg.svd(W64, full_matrices=False)
+            s1 = float(s[0])
+            if s1 == 0:
+                raise InvalidInputError("cannot place a zero matrix on the spectral sphere")
+            gap = (s1 - float(s[1])) / s1 if s.numel() > 1 else 1.0
+            if group["gap_policy"] == "raise" and gap < group["gap_tol"]:
+                from reference.errors import DegenerateGeometryError
+                raise DegenerateGeometryError("relative spectral gap (σ₁−σ₂)/σ₁ at construction", gap,
+                                              group["gap_tol"], "perturb the initialisation or use gap_policy='report'")
+            R = s1 if r == "init" else (_mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r))
+            W.copy_(W64 * (R / s1))
+            state["basis"] = Vh[: min(2, m, n), :].mT.to(W.dtype).clone()
+        elif name == "euclidean":
+            R = 1.0
+        else:
+            fro = float(_fro(W64))
+            if fro == 0:
+                raise InvalidInputError(f"cannot place a zero matrix on the {name} manifold")
+            count = {"frobenius": 1, "oblique_rows": m, "oblique_cols": n, "stiefel": min(m, n)}[name]
+            R = fro / math.sqrt(count) if r == "init" else (
+                _mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r))
+            man = make_manifold(name, R)
+            W.copy_(man.project_point(W64))
+        state["radius"] = torch.tensor(R, dtype=W.dtype, device=W.device)
+        state["momentum"] = torch.zeros_like(W, memory_format=torch.preserve_format)
+
+    # -- step ----------------------------------------------------------------------------------
+    def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],
+                       diag: list[dict[str, Any]] | None) -> tuple[Tensor, dict[str, Tensor]]:
+        name = group["manifold"]
+        W = bucket.weights()
+        G = bucket.grads()
+        M = bucket.stack_state("momentum")
+        R = bucket.stack_state("radius")
+        beta = float(group["momentum"])
+        form = group["momentum_form"]
+        man = self._manifold(group, R)
+        kw: dict[str, Any] = {}
+        st: dict[str, Tensor] = {}
+        pair = None
+        if name == "spectral":
+            basis = bucket.stack_state("basis")
+            if basis is not None:
+                st["basis"] = basis
+            pair = man.top_pair(W, st)  # type: ignore[attr-defined]
+            if group["gap_policy"] == "raise":
+                flags.append((pair.gap, float(group["gap_tol"])))
+            kw = {"frame": pair}
+
+        def P(Z: Tensor) -> Tensor:
+            return Z if name == "euclidean" else man.project_tangent(W, Z, **kw)
+
+        # momentum (out of place; M is a stacked copy or a view, never written)
+        if form in ("ema", "nesterov_ema", "projected_ema"):
+            M_new = torch.lerp(M, G, 1.0 - beta)
+        else:
+            M_new = torch.add(G, M, alpha=beta)
+        if form == "projected_ema":
+            M_new = P(M_new)
+            U = M_new
+        elif form == "nesterov_ema":
+            U = torch.lerp(G, M_new, beta)
+        elif form == "nesterov_accumulate":
+            U = torch.add(G, M_new, alpha=beta)
+        else:
+            U = M_new
+        policy = msign_policy_of(group)
+        variant = group["reproject"]
+        if variant == "C":
+            X = U
+            D = policy(U, check_finite=False)
+        else:
+            X = U if form == "projected_ema" else P(U)
+            O = policy(X, check_finite=False)
+            D = P(O) if variant == "A" else O
+        m, n = bucket.shape
+        if group["scale"] == "radius":
+            s: Tensor | float = R[:, None, None]
+        else:
+            s = shape_scale(group["scale"], m, n)
+        step = D * (-float(group["lr"]) * s) if isinstance(s, float) else D * (s * -float(group["lr"]))
+        if name == "euclidean":
+            W_new = W + step
+        elif name == "spectral":
+            W_new = man.retract(W, step, group["retraction"], state=st)
+        else:
+            W_new = man.retract(W, step, group["retraction"])
+        new_state = {"momentum": M_new, **st}
+        if diag is not None:
+            diag.append(self._diagnose(group, bucket, man, W, W_new, X, D, pair))
+        return W_new, new_state
+
+    def _diagnose(self, group: dict[str, Any], bucket: Bucket, man: TorchManifold, W: Tensor, W_new: Tensor,
+                  X: Tensor, D: Tensor, pair: Any) -> dict[str, Any]:
+        name = group["manifold"]
+        rec: dict[str, Any] = {
+            "group": next(i for i, g in enumerate(self.param_groups) if g is group),
+            "index": self._param_index(group, bucket),
+            "shape": bucket.shape,
+            "manifold": name,
+        }
+        kw = {"frame": pair} if pair is not None else {}
+        nw = _fro(W)
+        rec["tangency"] = man.tangent_violation(W, D, **kw)
+        if name != "spectral" or self.diagnostics_mode == "full":
+            rec["feasibility"] = man.violation(W_new)
+        Wh = W / nw[:, None, None]
+        Wnh = W_new / _fro(W_new)[:, None, None]
+        rec["angle"] = 2.0 * torch.asin((_fro(Wnh - Wh) / 2.0).clamp(max=1.0))
+        rec["d_fro"] = _fro(D)
+        rec["update_rel"] = _fro(W_new - W) / nw
+        if pair is not None:
+            if pair.gap is not None:
+                rec["gap"] = pair.gap
+            if pair.residual is not None:
+                rec["power_residual"] = pair.residual
+        if self.diagnostics_mode == "full":
+            rec["d_spectral"] = torch.linalg.matrix_norm(D.to(torch.float64), ord=2)
+            nuc = torch.linalg.matrix_norm(X.to(torch.float64), ord="nuc")
+            al = (D.to(torch.float64) * X.to(torch.float64)).sum(dim=(-2, -1))
+            rec["alignment_error"] = (al - nuc).abs() / torch.where(nuc > 0, nuc, torch.ones_like(nuc))
+        return rec

@@ -1,0 +1,220 @@
+"""MACRO as a pure float64 step (MATH.md §7; everything beyond the paper's public statements is
+reconstructed, and each reconstructed choice is a named option).
+
+Default (variant A), per matrix W_t ∈ M:
+
+    M_t = βM_{t−1} + (1 − β)G_t,  X_t = P_{W_t}(M_t),  D_t = P_{W_t}(msign X_t),
+    W_{t+1} = R_{W_t}(−η_t·s·D_t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .._validate import as_matrix, choice, positive_scalar
+from ..errors import InvalidInputError
+from ..manifolds import Euclidean, Manifold, SpectralSphere
+from ._base import (
+    F64,
+    LR,
+    MANIFOLD_KINDS,
+    MOMENTUM_FORMS,
+    Backend,
+    Diagnostics,
+    State,
+    apply_msign,
+    build_diagnostics,
+    check_backend,
+    check_beta,
+    check_pair,
+    check_state,
+    manifold_from_kind,
+    resolve_lr,
+    shape_scale,
+    update_momentum,
+)
+
+__all__ = ["MACRO", "REPROJECT_VARIANTS", "RADIUS_RULES"]
+
+#: A: P(msign(PM)) (default); B: msign(PM); C: msign(M); D: exact tangent LMO Φ*(PM)
+REPROJECT_VARIANTS = ("A", "B", "C", "D")
+#: "init" (radius of W₀), "mup" (MATH.md §4.9 table), or an explicit positive number
+RADIUS_RULES = ("init", "mup")
+
+
+def _fro(x: F64) -> F64:
+    return np.sqrt(np.sum(x * x, axis=(-2, -1)))
+
+
+def _common(values: F64, what: str) -> float:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size and np.max(np.abs(v - v[0])) > 1e-12 * abs(v[0]):
+        raise InvalidInputError(f"radius rule 'init' needs one {what} across the batch; "
+                                "pass an explicit radius")
+    return float(v[0])
+
+
+@dataclass(frozen=True)
+class MACRO:
+    """MACRO hyperparameters (MATH.md §7.1, §7.3). All options by name:
+
+    * ``manifold``: a kind (``frobenius``, ``spectral``, ``oblique_rows``, ``oblique_cols``,
+      ``stiefel``, ``euclidean``) whose radius follows ``radius``, or a :class:`Manifold` instance
+      (then ``radius`` is ignored).
+    * ``radius``: ``"init"`` (‖W₀‖_F, σ₁(W₀), row/column norms of W₀, or the RMS singular value
+      √(‖W₀‖²_F/k) on Stiefel), ``"mup"`` (c·√d_out on M_F; c·√(d_out/d_in) on M_S, OB_col and St;
+      c on OB_row; c = ``radius_scale``) or an explicit number.
+    * ``reproject``: ``"A"`` P(msign X) (default), ``"B"`` msign X, ``"C"`` msign M (no projection),
+      ``"D"`` the exact tangent LMO of MATH.md §6 (``reference.steepest.steepest_direction``).
+    * ``momentum``: ``ema`` (default), ``accumulate``, ``projected_ema``
+      (X_t = βP_t(X_{t−1}) + (1 − β)P_t(G_t)), ``nesterov_ema``, ``nesterov_accumulate``.
+    * ``prenormalize``: divide the momentum input by max(‖·‖_F, 1e-8) (SSO style).
+    * ``scale`` s: ``one`` (default), ``radius``, ``kj``, ``moonlight``, ``spectral_mup`` or a number.
+    * ``retraction``: a name from ``manifold.retractions`` (default: the manifold's first).
+    * ``msign_backend``: ``"exact"`` or a schedule name/:class:`Schedule` applied exactly
+      (``ns_steps`` overrides its step count).
+    """
+
+    manifold: str | Manifold = "frobenius"
+    lr: LR = 0.02
+    beta: float = 0.95
+    reproject: str = "A"
+    momentum: str = "ema"
+    prenormalize: bool = False
+    scale: str | float = "one"
+    radius: str | float = "init"
+    radius_scale: float = 1.0
+    retraction: str | None = None
+    msign_backend: Backend = "exact"
+    ns_steps: int | None = None
+    gap_tol: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if isinstance(self.manifold, str):
+            choice(self.manifold, MANIFOLD_KINDS, "manifold")
+        elif not isinstance(self.manifold, Manifold):
+            raise InvalidInputError(f"manifold must be a kind name or a Manifold, got {self.manifold!r}")
+        choice(self.reproject, REPROJECT_VARIANTS, "reproject")
+        choice(self.momentum, MOMENTUM_FORMS, "momentum")
+        check_beta(self.beta)
+        if isinstance(self.radius, str):
+            choice(self.radius, RADIUS_RULES, "radius")
+        else:
+            positive_scalar(self.radius, "radius")
+        positive_scalar(self.radius_scale, "radius_scale")
+        positive_scalar(self.gap_tol, "gap_tol")
+        check_backend(self.msign_backend)
+        if not callable(self.lr):
+            resolve_lr(self.lr, 0)
+
+    # -- geometry ------------------------------------------------------------------------------
+    def resolve_radius(self, W0: ArrayLike) -> float | F64 | None:
+        """The radius the rule gives for the initial weights ``W0`` (None for a Manifold/Euclidean)."""
+        if isinstance(self.manifold, Manifold) or self.manifold == "euclidean":
+            return None
+        w = as_matrix(W0, "W0")
+        m, n = w.shape[-2:]
+        kind = self.manifold
+        if not isinstance(self.radius, str):
+            return float(self.radius)
+        c = float(self.radius_scale)
+        if self.radius == "mup":
+            return {"frobenius": c * np.sqrt(m), "spectral": c * np.sqrt(m / n), "oblique_rows": c,
+                    "oblique_cols": c * np.sqrt(m / n), "stiefel": c * np.sqrt(m / n)}[kind]
+        if kind == "frobenius":
+            return _common(_fro(w), "Frobenius norm")
+        if kind == "spectral":
+            return _common(np.linalg.svd(w, compute_uv=False)[..., 0], "spectral norm")
+        if kind == "stiefel":
+            return _common(np.sqrt(np.sum(w * w, axis=(-2, -1)) / min(m, n)), "RMS singular value")
+        norms = np.sqrt(np.sum(w * w, axis=-1 if kind == "oblique_rows" else -2))
+        per = norms.reshape((-1, norms.shape[-1]))
+        if np.any(np.abs(per - per[0]) > 1e-12 * np.abs(per[0])):
+            raise InvalidInputError("radius rule 'init' needs equal norms across the batch")
+        if np.any(per[0] == 0):
+            raise InvalidInputError("radius rule 'init': a zero row/column has no radius")
+        return per[0].copy() if np.ptp(per[0]) > 0 else float(per[0][0])
+
+    def manifold_for(self, radius: float | F64 | None) -> Manifold:
+        """The manifold instance for a resolved radius."""
+        if isinstance(self.manifold, Manifold):
+            return self.manifold
+        return manifold_from_kind(self.manifold, 1.0 if radius is None else radius, self.gap_tol)
+
+    def initial_point(self, W0: ArrayLike) -> F64:
+        """``W0`` mapped onto the manifold of the resolved radius: the metric projection, except on
+        the spectral sphere, where it is the rescaling R·W₀/σ₁(W₀) (CLAIMS.md §0.1; the metric
+        projection mclip would make every σᵢ > R equal to R, a degenerate point)."""
+        w = as_matrix(W0, "W0")
+        man = self.manifold_for(self.resolve_radius(w))
+        if isinstance(man, SpectralSphere):
+            s1 = np.linalg.svd(w, compute_uv=False)[..., 0]
+            if np.any(s1 == 0):
+                raise InvalidInputError("W0 = 0 has no direction")
+            return man.radius * w / s1[..., None, None]
+        return man.project_point(w)
+
+    def init_state(self, W: ArrayLike) -> State:
+        """State at t = 0: zero momentum and the resolved radius (from ``W`` for rule "init")."""
+        w = as_matrix(W, "W")
+        return State(0, {"momentum": np.zeros_like(w), "radius": self.resolve_radius(w)})
+
+    def _scale(self, man: Manifold, shape: tuple[int, ...]) -> float:
+        rad = None
+        if self.scale == "radius":
+            rad = getattr(man, "radius", getattr(man, "scale", None))
+            if rad is None or np.ndim(rad) != 0:
+                raise InvalidInputError(f"scale rule 'radius' needs a scalar radius on {man!r}")
+        return shape_scale(self.scale, shape, rad)
+
+    # -- the step ------------------------------------------------------------------------------
+    def step(self, W: ArrayLike, G: ArrayLike, state: State, *,
+             compare_exact: bool = False) -> tuple[F64, State, Diagnostics]:
+        """One MACRO step. Returns (W_{t+1}, state_{t+1}, diagnostics); inputs are not modified.
+
+        Raises :class:`OffManifoldError` if W is not on the manifold (``point_tol``) and
+        :class:`DegenerateGeometryError` on the spectral sphere when the gap is below ``gap_tol``.
+        """
+        w, g = check_pair(W, G)
+        check_state(state, w, ("momentum",))
+        man = self.manifold_for(state["radius"])
+        man.check_point(w)
+        eta = resolve_lr(self.lr, state.t)
+        b = float(self.beta)
+        if self.momentum == "projected_ema":
+            Mn = b * man.project_tangent(w, state["momentum"]) + (1.0 - b) * man.project_tangent(w, g)
+            U = Mn
+        else:
+            Mn, U = update_momentum(self.momentum, b, state["momentum"], g)
+        if self.prenormalize:
+            U = U / np.maximum(_fro(U), 1e-8)[..., None, None]
+        X = man.project_tangent(w, U)
+        if self.reproject == "A":
+            D = man.project_tangent(w, apply_msign(X, self.msign_backend, self.ns_steps))
+        elif self.reproject == "B":
+            D = apply_msign(X, self.msign_backend, self.ns_steps)
+        elif self.reproject == "C":
+            D = apply_msign(U, self.msign_backend, self.ns_steps)
+        else:
+            D = self._exact_direction(man, w, X)
+        s = self._scale(man, w.shape)
+        A = -(eta * s) * D
+        W_pre = w + A
+        W_next = W_pre.copy() if isinstance(man, Euclidean) else man.retract(w, A, self.retraction)
+        diag = build_diagnostics(man, w, X, D, W_pre, W_next, eta * s, compare_exact=compare_exact,
+                                 extras={"lr": eta, "scale": s, "variant": self.reproject})
+        return W_next, state.replace(t=state.t + 1, momentum=Mn), diag
+
+    @staticmethod
+    def _exact_direction(man: Manifold, w: F64, X: F64) -> F64:
+        from ..steepest import steepest_direction  # lazy: written in parallel (issue 3)
+
+        w2 = w.reshape((-1,) + w.shape[-2:])
+        x2 = X.reshape(w2.shape)
+        out = np.stack([np.asarray(steepest_direction(man, w2[i], x2[i], norm="spectral").direction,
+                                   dtype=np.float64) for i in range(w2.shape[0])])
+        return out.reshape(w.shape)
+
