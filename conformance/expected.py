@@ -149,7 +149,7 @@ def direction(profile: Profile, W: np.ndarray, G: np.ndarray, M: np.ndarray | No
         O = orthogonalise(profile, U, input_dtype)
         return (shape_scale(profile, W.shape) if profile.rule == "muon" else 1.0) * O, Mt
     if profile.rule == "macro":
-        man = manifold if manifold is not None else profile.manifolds[0].reference()
+        man = manifold if manifold is not None else profile.manifolds[0].reference(point_tol=1e-4)
         X = man.project_tangent(W, U)
         O = orthogonalise(profile, X, input_dtype)
         D = man.project_tangent(W, O)
@@ -173,7 +173,7 @@ def step(profile: Profile, W: np.ndarray, G: np.ndarray, M: np.ndarray | None, *
             return W - lr * (D + wd * W), Mt
         return W - lr * D, Mt
     if profile.rule == "macro":
-        man = manifold if manifold is not None else profile.manifolds[0].reference()
+        man = manifold if manifold is not None else profile.manifolds[0].reference(point_tol=1e-4)
         decl = profile.manifolds[0]
         return man.retract(W, -lr * D, method=decl.retraction), Mt
     if profile.rule == "muonh":

@@ -60,20 +60,24 @@ class ManifoldDecl:
     dtype: str = "float64"
     shapes: tuple[tuple[int, int], ...] = ((6, 4), (4, 6))
 
-    def reference(self) -> Any:
-        """The reference manifold of ``reference.manifolds`` with these conventions."""
+    def reference(self, point_tol: float = 1e-8) -> Any:
+        """The reference manifold of ``reference.manifolds`` with these conventions.
+
+        ``point_tol``: how far off the manifold an input point may be (1e-8 for float64 points;
+        the harness passes 1e-4 for points held in fp32/bf16 and measures feasibility itself).
+        """
         import reference as R
 
         if self.kind == "frobenius_sphere":
-            return R.FrobeniusSphere(self.radius)
+            return R.FrobeniusSphere(self.radius, point_tol=point_tol)
         if self.kind == "spectral_sphere":
-            return R.SpectralSphere(self.radius)
+            return R.SpectralSphere(self.radius, point_tol=point_tol)
         if self.kind == "oblique":
-            return R.Oblique(self.radius, axis=self.axis or "rows")
+            return R.Oblique(self.radius, axis=self.axis or "rows", point_tol=point_tol)
         if self.kind == "stiefel":
-            return R.Stiefel(self.radius)
+            return R.Stiefel(self.radius, point_tol=point_tol)
         if self.kind == "euclidean":
-            return R.Euclidean()
+            return R.Euclidean(point_tol=point_tol)
         raise InvalidInputError(f"unknown manifold kind {self.kind!r}")
 
 

@@ -49,6 +49,8 @@ __all__ = [
     "Stiefel",
     "TopPair",
     "make_manifold",
+    "frobenius_project",
+    "spectral_project",
     "MANIFOLD_NAMES",
 ]
 
@@ -76,9 +78,11 @@ def _bcast(r: Radius, like: Tensor) -> Tensor | float:
 
 
 def _check_radius(r: Radius, name: str = "radius") -> Radius:
+    """Validate a float radius; a tensor radius is checked for dtype only (its values are not
+    read, to avoid a device sync: callers pass radii they produced themselves)."""
     if isinstance(r, Tensor):
-        if r.is_complex() or not r.is_floating_point() or not bool(torch.isfinite(r).all()) or bool((r <= 0).any()):
-            raise InvalidInputError(f"{name} must be positive and finite")
+        if r.is_complex() or not r.is_floating_point():
+            raise InvalidInputError(f"{name} must be a real floating tensor")
         return r
     try:
         v = float(r)
@@ -174,6 +178,13 @@ class Euclidean(TorchManifold):
         return Y.clone()
 
 
+def frobenius_project(G: Tensor, W: Tensor, ww: Tensor | None = None) -> Tensor:
+    """G − (⟨G, W⟩/‖W‖²_F)·W (divides by ‖W‖²_F, as the reference); ``ww`` = ‖W‖²_F if known."""
+    ww = _mdot(W, W) if ww is None else ww
+    c = _mdot(G, W) / ww
+    return torch.addcmul(G, W, c[..., None, None], value=-1.0)
+
+
 class FrobeniusSphere(TorchManifold):
     """M_F(R): ``P_W(G) = G − (⟨G, W⟩/‖W‖²_F)W``; retraction ``"rescale"`` R(W+ξ)/‖W+ξ‖_F
     (= ``"projection"``, the metric projection) or ``"exp"`` (geodesic; ξ must be tangent)."""
@@ -194,8 +205,7 @@ class FrobeniusSphere(TorchManifold):
         return (_fro(W) - r).abs() / r
 
     def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
-        c = _mdot(G, W) / _mdot(W, W)
-        return G - c[..., None, None] * W
+        return frobenius_project(G, W)
 
     def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
         na = _fro(A)
@@ -213,6 +223,17 @@ class FrobeniusSphere(TorchManifold):
 
     def project_point(self, Y: Tensor) -> Tensor:
         return Y * (_bcast(self.radius, Y) / _fro(Y)[..., None, None])
+
+
+def _uAv(A: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """uᵀAv per matrix, shape ``(...)`` (row form: (uᵀA)·v)."""
+    return ((u.unsqueeze(-2) @ A).squeeze(-2) * v).sum(-1)
+
+
+def spectral_project(G: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """G − (uᵀGv)·u vᵀ, the spectral-sphere tangent projector with Θ = u vᵀ (one pass over G)."""
+    c = _uAv(G, u, v)
+    return torch.addcmul(G, (c.unsqueeze(-1) * u).unsqueeze(-1), v.unsqueeze(-2), value=-1.0)
 
 
 @dataclass
@@ -239,12 +260,9 @@ def _unit(x: Tensor) -> Tensor:
     return x / torch.where(n > 0, n, torch.ones_like(n))
 
 
-def _mv(W: Tensor, x: Tensor) -> Tensor:
-    return (W @ x.unsqueeze(-1)).squeeze(-1)
-
-
-def _mtv(W: Tensor, x: Tensor) -> Tensor:
-    return (x.unsqueeze(-2) @ W).squeeze(-2)
+def _orth_rows(X: Tensor) -> Tensor:
+    """Orthonormalise the rows of ``X`` (..., b, n) (QR of Xᵀ)."""
+    return torch.linalg.qr(X.mT).Q.mT
 
 
 def _default_start(n: int, like: Tensor, batch: torch.Size) -> Tensor:
@@ -304,7 +322,7 @@ class SpectralSphere(TorchManifold):
                  steps: int | None = None, with_gap: bool | None = None) -> TopPair:
         """(σ₁, u₁, v₁) of every matrix of ``W`` (..., m, n), plus σ₂/gap when ``with_gap``
         (default: ``gap_policy != "off"``). With ``theta="power"``, ``state`` (optional) holds
-        the warm-start basis ``"basis"`` (..., n, block); it is replaced (never written in place)
+        the warm-start basis ``"basis"`` (..., block, n) (orthonormal rows); it is replaced (never written in place)
         by the new Ritz vectors. Raises :class:`DegenerateGeometryError` if the gap is below
         ``gap_tol`` and ``gap_policy="raise"`` (one device sync)."""
         with_gap = (self.gap_policy != "off") if with_gap is None else with_gap
@@ -347,52 +365,52 @@ class SpectralSphere(TorchManifold):
                     with_gap: bool) -> TopPair:
         """Bilateral subspace iteration of width ``block`` with a Rayleigh–Ritz finish.
 
-        Width 1 is the SSO power iteration (v ← Wᵀu/‖·‖, u ← Wv/‖·‖, σ̂ = ‖Wv‖). Width 2 (the
+        Width 1 is the SSO power iteration (u ← Wv/‖·‖, v ← Wᵀu/‖·‖, σ̂ = uᵀWv). Width 2 (the
         default) iterates a 2-column basis, orthonormalised by QR, and takes the SVD of the 2×2
         Ritz matrix ``T = Uᵀ W V``: its singular values are the estimates of σ₁ and σ₂ (both are
         lower bounds, by interlacing), and the top vector converges like (σ₃/σ₁)^{2k} instead of
         (σ₂/σ₁)^{2k}, so a near-repeated σ₁ is resolved instead of mis-tracked."""
         batch, (m, n) = W.shape[:-2], W.shape[-2:]
         b = min(self.block, m, n)
-        V = state.get("basis") if state is not None else None
-        if V is None or V.shape != (*batch, n, b):
-            V = torch.cat([_default_start(n, W, batch).unsqueeze(-1),
-                           _second_start(n, W, batch).unsqueeze(-1)], dim=-1)[..., :b]
-        V = V.to(W.dtype)
+        # row form: Vt (..., b, n) has orthonormal rows; products are taken as Vt·Wᵀ = (WV)ᵀ and
+        # Ut·W = (WᵀU)ᵀ, which are the fast layouts for a row-major W
+        Vt = state.get("basis") if state is not None else None
+        if Vt is None or Vt.shape != (*batch, b, n):
+            Vt = torch.stack([_default_start(n, W, batch), _second_start(n, W, batch)], dim=-2)[..., :b, :]
+        Vt = Vt.to(W.dtype)
+        Wt = W.mT
         if b == 1:
-            v = _unit(V[..., 0])
+            # SSO's sequence: u ← Wv/‖Wv‖, v ← Wᵀu/‖Wᵀu‖ (k times), σ̂ = uᵀWv with the last pair
+            v = _unit(Vt[..., 0, :])
             for _ in range(steps):
-                u = _unit(_mv(W, v))
-                v = _unit(_mtv(W, u))
-            Wv = _mv(W, v)
-            sigma = torch.linalg.vector_norm(Wv, dim=-1)
+                u = _unit((v.unsqueeze(-2) @ Wt).squeeze(-2))
+                v = _unit((u.unsqueeze(-2) @ W).squeeze(-2))
+            sigma = ((u.unsqueeze(-2) @ W).squeeze(-2) * v).sum(-1)
             safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
-            u = Wv / safe[..., None]
             pair = TopPair(sigma, u, v)
-            basis = v.unsqueeze(-1)
+            basis = v.unsqueeze(-2)
         else:
-            V = torch.linalg.qr(V).Q
+            Vt = _orth_rows(Vt)
             for _ in range(steps):
-                Uq = torch.linalg.qr(W @ V).Q
-                V = torch.linalg.qr(W.mT @ Uq).Q
-            Uq, T = torch.linalg.qr(W @ V)  # T = Uqᵀ W V (2×2, upper triangular)
+                Ut = _orth_rows(Vt @ Wt)
+                Vt = _orth_rows(Ut @ W)
+            Q, T = torch.linalg.qr((Vt @ Wt).mT)  # W V = Q T, T = Qᵀ W V (b×b, upper triangular)
             Pl, S, Qh = torch.linalg.svd(T)
-            u = (Uq @ Pl)[..., :, 0]
-            basis = V @ Qh.mT  # Ritz vectors; column 0 is the top one
-            v = basis[..., :, 0]
+            u = (Q @ Pl[..., :, :1]).squeeze(-1)
+            basis = Qh @ Vt  # Ritz vectors as rows; row 0 is the top one
+            v = basis[..., 0, :]
             sigma = S[..., 0]
             safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
             pair = TopPair(sigma, u, v)
             if with_gap:
                 pair.sigma2 = S[..., 1]
                 pair.gap = torch.where(sigma > 0, (sigma - S[..., 1]) / safe, torch.zeros_like(sigma))
-        if b == 1 and with_gap:
-            # a single vector gives no σ₂ estimate; k = 1 matrices have gap 1 by definition
-            if min(m, n) == 1:
-                pair.sigma2 = torch.zeros_like(sigma)
-                pair.gap = torch.where(sigma > 0, torch.ones_like(sigma), torch.zeros_like(sigma))
+        if b == 1 and with_gap and min(m, n) == 1:
+            # k = 1: no σ₂ (gap 1 by definition); a single vector gives no σ₂ estimate otherwise
+            pair.sigma2 = torch.zeros_like(sigma)
+            pair.gap = torch.where(sigma > 0, torch.ones_like(sigma), torch.zeros_like(sigma))
         # residual of the left relation ‖Wᵀu − σv‖/σ (a posteriori accuracy of the pair)
-        pair.residual = torch.linalg.vector_norm(_mtv(W, u) - sigma[..., None] * v, dim=-1) / safe
+        pair.residual = torch.linalg.vector_norm((u.unsqueeze(-2) @ W).squeeze(-2) - sigma[..., None] * v, dim=-1) / safe
         if state is not None:
             state["basis"] = basis
         return pair
@@ -417,13 +435,12 @@ class SpectralSphere(TorchManifold):
     def project_tangent(self, W: Tensor, G: Tensor, frame: tuple[Tensor, Tensor] | TopPair | None = None,
                         state: MutableMapping[str, Tensor] | None = None) -> Tensor:
         u, v = self._frame(W, frame, state)
-        c = (_mv(G, v) * u).sum(-1)  # uᵀGv
-        return G - c[..., None, None] * (u.unsqueeze(-1) * v.unsqueeze(-2))
+        return spectral_project(G, u, v)
 
     def tangent_violation(self, W: Tensor, A: Tensor, frame: tuple[Tensor, Tensor] | TopPair | None = None,
                           state: MutableMapping[str, Tensor] | None = None) -> Tensor:
         u, v = self._frame(W, frame, state)
-        c = (_mv(A, v) * u).sum(-1).abs()
+        c = _uAv(A, u, v).abs()
         na = _fro(A)
         safe = torch.where(na > 0, na, torch.ones_like(na))
         return torch.where(na > 0, c / safe, torch.zeros_like(na))

@@ -151,16 +151,24 @@ def newton_schulz(
     the output is ``U·φ(Σ/(s·N_ε))·Vᵀ`` (``reference.ns_apply``).
     """
     _check_matrix(X, "X", check_finite)
+    sch = _resolve_schedule(schedule, steps, extension, safety, eps, eps_form)
+    if cast not in ("before", "after"):
+        raise InvalidInputError(f"cast must be 'before' or 'after', got {cast!r}")
+    return _ns(X, sch.coefficients_for(), sch.safety, sch.eps, sch.eps_form,
+               resolve_dtype(compute_dtype, X.dtype), resolve_dtype(out_dtype, X.dtype), cast, transpose)
+
+
+def _resolve_schedule(schedule: str | Schedule, steps: int | None, extension: str | None,
+                      safety: float | None, eps: float | None, eps_form: str | None) -> Schedule:
     sch = get_schedule(schedule)
     changes = {k: v for k, v in dict(steps=steps, extension=extension, safety=safety, eps=eps,
                                      eps_form=eps_form).items() if v is not None}
-    if changes:
-        sch = sch.with_options(**changes)
-    if cast not in ("before", "after"):
-        raise InvalidInputError(f"cast must be 'before' or 'after', got {cast!r}")
-    cd = resolve_dtype(compute_dtype, X.dtype)
-    od = resolve_dtype(out_dtype, X.dtype)
-    coeffs = sch.coefficients_for()
+    return sch.with_options(**changes) if changes else sch
+
+
+def _ns(X: Tensor, coeffs: Sequence[tuple[float, float, float]], safety: float, eps: float, eps_form: str,
+        cd: torch.dtype, od: torch.dtype, cast: str, transpose: bool) -> Tensor:
+    """The NS routine on a validated tensor with resolved options (see :func:`newton_schulz`)."""
     *batch, m, n = X.shape
     tall = transpose and m > n
     Y = X.mT if tall else X
@@ -170,11 +178,11 @@ def newton_schulz(
     if cast == "before":
         Yc = Y.to(cd)
         fro = torch.linalg.vector_norm(Yc, dim=(-2, -1), keepdim=True, dtype=acc)
-        Z = (Yc.to(acc) / (sch.safety * _normaliser(fro, sch.eps, sch.eps_form))).to(cd)
+        Z = Yc / (safety * _normaliser(fro, eps, eps_form)).to(cd)
     else:
         Ya = Y.to(acc)
         fro = torch.linalg.vector_norm(Ya, dim=(-2, -1), keepdim=True)
-        Z = (Ya / (sch.safety * _normaliser(fro, sch.eps, sch.eps_form))).to(cd)
+        Z = (Ya / (safety * _normaliser(fro, eps, eps_form))).to(cd)
     Z = _ns_iterate(Z, coeffs)
     if tall:
         Z = Z.mT
@@ -246,23 +254,36 @@ class MsignPolicy:
                                     f"{sorted(SCHEDULES) + [EXACT]}")
         if self.steps is not None and int(self.steps) < 0:
             raise InvalidInputError(f"steps must be >= 0, got {self.steps}")
+        if self.cast not in ("before", "after"):
+            raise InvalidInputError(f"cast must be 'before' or 'after', got {self.cast!r}")
         if self.compute_dtype is not None:
             resolve_dtype(self.compute_dtype, torch.float32)
         if self.out_dtype is not None:
             resolve_dtype(self.out_dtype, torch.float32)
+        if not self.is_exact:
+            sch = _resolve_schedule(self.schedule, self.steps, self.extension, self.safety, self.eps,
+                                    self.eps_form)
+            object.__setattr__(self, "_resolved", sch)
+            object.__setattr__(self, "_coeffs", sch.coefficients_for())
 
     @property
     def is_exact(self) -> bool:
         return isinstance(self.schedule, str) and self.schedule == EXACT
 
+    @property
+    def resolved_schedule(self) -> Schedule | None:
+        """The schedule with every override applied (``None`` for the exact policy)."""
+        return None if self.is_exact else self._resolved  # type: ignore[attr-defined]
+
     def __call__(self, X: Tensor, *, check_finite: bool = True) -> Tensor:
         if self.is_exact:
             return msign_exact(X, self.rank_tol, rank_rtol=self.rank_rtol, out_dtype=self.out_dtype,
                                check_finite=check_finite)
-        return newton_schulz(X, self.schedule, steps=self.steps, extension=self.extension,
-                             safety=self.safety, eps=self.eps, eps_form=self.eps_form,
-                             compute_dtype=self.compute_dtype, out_dtype=self.out_dtype,
-                             cast=self.cast, transpose=self.transpose, check_finite=check_finite)
+        _check_matrix(X, "X", check_finite)
+        sch: Schedule = self._resolved  # type: ignore[attr-defined]
+        return _ns(X, self._coeffs, sch.safety, sch.eps, sch.eps_form,  # type: ignore[attr-defined]
+                   resolve_dtype(self.compute_dtype, X.dtype), resolve_dtype(self.out_dtype, X.dtype),
+                   self.cast, self.transpose)
 
 
 def as_policy(policy: MsignPolicy | str | Schedule | None) -> MsignPolicy:

@@ -136,6 +136,8 @@ class TrainConfig:
     radius: str = "init"
     scale: str = "one"
     msign_dtype: str = "bfloat16"
+    theta: str = "exact"
+    power_steps: int = 3
 
     def resolved_norm(self) -> str:
         """Default norm: parameter-free for the constrained optimizers, learnable otherwise."""
@@ -162,6 +164,10 @@ class TrainConfig:
                 ok = False
             if not ok:
                 raise InvalidInputError(f"radius must be 'init', 'mup' or a positive number, got {self.radius!r}")
+        if self.theta not in ("exact", "power"):
+            raise InvalidInputError(f"theta must be 'exact' or 'power', got {self.theta!r}")
+        if self.power_steps < 1:
+            raise InvalidInputError("--power-steps must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise InvalidInputError("--threads must be >= 1")
         for name in ("steps", "batch", "seq_len", "val_every", "val_batches", "diag_every"):
@@ -273,8 +279,9 @@ def _build_constrained(cfg: TrainConfig, model: Decoder, hidden: list[tuple[str,
     opt: torch.optim.Optimizer
     if cfg.optimizer.startswith("macro"):
         radius: str | float = cfg.radius if cfg.radius in ("init", "mup") else float(cfg.radius)
+        extra = dict(theta=cfg.theta, power_steps=cfg.power_steps) if kind == "spectral" else {}
         opt = go.MACRO([{"params": hidden_p, "manifold": kind}, {"params": rest_p, "manifold": None}],
-                       lr=lr, momentum=0.95, radius=radius, scale=cfg.scale, **common)
+                       lr=lr, momentum=0.95, radius=radius, scale=cfg.scale, **extra, **common)
     elif cfg.optimizer == "muonh":
         opt = go.MuonH(hidden_p + rest_p, lr=lr, momentum=0.95, **common)
     else:
@@ -693,6 +700,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="MACRO step scale s (MATH.md §7.3)")
     p.add_argument("--msign-dtype", default=d.msign_dtype, choices=("bfloat16", "float32", "float64", "param"),
                    help="compute dtype of the Newton–Schulz msign (gpu_impl optimizers); param = parameter dtype")
+    p.add_argument("--theta", default=d.theta, choices=("exact", "power"),
+                   help="macro-spectral: top singular pair by exact SVD (default; feasibility to rounding) "
+                        "or warm-started power iteration (fast; accuracy limited by the spectral gap)")
+    p.add_argument("--power-steps", type=int, default=d.power_steps,
+                   help="power-iteration steps per call with --theta power")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for the run (default: torch's; use 1 on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_false")

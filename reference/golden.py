@@ -81,6 +81,7 @@ __all__ = [
     "decode_value",
     "manifold_from_spec",
     "manifold_spec",
+    "schedule_from_params",
     "run_float64",
     "run_precise",
     "OPS",
@@ -218,7 +219,8 @@ def manifold_spec(manifold: Manifold) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # evaluating a case
 # ---------------------------------------------------------------------------------------------
-def _sched(params: Mapping[str, Any]) -> schedules.Schedule:
+def schedule_from_params(params: Mapping[str, Any]) -> schedules.Schedule:
+    """The named schedule of a case with its ``steps``/``extension``/… overrides applied."""
     sch = schedules.get_schedule(params["schedule"])
     changes = {k: params[k] for k in ("steps", "extension", "safety", "eps", "eps_form") if k in params}
     return sch.with_options(**changes) if changes else sch
@@ -237,7 +239,7 @@ def _f64_ops() -> dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dic
                 "numerical_rank": linalg.numerical_rank(X, **_rank_kw(p))}
 
     def band(p: Mapping[str, Any], i: Mapping[str, Any]) -> dict[str, Any]:
-        lo, hi = schedules.schedule_band(_sched(p), p["lower"])
+        lo, hi = schedules.schedule_band(schedule_from_params(p), p["lower"])
         return {"out": np.array([lo, hi])}
 
     return {
@@ -245,9 +247,9 @@ def _f64_ops() -> dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dic
         "polar_factor": lambda p, i: {"out": linalg.polar_factor(i["X"])},
         "mclip": lambda p, i: {"out": linalg.mclip(i["X"], p["tau"])},
         "norms": norms,
-        "polynomial_map": lambda p, i: {"out": schedules.polynomial_map(_sched(p), i["x"])},
-        "ns_singular_value_map": lambda p, i: {"out": schedules.ns_singular_value_map(_sched(p), i["sigma"])},
-        "ns_apply": lambda p, i: {"out": schedules.ns_apply(_sched(p), i["X"])},
+        "polynomial_map": lambda p, i: {"out": schedules.polynomial_map(schedule_from_params(p), i["x"])},
+        "ns_singular_value_map": lambda p, i: {"out": schedules.ns_singular_value_map(schedule_from_params(p), i["sigma"])},
+        "ns_apply": lambda p, i: {"out": schedules.ns_apply(schedule_from_params(p), i["X"])},
         "schedule_band": band,
         "project_tangent": lambda p, i: {
             "out": manifold_from_spec(p["manifold"]).project_tangent(i["W"], i["G"])},
@@ -269,7 +271,7 @@ def _precise_ops(dps: int) -> dict[str, Callable[[Mapping[str, Any], Mapping[str
                 "numerical_rank": P.numerical_rank(X, dps=dps, **_rank_kw(p))}
 
     def band(p: Mapping[str, Any], i: Mapping[str, Any]) -> dict[str, Any]:
-        lo, hi = P.schedule_band(_sched(p), p["lower"], dps=dps)
+        lo, hi = P.schedule_band(schedule_from_params(p), p["lower"], dps=dps)
         return {"out": [lo, hi]}
 
     return {
@@ -277,9 +279,9 @@ def _precise_ops(dps: int) -> dict[str, Callable[[Mapping[str, Any], Mapping[str
         "polar_factor": lambda p, i: {"out": P.polar_factor(i["X"], dps=dps)},
         "mclip": lambda p, i: {"out": P.mclip(i["X"], p["tau"], dps=dps)},
         "norms": norms,
-        "polynomial_map": lambda p, i: {"out": P.polynomial_map(_sched(p), list(i["x"]), dps=dps)},
-        "ns_singular_value_map": lambda p, i: {"out": P.ns_singular_value_map(_sched(p), i["sigma"], dps=dps)},
-        "ns_apply": lambda p, i: {"out": P.ns_apply(_sched(p), i["X"], dps=dps)},
+        "polynomial_map": lambda p, i: {"out": P.polynomial_map(schedule_from_params(p), list(i["x"]), dps=dps)},
+        "ns_singular_value_map": lambda p, i: {"out": P.ns_singular_value_map(schedule_from_params(p), i["sigma"], dps=dps)},
+        "ns_apply": lambda p, i: {"out": P.ns_apply(schedule_from_params(p), i["X"], dps=dps)},
         "schedule_band": band,
         "project_tangent": lambda p, i: {
             "out": P.project_tangent(manifold_from_spec(p["manifold"]), i["W"], i["G"], dps=dps)},

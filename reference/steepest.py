@@ -592,12 +592,18 @@ def degenerate_completion(Z: ArrayLike, Theta: ArrayLike, *, max_rtol: float = 1
                       {"tried (rank, |f_r|/‖B‖_*)": str(tried)})
 
 
+def _htol_eff(htol: float, s: F64) -> float:
+    """Tangency floor of msign(Z) at condition number κ(Z): max(htol, 16·k·ε·κ), at most 1e-10."""
+    kappa = float(s[0] / s[-1]) if s[-1] > 0 else np.inf
+    return max(htol, min(16 * s.size * EPS * kappa, 1e-10))
+
+
 def _finish_1d(geo: _Geometry, G: F64, lam: float, htol: float) -> tuple[F64, str, str]:
-    """Φ = msign(G + λΘ), with the kink completion when |⟨Θ, Φ⟩| > htol."""
+    """Φ = msign(G + λΘ), with the kink completion when |⟨Θ, Φ⟩| exceeds the tangency floor."""
     th = geo.theta
     Z = G + lam * th
     Phi = msign(Z)
-    if abs(float(np.sum(th * Phi))) <= htol:
+    if abs(float(np.sum(th * Phi))) <= _htol_eff(htol, _sv(Z)):
         return Phi, "optimal", ""
     Phi, r = degenerate_completion(Z, th)
     return Phi, "optimal_degenerate", (f"kink: G + λ*Θ has numerical rank {r} < {min(G.shape)}; "
@@ -704,11 +710,17 @@ def _solve_1d(geo: _Geometry, G: F64, method: str, opts: dict[str, Any]) -> tupl
     ThTh = float(np.sum(Tt * Tt))
     lam = lam0
     scale = float(np.linalg.norm(G))
+    max_iters = int(opts.get("max_iters", 20000))
+    stalled = 0
     for it in range(1, max_iters + 1):
         Z = Gt + lam * Tt
         U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+        full = s[-1] > max(Z.shape) * EPS * s[0]
+        if full and abs(float(np.sum(Tt * (U @ Vt)))) <= _htol_eff(htol, s):
+            Phi, status, note = _finish_1d(geo, G, lam, htol)
+            return Phi, lam, status, it - 1, history, note
         if method == "su_fixed_point":
-            if not s[-1] > max(Z.shape) * EPS * s[0]:
+            if not full:
                 raise DegenerateGeometryError(
                     "σ_min(G + λΘ)/σ₁ in Su's fixed point", s[-1] / s[0] if s[0] > 0 else 0.0,
                     max(Z.shape) * EPS, "Q⁻¹ is undefined: G + λΘ lost column rank (a kink); "
@@ -725,9 +737,9 @@ def _solve_1d(geo: _Geometry, G: F64, method: str, opts: dict[str, Any]) -> tupl
         history.append(abs(new - lam))
         if not np.isfinite(new):
             raise SolverError(f"{method}: non-finite multiplier", "diverged", {"iteration": it})
-        done = abs(new - lam) <= 4 * EPS * max(abs(new), scale)
+        stalled = stalled + 1 if abs(new - lam) <= 4 * EPS * max(abs(new), scale) else 0
         lam = float(new)
-        if done:
+        if stalled >= 3:  # the iteration no longer moves λ: accept it if the certificate holds
             Phi, status, note = _finish_1d(geo, G, lam, htol)
             return Phi, lam, status, it, history, note
     raise SolverError(f"{method} did not converge in {max_iters} iterations", "max_iterations",

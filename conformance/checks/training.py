@@ -62,7 +62,7 @@ def transformer_steps(ctx: Context, case: Case) -> Measurement:
     x, y = tokens[:, :-1], tokens[:, 1:]
     names = [n for n, _ in model.hidden_matrices()]
     mats = dict(model.hidden_matrices())
-    decl_man = p.manifolds[0].reference() if p.rule == "macro" else None
+    decl_man = p.manifolds[0].reference(point_tol=1e-4) if p.rule == "macro" else None
     with torch.no_grad():
         for n in names:
             W = mats[n].detach().numpy()

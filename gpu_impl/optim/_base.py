@@ -53,12 +53,11 @@ def shape_scale(rule: str, d_out: int, d_in: int) -> float:
     raise InvalidInputError(f"unknown scale rule {rule!r}; known: {SCALE_RULES}")
 
 
-def _all_finite(norms: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
-    devs = {n.device for n in norms}
-    if len(devs) == 1:
-        return torch.isfinite(torch.stack([n.to(torch.float32) for n in norms])).all()
-    return torch.stack([torch.isfinite(torch.stack([n.to(torch.float32) for n in norms if n.device == d])).all().cpu()
-                        for d in devs]).all()
+def _fsum(x: Tensor) -> Tensor:
+    """Sum of all entries, accumulated in at least float32: finite iff every entry is finite
+    (barring an overflow of the sum itself beyond the float32/float64 range, which is treated as
+    non-finite too). Far cheaper than ``isfinite(x).all()`` on CPU."""
+    return x.sum(dtype=torch.float32) if x.dtype in (torch.float16, torch.bfloat16) else x.sum()
 
 
 def _read_flags(flags: list[Tensor]) -> list[bool]:
@@ -193,12 +192,11 @@ class MatrixOptimizer(Optimizer):
                 gflags: list[tuple[Tensor, float]] = []
                 new_w, new_state = self._bucket_update(b, group, gflags, diag)
                 gap_flags.extend(gflags)
-                upd_flags.append(torch.isfinite(new_w).all())
+                upd_flags.append(torch.isfinite(_fsum(new_w)))
                 work.append((b, new_w, new_state))
             all_grads.extend(p.grad for p in others)  # type: ignore[misc]
             plans.append((group, work, others))
-        if all_grads:
-            grad_flags.append(_all_finite(torch._foreach_norm(all_grads, float("inf"))))
+        grad_flags.extend(torch.isfinite(_fsum(g)) for g in all_grads)
         gap_ok_flags = [(g >= tol).all() for g, tol in gap_flags]
         status = _read_flags(grad_flags + upd_flags + gap_ok_flags)  # the one sync of the step
         ng, nu = len(grad_flags), len(upd_flags)

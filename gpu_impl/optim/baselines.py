@@ -15,7 +15,8 @@ No construction retraction (the radius is the current norm, so R = ‖W₀‖_F 
 
     M ← βM + (1 − β)G;  M̂ = M/max(‖M‖_F, 1e-8)
     (σ, u, v) = bilateral power iteration on W (v₀ = 1 each step, or warm-started)
-    hard:    W ← (R/(σ + 1e-8))·W          dynamic: W ← W(1 + α·lr·b), b = −sign(σ − R)
+    hard:    W ← (R/(σ + ε))·W (ε = retract_eps, the code's 1e-8; skipped when σ + ε = R)
+    dynamic: W ← W(1 + α·lr·b), b = −sign(σ − R)
     λ = root of h(λ) = ⟨uvᵀ, msign(M̂ + λuvᵀ)⟩   (bracket from 0, step 1e-3, doubling, ≤ 10
         expansions; bisection to |h| ≤ tol, ≤ max_iter; best point; per matrix, batched)
     W ← W − lr·s·msign(M̂ + λuvᵀ)
@@ -23,7 +24,9 @@ No construction retraction (the radius is the current norm, so R = ‖W₀‖_F 
 If the bracket is not found within the expansions, SSO's code uses λ = 0 silently; here
 ``on_bracket_failure="zero"`` (default, SSO's behaviour) records it in ``state["bracket_failures"]``
 (a counter tensor) and in the diagnostics, and ``"raise"`` raises :class:`reference.errors.SolverError`.
-Construction: W₀ ← R·W₀/σ₁(W₀) with the exact σ₁. **MuonBall** is SSO with λ ≡ 0.
+Construction: W₀ ← R·W₀/σ₁(W₀) with the exact σ₁; R from ``radius_mode`` (``"spectral_mup"``
+c·√(d_out/d_in), ``"identity"`` c, ``"initialize"`` c·σ₁(W₀), or a number). β defaults to 0.9 as in
+``reference.optimizers.SSO``. **MuonBall** is SSO with λ ≡ 0.
 """
 
 from __future__ import annotations
@@ -106,9 +109,10 @@ class SSO(MatrixOptimizer):
 
     solve_lambda = True
 
-    def __init__(self, params: Iterable, lr: float = 0.02, momentum: float = 0.95, *,
+    def __init__(self, params: Iterable, lr: float = 0.02, momentum: float = 0.9, *,
                  radius_mode: str | float = "spectral_mup", radius_scale: float = 1.0,
                  scale_mode: str = "align_adamw_rms", retract_mode: str = "hard", retract_alpha: float = 0.05,
+                 retract_eps: float = 1e-8,
                  power_steps: int = 10, warm_start: bool = False,
                  msign: str | Schedule | MsignPolicy = "polar_express_eo", ns_steps: int | None = 5,
                  ns_dtype: str | torch.dtype | None = "bfloat16",
@@ -119,6 +123,7 @@ class SSO(MatrixOptimizer):
                  nonfinite: str = "raise", diagnostics: bool | str = False) -> None:
         defaults = dict(lr=lr, momentum=momentum, radius_mode=radius_mode, radius_scale=radius_scale,
                         scale_mode=scale_mode, retract_mode=retract_mode, retract_alpha=retract_alpha,
+                        retract_eps=retract_eps,
                         power_steps=power_steps, warm_start=warm_start, msign=msign, ns_steps=ns_steps,
                         ns_dtype=ns_dtype, bisect_tol=bisect_tol, bisect_max_iter=bisect_max_iter,
                         bracket_step=bracket_step, bracket_expansions=bracket_expansions,
@@ -130,8 +135,11 @@ class SSO(MatrixOptimizer):
         if not float(group["lr"]) >= 0 or not 0 <= float(group["momentum"]) < 1:
             raise InvalidInputError("SSO needs lr >= 0 and 0 <= momentum < 1")
         rm = group["radius_mode"]
-        if not (rm in ("spectral_mup", "identity") or (isinstance(rm, (int, float)) and rm > 0)):
-            raise InvalidInputError(f"radius_mode must be 'spectral_mup', 'identity' or a positive float, got {rm!r}")
+        if not (rm in ("spectral_mup", "identity", "initialize") or (isinstance(rm, (int, float)) and rm > 0)):
+            raise InvalidInputError("radius_mode must be 'spectral_mup', 'identity', 'initialize' or a positive "
+                                    f"float, got {rm!r}")
+        if not float(group["retract_eps"]) >= 0:
+            raise InvalidInputError("retract_eps must be >= 0")
         if group["scale_mode"] not in SSO_SCALE_MODES:
             raise InvalidInputError(f"scale_mode must be one of {tuple(SSO_SCALE_MODES)}, got {group['scale_mode']!r}")
         if group["retract_mode"] not in ("hard", "dynamic"):
@@ -146,12 +154,14 @@ class SSO(MatrixOptimizer):
             resolve_dtype(group["ns_dtype"], torch.float32)
         msign_policy_of(group)
 
-    def _radius(self, group: dict[str, Any], m: int, n: int) -> float:
+    def _radius(self, group: dict[str, Any], m: int, n: int, s1: float) -> float:
         rm = group["radius_mode"]
         if rm == "spectral_mup":
             return float(group["radius_scale"]) * math.sqrt(m / n)
         if rm == "identity":
             return float(group["radius_scale"])
+        if rm == "initialize":
+            return float(group["radius_scale"]) * s1
         return float(rm)
 
     def _init_matrix(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -159,7 +169,7 @@ class SSO(MatrixOptimizer):
         s1 = float(torch.linalg.matrix_norm(W.to(torch.float64), ord=2))
         if s1 == 0:
             raise InvalidInputError("cannot place a zero matrix on the spectral sphere")
-        R = self._radius(group, *W.shape)
+        R = self._radius(group, W.shape[0], W.shape[1], s1)
         W.copy_(W.to(torch.float64) * (R / s1))
         state["radius"] = torch.tensor(R, dtype=W.dtype, device=W.device)
         state["momentum"] = torch.zeros_like(W, memory_format=torch.preserve_format)
@@ -167,43 +177,42 @@ class SSO(MatrixOptimizer):
 
     def _solve_lambda(self, Mh: Tensor, Theta: Tensor, group: dict[str, Any], policy: MsignPolicy
                       ) -> tuple[Tensor, Tensor]:
-        """Per-matrix root of h(λ) = ⟨Θ, msign(M̂ + λΘ)⟩ (batched bracket + bisection).
-
-        Returns (λ (B,), bracket_failed (B,) bool). Syncs once per iteration (two-loop method)."""
-        B = Mh.shape[0]
+        """Per-matrix root of h(λ) = ⟨Θ, msign(M̂ + λΘ)⟩, batched; the same bracket-and-bisect
+        sequence as ``reference.optimizers.sso_lambda`` (bracket [previous, current] expansion
+        point; best point; stop at |h| ≤ tol). Returns (λ (B,), bracket_failed (B,) bool).
+        Two-loop method: one device sync per iteration."""
         dt = Mh.dtype
 
         def h(lam: Tensor) -> Tensor:
             return (Theta * policy(Mh + lam[:, None, None] * Theta, check_finite=False)).sum(dim=(-2, -1))
 
-        zero = torch.zeros(B, dtype=dt, device=Mh.device)
-        h0 = h(zero)
-        # the root is on the side where h changes sign: h non-decreasing, so h(0) > 0 → λ < 0
-        direction = torch.where(h0 > 0, -torch.ones_like(h0), torch.ones_like(h0))
-        lo, hi = zero.clone(), zero.clone()
-        hlo, hhi = h0.clone(), h0.clone()
-        found = h0 == 0
-        step = float(group["bracket_step"])
-        far = zero.clone()
-        for _ in range(int(group["bracket_expansions"]) + 1):
-            if bool(found.all()):
-                break
-            cand = direction * step
-            hc = h(cand)
-            newly = ~found & (torch.sign(hc) != torch.sign(h0))
-            far = torch.where(newly, cand, far)
-            # keep the bracket [lo, hi] with h(lo) <= 0 <= h(hi)
-            lo = torch.where(newly & (direction > 0), zero, torch.where(newly, cand, lo))
-            hi = torch.where(newly & (direction > 0), cand, torch.where(newly, zero, hi))
-            hlo = torch.where(newly & (direction > 0), h0, torch.where(newly, hc, hlo))
-            hhi = torch.where(newly & (direction > 0), hc, torch.where(newly, h0, hhi))
-            found = found | newly
-            step *= 2.0
-        failed = ~found
-        best = zero.clone()
-        hbest = h0.abs()
         tol = float(group["bisect_tol"])
-        active = found & (h0 != 0)
+        zero = torch.zeros(Mh.shape[0], dtype=dt, device=Mh.device)
+        h0 = h(zero)
+        done = h0.abs() <= tol
+        sign = torch.where(h0 > 0, -torch.ones_like(h0), torch.ones_like(h0))
+        step = float(group["bracket_step"])
+        near, far = zero, sign * step
+        hfar = h(far)
+        need = ~done & (torch.sign(hfar) == torch.sign(h0)) & (hfar != 0)
+        failed = torch.zeros_like(done)
+        expansions = 0
+        while bool(need.any()):
+            if expansions >= int(group["bracket_expansions"]):
+                failed = need
+                break
+            near = torch.where(need, far, near)
+            step *= 2.0
+            far = torch.where(need, sign * step, far)
+            hfar = torch.where(need, h(far), hfar)
+            expansions += 1
+            need = need & (torch.sign(hfar) == torch.sign(h0)) & (hfar != 0)
+        lo = torch.where(sign > 0, near, far)
+        hi = torch.where(sign > 0, far, near)
+        closer = hfar.abs() < h0.abs()
+        best = torch.where(closer, far, zero)
+        hbest = torch.where(closer, hfar.abs(), h0.abs())
+        active = ~done & ~failed
         for _ in range(int(group["bisect_max_iter"])):
             if not bool(active.any()):
                 break
@@ -212,12 +221,12 @@ class SSO(MatrixOptimizer):
             better = active & (hm.abs() < hbest)
             best = torch.where(better, mid, best)
             hbest = torch.where(better, hm.abs(), hbest)
-            go_up = hm < 0
-            lo = torch.where(active & go_up, mid, lo)
-            hi = torch.where(active & ~go_up, mid, hi)
-            width_done = (hi - lo) <= 4 * torch.finfo(dt).eps * torch.maximum(lo.abs(), hi.abs())
-            active = active & (hm.abs() > tol) & ~width_done
-        lam = torch.where(failed, zero, best)
+            conv = hm.abs() <= tol
+            go = active & ~conv
+            lo = torch.where(go & (hm < 0), mid, lo)
+            hi = torch.where(go & ~(hm < 0), mid, hi)
+            active = go
+        lam = torch.where(done | failed, zero, best)
         return lam, failed
 
     def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list, diag: list | None
@@ -238,7 +247,8 @@ class SSO(MatrixOptimizer):
         pair = sph.top_pair(W, st, with_gap=False)
         sigma = pair.sigma
         if group["retract_mode"] == "hard":
-            W = W * (R / (sigma + 1e-8))[:, None, None]
+            den = sigma + float(group["retract_eps"])
+            W = torch.where((den == R)[:, None, None], W, W * (R / den)[:, None, None])
         else:
             b = -torch.sign(sigma - R)
             W = W * (1.0 + float(group["retract_alpha"]) * lr * b)[:, None, None]

@@ -13,10 +13,13 @@ Parameter-group options (defaults in the signature):
 * ``manifold``: ``"frobenius"``, ``"spectral"``, ``"oblique_rows"``, ``"oblique_cols"``,
   ``"stiefel"``, ``"euclidean"`` (P = I, no retraction: Muon with MACRO's options) or ``None``
   (the group goes to the internal AdamW). Parameters that are not 2-D always go to AdamW.
-* ``radius``: ``"init"`` (the norm at construction: ‖W₀‖_F; σ₁(W₀); the RMS row/column norm
-  ‖W₀‖_F/√m or ‖W₀‖_F/√n for oblique; the RMS singular value ‖W₀‖_F/√min(m, n) for Stiefel),
+* ``radius``: ``"init"`` (the norm at construction: ‖W₀‖_F; σ₁(W₀); each row's (column's) own
+  norm for oblique, so W₀ is already feasible; the RMS singular value ‖W₀‖_F/√min(m, n) for
+  Stiefel — the conventions of ``reference.optimizers.MACRO``),
   ``"mup"`` (MATH.md §4.9 times ``radius_scale``: √d_out; √(d_out/d_in); 1; √(d_out/d_in);
   √(d_out/d_in)) or a positive float.
+* ``prenormalize``: divide the momentum input by max(‖U‖_F, 1e-8) before the projection
+  (SSO style; default False).
 * ``scale`` s: ``"one"`` | ``"radius"`` | ``"kj"`` √max(1, d_out/d_in) | ``"moonlight"``
   0.2√max(d_out, d_in) | ``"spectral_mup"`` √(d_out/d_in).
 * ``retraction``: ``None`` (the manifold's default: rescale / rescale / normalize / polar) or a
@@ -55,7 +58,7 @@ from torch import Tensor
 from reference.errors import InvalidInputError
 from reference.schedules import Schedule
 
-from ..manifolds import TorchManifold, SpectralSphere, make_manifold
+from ..manifolds import SpectralSphere, TorchManifold, frobenius_project, make_manifold, spectral_project
 from ..msign import EXACT, MsignPolicy, resolve_dtype
 from ._base import SCALE_RULES, Bucket, MatrixOptimizer, shape_scale
 
@@ -74,13 +77,22 @@ RETRACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+_POLICY_CACHE: dict[tuple, MsignPolicy] = {}
+
+
 def msign_policy_of(group: dict[str, Any]) -> MsignPolicy:
     """The :class:`MsignPolicy` of a parameter group (``msign``, ``ns_steps``, ``ns_dtype``)."""
     m = group["msign"]
     if isinstance(m, MsignPolicy):
         return m
     if isinstance(m, (str, Schedule)):
-        return MsignPolicy(schedule=m, steps=group.get("ns_steps"), compute_dtype=group.get("ns_dtype"))
+        key = (m, group.get("ns_steps"), group.get("ns_dtype"))
+        pol = _POLICY_CACHE.get(key)
+        if pol is None:
+            pol = MsignPolicy(schedule=m, steps=group.get("ns_steps"), compute_dtype=group.get("ns_dtype"))
+            if len(_POLICY_CACHE) < 256:
+                _POLICY_CACHE[key] = pol
+        return pol
     raise InvalidInputError(f"msign must be a schedule name, 'exact', a Schedule or a MsignPolicy, got {m!r}")
 
 
@@ -110,13 +122,14 @@ class MACRO(MatrixOptimizer):
         radius_scale: float = 1.0,
         momentum_form: str = "ema",
         reproject: str = "A",
+        prenormalize: bool = False,
         scale: str = "one",
         retraction: str | None = None,
         msign: str | Schedule | MsignPolicy = "keller_jordan",
         ns_steps: int | None = None,
         ns_dtype: str | torch.dtype | None = "bfloat16",
         theta: str = "power",
-        power_steps: int = 3,
+        power_steps: int = 2,
         gap_tol: float = 1e-6,
         gap_policy: str = "report",
         adamw_lr: float = 1e-3,
@@ -128,6 +141,7 @@ class MACRO(MatrixOptimizer):
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, manifold=manifold, radius=radius,
                         radius_scale=radius_scale, momentum_form=momentum_form, reproject=reproject,
+                        prenormalize=prenormalize,
                         scale=scale, retraction=retraction, msign=msign, ns_steps=ns_steps,
                         ns_dtype=ns_dtype, theta=theta, power_steps=power_steps, gap_tol=gap_tol,
                         gap_policy=gap_policy, adamw_lr=adamw_lr,
@@ -154,6 +168,10 @@ class MACRO(MatrixOptimizer):
             bad(f"reproject must be one of {REPROJECT_VARIANTS}, got {group['reproject']!r}")
         if group["scale"] not in SCALE_RULES:
             bad(f"scale must be one of {SCALE_RULES}, got {group['scale']!r}")
+        if (group["scale"] == "radius" and group["radius"] == "init"
+                and group["manifold"] in ("oblique_rows", "oblique_cols")):
+            bad("scale 'radius' needs one radius per matrix; radius 'init' on an oblique manifold "
+                "gives one per row/column: pass a number or 'mup'")
         r = group["radius"]
         if isinstance(r, str):
             if r not in ("init", "mup"):
@@ -206,19 +224,25 @@ class MACRO(MatrixOptimizer):
                                               group["gap_tol"], "perturb the initialisation or use gap_policy='report'")
             R = s1 if r == "init" else (_mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r))
             W.copy_(W64 * (R / s1))
-            state["basis"] = Vh[: min(2, m, n), :].mT.to(W.dtype).clone()
+            state["basis"] = Vh[: min(2, m, n), :].to(W.dtype).clone()
         elif name == "euclidean":
             R = 1.0
         else:
             fro = float(_fro(W64))
             if fro == 0:
                 raise InvalidInputError(f"cannot place a zero matrix on the {name} manifold")
-            count = {"frobenius": 1, "oblique_rows": m, "oblique_cols": n, "stiefel": min(m, n)}[name]
-            R = fro / math.sqrt(count) if r == "init" else (
-                _mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r))
+            if r == "init" and name in ("oblique_rows", "oblique_cols"):
+                norms = torch.linalg.vector_norm(W64, dim=1 if name == "oblique_rows" else 0)
+                if bool((norms == 0).any()):
+                    raise InvalidInputError(f"radius 'init' on {name}: a zero row/column has no radius")
+                R = norms  # per-row (per-column) radii: W₀ is already on the manifold
+            elif r == "init":
+                R = fro / math.sqrt(1 if name == "frobenius" else min(m, n))
+            else:
+                R = _mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r)
             man = make_manifold(name, R)
             W.copy_(man.project_point(W64))
-        state["radius"] = torch.tensor(R, dtype=W.dtype, device=W.device)
+        state["radius"] = torch.as_tensor(R, dtype=W.dtype, device=W.device).clone()
         state["momentum"] = torch.zeros_like(W, memory_format=torch.preserve_format)
 
     # -- step ----------------------------------------------------------------------------------
@@ -231,23 +255,34 @@ class MACRO(MatrixOptimizer):
         R = bucket.stack_state("radius")
         beta = float(group["momentum"])
         form = group["momentum_form"]
+        retraction = group["retraction"] or RETRACTIONS[name][0]
         man = self._manifold(group, R)
-        kw: dict[str, Any] = {}
         st: dict[str, Tensor] = {}
         pair = None
-        if name == "spectral":
+        if name == "frobenius":
+            ww = (W * W).sum(dim=(-2, -1))
+
+            def P(Z: Tensor) -> Tensor:
+                return frobenius_project(Z, W, ww)
+        elif name == "spectral":
             basis = bucket.stack_state("basis")
             if basis is not None:
                 st["basis"] = basis
             pair = man.top_pair(W, st)  # type: ignore[attr-defined]
             if group["gap_policy"] == "raise":
                 flags.append((pair.gap, float(group["gap_tol"])))
-            kw = {"frame": pair}
+            u, v = pair.u, pair.v
 
-        def P(Z: Tensor) -> Tensor:
-            return Z if name == "euclidean" else man.project_tangent(W, Z, **kw)
+            def P(Z: Tensor) -> Tensor:
+                return spectral_project(Z, u, v)
+        elif name == "euclidean":
+            def P(Z: Tensor) -> Tensor:
+                return Z
+        else:
+            def P(Z: Tensor) -> Tensor:
+                return man.project_tangent(W, Z)
 
-        # momentum (out of place; M is a stacked copy or a view, never written)
+        # momentum (out of place: M is a stacked copy or a view of the state, never written)
         if form in ("ema", "nesterov_ema", "projected_ema"):
             M_new = torch.lerp(M, G, 1.0 - beta)
         else:
@@ -261,6 +296,8 @@ class MACRO(MatrixOptimizer):
             U = torch.add(G, M_new, alpha=beta)
         else:
             U = M_new
+        if group["prenormalize"]:
+            U = U / torch.linalg.vector_norm(U, dim=(-2, -1), keepdim=True).clamp_min(1e-8)
         policy = msign_policy_of(group)
         variant = group["reproject"]
         if variant == "C":
@@ -271,17 +308,20 @@ class MACRO(MatrixOptimizer):
             O = policy(X, check_finite=False)
             D = P(O) if variant == "A" else O
         m, n = bucket.shape
+        lr = float(group["lr"])
         if group["scale"] == "radius":
-            s: Tensor | float = R[:, None, None]
+            Y = torch.addcmul(W, D, (R * -lr)[:, None, None])
         else:
-            s = shape_scale(group["scale"], m, n)
-        step = D * (-float(group["lr"]) * s) if isinstance(s, float) else D * (s * -float(group["lr"]))
+            Y = torch.add(W, D, alpha=-lr * shape_scale(group["scale"], m, n))
         if name == "euclidean":
-            W_new = W + step
-        elif name == "spectral":
-            W_new = man.retract(W, step, group["retraction"], state=st)
+            W_new = Y
+        elif name == "frobenius" and retraction in ("rescale", "projection"):
+            W_new = Y * (R / torch.linalg.vector_norm(Y, dim=(-2, -1)))[:, None, None]
+        elif name == "spectral" and retraction == "rescale":
+            sY = man.top_pair(Y, st, with_gap=False).sigma  # type: ignore[attr-defined]
+            W_new = Y * (R / sY)[:, None, None]
         else:
-            W_new = man.retract(W, step, group["retraction"])
+            W_new = man.retract(W, Y - W, retraction)
         new_state = {"momentum": M_new, **st}
         if diag is not None:
             diag.append(self._diagnose(group, bucket, man, W, W_new, X, D, pair))

@@ -10,8 +10,9 @@ Pass criteria (issue 3; MATH §6.9; CLAIMS §0.2, L-2, L-3, L-5, L-8):
   matrices far worse conditioned than the ones drawn here (G's condition does not enter: Z = G+λΘ
   is what msign sees and the tests draw G with κ ≤ 1e3).
 * A documented failure is accepted only where MATH says the method is undefined: Su's fixed
-  point raises DegenerateGeometryError and the Q⁻¹-free iteration SolverError exactly when the
-  optimum sits at a kink (G + λ*Θ rank deficient), which the bracketing solver then reports as
+  point raises DegenerateGeometryError (Q⁻¹ undefined) or SolverError (it approaches the
+  singular point sublinearly), and the Q⁻¹-free iteration SolverError, only when the optimum
+  sits at a kink (G + λ*Θ rank deficient), which the bracketing solver then reports as
   status "optimal_degenerate".
 """
 
@@ -85,7 +86,7 @@ def test_sphere_solvers_agree_with_cvxpy(manifold, data) -> None:
             assert method == "su_fixed_point" and kink, "Q⁻¹ undefined only at a kink"
             continue
         except SolverError:
-            assert method == "su_qinv_free" and kink, "the Q⁻¹-free iteration may stall only at a kink"
+            assert method.startswith("su_") and kink, "Su's iterations may stall only at a kink"
             continue
         assert abs(r.value - ref.value) <= OBJ * abs(ref.value), method
         assert r.tangency <= TANG, method

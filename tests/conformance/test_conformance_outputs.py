@@ -1,0 +1,176 @@
+"""The harness's outputs and entry points: CLI exit codes, JSON (schema), JUnit XML, repro files
+and snippets, xfail files, target resolution, and the pytest plugin (inert without a target)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import conformance_zoo as Z
+from conformance.adapters import Adapter, resolve_target
+from conformance.conform_cli import main
+from conformance.repro import rerun_case
+from conformance.runner import SCHEMA_VERSION, run
+from reference.errors import InvalidInputError, NotAvailableError
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+SCHEMA = json.loads((ROOT / "docs" / "report_schema.json").read_text())
+
+
+def _structural(doc: dict) -> None:
+    """Required keys of the schema, checked without a validator library."""
+    for k in SCHEMA["required"]:
+        assert k in doc, k
+    assert doc["schema_version"] == SCHEMA_VERSION
+    req = SCHEMA["$defs"]["check"]["required"]
+    for c in doc["checks"]:
+        for k in req:
+            assert k in c, (c.get("id"), k)
+    for k in SCHEMA["properties"]["profile"]["required"]:
+        assert k in doc["profile"], k
+
+
+def test_cli_pass_exit_0_with_json_and_junit(tmp_path: Path) -> None:
+    js, ju = tmp_path / "r.json", tmp_path / "r.xml"
+    code = main(["--target", "conformance_zoo:GoodNS", "--json", str(js), "--junit", str(ju), "--no-progress"])
+    assert code == 0
+    doc = json.loads(js.read_text())
+    _structural(doc)
+    assert doc["summary"]["ok"] is True and doc["summary"]["exit_code"] == 0
+    assert doc["environment"]["precision_state"]["float32_matmul_precision"]
+    suite = ET.parse(ju).getroot()
+    assert int(suite.get("failures")) == 0 and int(suite.get("tests")) == len(doc["checks"])
+
+
+def test_report_validates_against_schema(tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema validates docs/report_schema.json")
+    js = tmp_path / "r.json"
+    assert main(["--target", "conformance_zoo:SignError", "--json", str(js), "--no-progress",
+                 "--select", "optimizer", "safety"]) == 1
+    jsonschema.validate(json.loads(js.read_text()), SCHEMA)
+
+
+def test_cli_failure_exit_1_writes_repro_that_reproduces(tmp_path: Path) -> None:
+    js, ju = tmp_path / "r.json", tmp_path / "r.xml"
+    code = main(["--target", "conformance_zoo:WrongNSCoefficient", "--json", str(js), "--junit", str(ju),
+                 "--select", "spec.orthogonaliser.output", "--no-progress"])
+    assert code == 1
+    doc = json.loads(js.read_text())
+    (chk,) = [c for c in doc["checks"] if c["id"] == "spec.orthogonaliser.output"]
+    assert chk["status"] == "fail" and chk["repro"] is not None
+    npz = Path(chk["repro"]["inputs"])
+    assert npz.exists() and npz.parent.parent == tmp_path
+    with np.load(npz) as z:
+        assert "G" in z.files and "__meta__" in z.files
+    m = rerun_case(npz)
+    assert not m.passed and np.isclose(m.value, chk["measured"], rtol=1e-12)
+    # the snippet is valid Python naming the saved file
+    compile(chk["repro"]["snippet"], "<snippet>", "exec")
+    assert str(npz) in chk["repro"]["snippet"]
+    # the repro of the correct adapter on the same inputs passes
+    assert rerun_case(npz, target=Z.GoodNS).passed
+    suite = ET.parse(ju).getroot()
+    assert int(suite.get("failures")) == 1
+    fail = [tc for tc in suite.iter("testcase") if tc.find("failure") is not None]
+    assert fail[0].get("name") == "spec.orthogonaliser.output"
+
+
+def test_cli_exit_2_when_target_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--target", "no_such_module_xyz:Adapter", "--no-progress"]) == 2
+    assert main(["--target", "no-colon-here", "--no-progress"]) == 2
+    assert main(["--target", "conformance_zoo:NOT_THERE", "--no-progress"]) == 2
+    assert main(["--target", "test_conformance_outputs:MissingDependency", "--no-progress"]) == 2
+    assert main(["--bogus-option"]) == 2
+    err = capsys.readouterr().err
+    assert "not available" in err
+
+
+class MissingDependency(Adapter):
+    name = "needs a package that is not installed"
+    profile = "scipy_polar"
+    capabilities = frozenset({"polar_factor"})
+    requires = ("no_such_package_for_oracle_tests",)
+
+
+def test_missing_dependency_is_not_available_never_a_pass() -> None:
+    with pytest.raises(NotAvailableError):
+        resolve_target(MissingDependency)
+    with pytest.raises(InvalidInputError):
+        resolve_target("conformance_zoo:KJ")  # not an adapter
+
+
+def test_xfail_file_turns_failure_into_xfail_and_reports_unmatched(tmp_path: Path) -> None:
+    xf = tmp_path / "xfail.txt"
+    xf.write_text("# known\nsafety.no_mutation.gradient  writes the Nesterov blend into grad\n"
+                  "spec.no_such_check  stale entry\n")
+    js = tmp_path / "r.json"
+    code = main(["--target", "conformance_zoo:GradientMutated", "--xfail-file", str(xf), "--json", str(js),
+                 "--select", "safety", "--no-progress"])
+    assert code == 0
+    doc = json.loads(js.read_text())
+    st = {c["id"]: c for c in doc["checks"]}
+    assert st["safety.no_mutation.gradient"]["status"] == "xfail"
+    assert doc["xfail_unmatched"] == ["spec.no_such_check"]
+
+
+def test_list_and_select_deselect() -> None:
+    assert main(["--list"]) == 0
+    r = run(Z.GoodNS, select=["safety"], deselect=["safety.determinism"])
+    ids = {x.id for x in r.results}
+    assert ids and all(i.startswith("safety.") for i in ids) and "safety.determinism" not in ids
+
+
+def test_third_party_adapters_resolve_or_report_not_available() -> None:
+    """Every built-in adapter either resolves or raises NotAvailableError (never passes silently)."""
+    from conformance.adapters import BUILTIN_TARGETS
+
+    for name in BUILTIN_TARGETS:
+        try:
+            a = resolve_target(name)
+        except NotAvailableError:
+            continue
+        assert a.capabilities, name
+
+
+def _pytest(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "PYTHONPATH": f"{HERE}:{ROOT}"})
+
+
+def test_plugin_is_inert_without_target(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text("def test_user():\n    assert True\n")
+    out = _pytest(str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed" in out.stdout and "manifold-oracle" not in out.stdout
+
+
+def test_plugin_one_item_per_check_with_reports(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text("def test_user():\n    assert True\n")
+    js, ju = tmp_path / "o" / "r.json", tmp_path / "o" / "j.xml"
+    out = _pytest(str(tmp_path), "--oracle-target=conformance_zoo:NaNHidden", "--oracle-select", "safety",
+                  f"--oracle-json={js}", f"--junitxml={ju}", "-rs", cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "safety.nan_propagation" in out.stdout and "1 failed" in out.stdout
+    doc = json.loads(js.read_text())
+    _structural(doc)
+    st = {c["id"]: c["status"] for c in doc["checks"]}
+    assert st["safety.nan_propagation"] == "fail" and doc["summary"]["exit_code"] == 1
+    cases = {tc.get("name"): tc for tc in ET.parse(ju).getroot().iter("testcase")}
+    assert "safety.nan_propagation" in cases and "test_user" in cases
+    assert cases["safety.nan_propagation"].find("failure") is not None
+    props = {p.get("name"): p.get("value") for p in cases["safety.nan_propagation"].iter("property")}
+    assert props["status"] == "fail" and "bound" in props
+
+
+def test_plugin_unavailable_target_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text("def test_user():\n    assert True\n")
+    out = _pytest(str(tmp_path), "--oracle-target=no_such_module_xyz:A", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
