@@ -222,7 +222,6 @@ register_profile(Profile(
     param_dtypes=("float32", "bfloat16"),
     mutation=("momentum_buffer", "grad (Nesterov blend written into p.grad; CONVENTIONS §10 #3)"),
     nan_policy="propagate", zero_policy="zero", routing="hidden 2-D (and 4-D viewed as (out, rest))",
-    scale_range=(1e-3, 1e12),
 ))
 register_profile(Profile(
     name="torch_muon", description="torch.optim.Muon (PyTorch >= 2.9)",
@@ -232,7 +231,6 @@ register_profile(Profile(
     momentum=0.95, nesterov_form="ema", shape_scale="kj", weight_decay_coupling="decoupled_raw_lr",
     weight_decay=0.1, lr=1e-3, param_dtypes=("float32", "bfloat16"), mutation=("momentum_buffer",),
     nan_policy="propagate", zero_policy="zero", routing="2-D parameters only (constructor raises otherwise)",
-    scale_range=(1e-7, 1e12),
 ))
 register_profile(Profile(
     name="moonlight", description="MoonshotAI/Moonlight toy_train Muon (re-implemented profile)",
@@ -344,7 +342,6 @@ def _gpu_macro(name: str, first: str, *, schedule: str = "keller_jordan", comput
         manifolds=_gpu_manifolds(first), direction_tangent=True,
         mutation=("momentum_buffer", "parameters (moved onto the manifold at construction, documented)"),
         nan_policy="raise", zero_policy="zero", routing="2-D parameters of constrained groups; rest AdamW",
-        scale_range=(1e-3, 1e12),
     )
 
 

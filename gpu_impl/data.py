@@ -16,7 +16,9 @@ Batches are random windows drawn with an explicit ``torch.Generator`` (never the
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,16 +55,18 @@ class ByteCorpus:
         }
 
 
+@functools.lru_cache(maxsize=4)
 def stdlib_source_files() -> tuple[Path, list[Path]]:
-    """(stdlib root, sorted ``*.py`` files under it), excluding site-packages and caches."""
+    """(stdlib root, ``*.py`` files under it sorted by relative POSIX path), excluding
+    ``site-packages`` and ``__pycache__`` directories. Cached per process."""
     root = Path(sysconfig.get_paths()["stdlib"])
     if not root.is_dir():
         raise InvalidInputError(f"the standard-library directory {root} does not exist")
-    files = sorted(
-        (p for p in root.rglob("*.py")
-         if "site-packages" not in p.parts and "__pycache__" not in p.parts and p.is_file()),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in ("site-packages", "__pycache__")]
+        found.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))
+    files = sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
     if not files:
         raise InvalidInputError(f"no *.py files found under {root}")
     return root, files
@@ -74,7 +78,21 @@ def _to_tensor(buf: bytes) -> torch.Tensor:
 
 def load_corpus(path: str | Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 val_every: int = 10) -> ByteCorpus:
-    """Load the embedded stdlib corpus (``path=None``) or the named text file (module docstring)."""
+    """Load the embedded stdlib corpus (``path=None``) or the named text file (module docstring).
+
+    The stdlib corpus is cached per process (its tensors are shared: treat them as read-only).
+    """
+    if path is None:
+        return _stdlib_corpus(int(max_bytes), int(val_every))
+    return _load(path, max_bytes, val_every)
+
+
+@functools.lru_cache(maxsize=4)
+def _stdlib_corpus(max_bytes: int, val_every: int) -> ByteCorpus:
+    return _load(None, max_bytes, val_every)
+
+
+def _load(path: str | Path | None, max_bytes: int, val_every: int) -> ByteCorpus:
     if val_every < 2:
         raise InvalidInputError(f"val_every must be >= 2, got {val_every}")
     if max_bytes < 0:

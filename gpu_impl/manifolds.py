@@ -248,6 +248,7 @@ class TopPair:
     sigma2: Tensor | None = None
     gap: Tensor | None = None
     residual: Tensor | None = None
+    retraction_residual: Tensor | None = None
 
     @property
     def theta(self) -> Tensor:

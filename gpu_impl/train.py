@@ -324,25 +324,40 @@ def _msign_dtype(cfg: TrainConfig) -> str | None:
 # diagnostics
 
 
-def _feasibility(kind: str, W: torch.Tensor, radius: torch.Tensor | float) -> float:
-    """c_M(W) of MATH.md §4 in float64 via :mod:`gpu_impl.manifolds` (exact σ₁ on the spectral sphere)."""
+def matrix_figures(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor],
+                   manifolds: dict[str, tuple[str, torch.Tensor | float]]) -> dict[str, dict[str, float]]:
+    """Per-matrix rotation angle ∠(W_t, W_{t+1}) and, for constrained matrices, the feasibility
+    c_M(W_{t+1}) of MATH.md §4 — both in float64, batched over equal shapes (one sync).
+
+    The angle is atan2(‖W₁ − ⟨W₁, Ŵ₀⟩Ŵ₀‖_F, ⟨W₁, Ŵ₀⟩) (accurate for small angles); the
+    feasibility uses :mod:`gpu_impl.manifolds` (exact σ₁ on the spectral sphere).
+    """
     from gpu_impl.manifolds import make_manifold
 
-    r = radius.detach().double() if isinstance(radius, torch.Tensor) else float(radius)
-    return float(make_manifold(kind, r).violation(W.detach().double()))
-
-
-def _rotation_angle(W0: torch.Tensor, W1: torch.Tensor) -> float:
-    """∠(W0, W1) = atan2(‖W1 − ⟨W1, Ŵ0⟩Ŵ0‖_F, ⟨W1, Ŵ0⟩) (accurate for small angles), radians."""
-    a = W0.detach().double().flatten()
-    b = W1.detach().double().flatten()
-    na = torch.linalg.vector_norm(a)
-    if float(na) == 0.0:
-        return float("nan")
-    ah = a / na
-    c = torch.dot(b, ah)
-    s = torch.linalg.vector_norm(b - c * ah)
-    return float(torch.atan2(s, c))
+    groups: dict[tuple, list[str]] = {}
+    for k, w in after.items():
+        kind = manifolds[k][0] if k in manifolds else None
+        groups.setdefault((kind, tuple(w.shape)), []).append(k)
+    out: dict[str, dict[str, float]] = {}
+    for (kind, _), names in groups.items():
+        W0 = torch.stack([before[k] for k in names]).double()
+        W1 = torch.stack([after[k].detach() for k in names]).double()
+        n0 = torch.linalg.vector_norm(W0, dim=(-2, -1), keepdim=True)
+        W0h = W0 / n0
+        c = (W1 * W0h).sum(dim=(-2, -1), keepdim=True)
+        sin = torch.linalg.vector_norm(W1 - c * W0h, dim=(-2, -1))
+        cols = [torch.atan2(sin, c[..., 0, 0])]
+        if kind is not None:
+            rad = [manifolds[k][1] for k in names]
+            # 0-d radii (spheres) stack to (B,); per-row/column radii (oblique) to (B, count)
+            r = torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in rad]).to(W1.device)
+            cols.append(make_manifold(kind, r).violation(W1))
+        vals = torch.stack(cols, dim=1).cpu().tolist()
+        for k, v in zip(names, vals):
+            out[k] = {"rotation_angle": v[0]}
+            if kind is not None:
+                out[k]["feasibility"] = v[1]
+    return out
 
 
 @contextlib.contextmanager
@@ -539,16 +554,10 @@ def _run(cfg: TrainConfig, rank: int, world_size: int, corpus: ByteCorpus | None
                 rec["val_loss"] = evaluate()
             if diag:
                 tang = bundle.diagnostics()
-                mats: dict[str, dict[str, float]] = {}
-                for k, p in hidden.items():
-                    m: dict[str, float] = {"rotation_angle": _rotation_angle(before[k], p)}
-                    if k in bundle.manifolds:
-                        kind, radius = bundle.manifolds[k]
-                        m["feasibility"] = _feasibility(kind, p, radius)
-                    if k in tang:
-                        m.update(tang[k])
-                    mats[k] = m
-                rec["matrices"] = mats
+                mats = matrix_figures(before, hidden, bundle.manifolds)
+                for k, m in mats.items():
+                    m.update(tang.get(k, {}))
+                rec["matrices"] = {k: mats[k] for k in hidden}
                 rec["activation_rms"] = {k: float(v) for k, v in act.items()}
             emit(rec)
             if bar is not None:

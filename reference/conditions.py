@@ -14,7 +14,7 @@ analysis — Cutkosky and Mehta 2020, Boumal, Absil and Cartis 2016 — not quot
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -352,10 +352,12 @@ def _stationarity(problem: Any, W: Any) -> tuple[float, float]:
 
 
 def run(problem: Any, optimizer: Any, W0: Any, steps: int, *, rng: np.random.Generator | None = None,
-        compare_exact: bool = False, keep_iterates: bool = False) -> Trajectory:
+        compare_exact: bool = False, keep_iterates: bool = False,
+        keep_directions: bool = False) -> Trajectory:
     """Run ``optimizer`` (or a tuple of optimizers, one per block of a product problem) for
     ``steps`` steps from ``W0``. Gradients are exact unless ``problem.noise > 0``, in which case
-    ``rng`` (required) draws the stochastic gradients."""
+    ``rng`` (required) draws the stochastic gradients. The recorded diagnostics drop their
+    ``direction``/``lmo_input`` matrices unless ``keep_directions`` (memory grows with T·mn)."""
     multi = isinstance(W0, tuple)
     opts = tuple(optimizer) if multi else (optimizer,)
     Ws = list(W0) if multi else [W0]
@@ -382,7 +384,7 @@ def run(problem: Any, optimizer: Any, W0: Any, steps: int, *, rng: np.random.Gen
         step_d = []
         for i, o in enumerate(opts):
             Ws[i], states[i], d = o.step(Ws[i], Gs[i], states[i], compare_exact=compare_exact)
-            step_d.append(d)
+            step_d.append(d if keep_directions else replace(d, direction=None, lmo_input=None))
         scales.append(step_d[0].step_scale)
         diags.append(tuple(step_d) if multi else step_d[0])
     return Trajectory(np.array(loss), np.array(nuc), np.array(fro), np.array(scales), tuple(diags),

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._validate import as_matrix, positive_scalar
 from .errors import DegenerateGeometryError, InvalidInputError
+from .generators import haar_orthogonal
 from .linalg import msign
 from .manifolds import FrobeniusSphere, Manifold, Oblique, SpectralSphere, Stiefel
 
@@ -35,11 +36,6 @@ __all__ = [
     "MatrixSensing",
     "TwoLayerNet",
 ]
-
-
-def _haar(rng: np.random.Generator, n: int) -> F64:
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
 
 
 class Problem:
@@ -126,7 +122,7 @@ class RayleighFrobenius(Problem):
                eigenvalues: Sequence[float] | None = None) -> "RayleighFrobenius":
         """C = Q·diag(λ)·Qᵀ with Haar Q; default λ = linspace(1, 0.1, m) (gap 0.9/(m − 1))."""
         lam = np.linspace(1.0, 0.1, m) if eigenvalues is None else np.asarray(eigenvalues, float)
-        Q = _haar(rng, m)
+        Q = haar_orthogonal(rng, m)
         return cls((Q * lam) @ Q.T, n, radius)
 
     def loss(self, W: ArrayLike) -> float:
@@ -175,7 +171,7 @@ class RayleighStiefel(Problem):
     def random(cls, rng: np.random.Generator, m: int, p: int, scale: float = 1.0,
                eigenvalues: Sequence[float] | None = None) -> "RayleighStiefel":
         lam = np.linspace(1.0, 0.1, m) if eigenvalues is None else np.asarray(eigenvalues, float)
-        Q = _haar(rng, m)
+        Q = haar_orthogonal(rng, m)
         return cls((Q * lam) @ Q.T, p, scale)
 
     def loss(self, W: ArrayLike) -> float:
@@ -238,7 +234,7 @@ class Procrustes(Problem):
         if p == n:
             A = rng.standard_normal((q, n)) / np.sqrt(q)
         else:
-            A = _haar(rng, q)[:, :n]
+            A = haar_orthogonal(rng, q)[:, :n]
         B = rng.standard_normal((q, p))
         return cls(A, B, scale)
 

@@ -76,3 +76,53 @@ def msign_orthogonality(ctx: Context, case: Case) -> Measurement:
     worst = max(diag, off)
     return Measurement("max(diag, off-diag) of VᵀOᵀOV − I", worst, _INFO, True,
                        {"diagonal": diag, "off_diagonal": off}, grade=grade(worst))
+
+
+def _dir_applies(ctx: Context) -> str | None:
+    p = ctx.profile
+    if not p.manifolds:
+        return "profile declares no manifold"
+    if p.manifolds[0].kind not in ("frobenius_sphere", "spectral_sphere", "oblique", "stiefel"):
+        return f"no exact tangent steepest solver for {p.manifolds[0].kind}"
+    return None
+
+
+def _dir_cases(ctx: Context) -> list[Case]:
+    rng = ctx.rng("quality.dir")
+    decl = ctx.profile.manifolds[0]
+    man = decl.reference()
+    out = []
+    for shp in decl.shapes[:2]:
+        for i in range(3 if ctx.full else 1):
+            out.append(Case(f"{decl.name} {shp} #{i}", {"W": man.random_point(rng, shp),
+                                                      "G": rng.standard_normal(shp)}))
+    return out
+
+
+@register("quality.direction.suboptimality", "quality",
+          "Efficiency of the first-step direction against the exact tangent steepest direction in "
+          "the spectral norm (CLAIMS M-4): ρ = (⟨G, D⟩/‖D‖₂)/OPT_T with OPT_T from "
+          "reference.steepest; the figure is 1 − ρ (0 = optimal).",
+          requires={"direction"}, cases=_dir_cases, applies=_dir_applies, graded=True)
+def direction_suboptimality(ctx: Context, case: Case) -> Measurement:
+    from reference.steepest import steepest_direction
+
+    from ..expected import round_to
+    from ._util import call, tensor, to_numpy
+    from ..adapters import as_output
+
+    decl = ctx.profile.manifolds[0]
+    man = decl.reference(point_tol=1e-4)
+    dt = ctx.profile.param_dtypes[0]
+    W, G = round_to(case.arrays["W"], dt), round_to(case.arrays["G"], dt)
+    if not man.contains(W, 1e-8):
+        W = man.project_point(W)
+    D = to_numpy(as_output(call(ctx, "direction", tensor(W, dt), tensor(G, dt), None)[0]))
+    res = steepest_direction(decl.reference(point_tol=1e-4), W, G, norm="spectral")
+    opt = float(res.value)
+    d2 = float(np.linalg.norm(D, 2))
+    rho = float(np.sum(G * D)) / d2 / opt if d2 > 0 and opt > 0 else 0.0
+    gap = 1.0 - rho
+    return Measurement("1 − ρ (ρ = ⟨G, D⟩/‖D‖₂ / OPT_T)", gap, _INFO, True,
+                       {"rho": rho, "OPT_T": opt, "D_spectral": d2, "steepest_method": res.method,
+                        "steepest_status": res.status}, grade=grade(max(gap, 0.0)))

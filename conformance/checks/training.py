@@ -67,7 +67,10 @@ def transformer_steps(ctx: Context, case: Case) -> Measurement:
         for n in names:
             W = mats[n].detach().numpy()
             if decl_man is not None:
-                W = decl_man.project_point(W)
+                if p.manifolds[0].kind == "spectral_sphere":  # rescale: keeps the spectral gap
+                    W = p.manifolds[0].radius * W / np.linalg.norm(W, 2)
+                else:
+                    W = decl_man.project_point(W)
             mats[n].copy_(torch.tensor(E.round_to(W, dt)))
     params = [torch.nn.Parameter(tensor(mats[n].detach().numpy(), dt)) for n in names]
     opt = call(ctx, "optimizer", params, lr=LR, momentum=p.momentum, weight_decay=0.0)

@@ -34,6 +34,10 @@ Parameter-group options (defaults in the signature):
   ``"raise"`` (DegenerateGeometryError before any weight is touched) | ``"off"``).
 * AdamW part: ``adamw_lr``, ``adamw_betas``, ``adamw_eps``, ``adamw_wd`` (torch's defaults).
 
+Resuming: construct the optimizer, ``load_state_dict``, then restore the weights; the step after
+is then bit-identical to the uninterrupted run (constructing on restored weights is fine too,
+but the construction retraction may change them at rounding level).
+
 Construction (documented side effect): every constrained matrix is moved onto its manifold in
 place — rescaled by R/‖W‖_F (Frobenius), R/σ₁ with the exact σ₁ (spectral; the exact SVD also
 seeds the cached singular vectors), row/column-normalised (oblique) or replaced by R·msign(W)
@@ -318,8 +322,10 @@ class MACRO(MatrixOptimizer):
         elif name == "frobenius" and retraction in ("rescale", "projection"):
             W_new = Y * (R / torch.linalg.vector_norm(Y, dim=(-2, -1)))[:, None, None]
         elif name == "spectral" and retraction == "rescale":
-            sY = man.top_pair(Y, st, with_gap=False).sigma  # type: ignore[attr-defined]
-            W_new = Y * (R / sY)[:, None, None]
+            pY = man.top_pair(Y, st, with_gap=False)  # type: ignore[attr-defined]
+            W_new = Y * (R / pY.sigma)[:, None, None]
+            if pair is not None:
+                pair.retraction_residual = pY.residual  # type: ignore[attr-defined]
         else:
             W_new = man.retract(W, Y - W, retraction)
         new_state = {"momentum": M_new, **st}
@@ -351,6 +357,8 @@ class MACRO(MatrixOptimizer):
                 rec["gap"] = pair.gap
             if pair.residual is not None:
                 rec["power_residual"] = pair.residual
+            if getattr(pair, "retraction_residual", None) is not None:
+                rec["retraction_residual"] = pair.retraction_residual
         if self.diagnostics_mode == "full":
             rec["d_spectral"] = torch.linalg.matrix_norm(D.to(torch.float64), ord=2)
             nuc = torch.linalg.matrix_norm(X.to(torch.float64), ord="nuc")

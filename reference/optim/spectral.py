@@ -9,7 +9,8 @@ Per matrix and step:
     W_{t+1} = W_t − η·s·msign(M̂ + λΘ)
 
 W_{t+1} is off the sphere by O(η²) until the next retraction: ``Diagnostics.feasibility`` is
-c_S(W_{t+1}) and ``extras["feasibility_at_start"]`` the residual of the retracted W_t.
+c_S(W_{t+1}) and ``extras["feasibility_at_start"]`` the residual of the retracted W_t. The other
+diagnostics (tangency against the exact Θ, angle, relative update) refer to the retracted W_t.
 """
 
 from __future__ import annotations

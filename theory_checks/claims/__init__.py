@@ -1,3 +1,13 @@
 """Claim families; importing this package registers every claim (one module per family)."""
 
-from . import activation, convergence, equilibrium, geometry, implementation, macro, primitives, scale_vectors  # noqa: F401
+from . import (  # noqa: F401
+    activation,
+    convergence,
+    equilibrium,
+    geometry,
+    implementation,
+    macro,
+    primitives,
+    scale_vectors,
+    training,
+)

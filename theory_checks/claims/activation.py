@@ -255,7 +255,7 @@ def a5(seed: int, budget: Budget) -> ClaimResult:
     rng = np.random.default_rng(seed)
     d, T = 32, 16
     Ls = np.array(budget.pick((4, 8, 16, 32), (8, 16, 32, 64)))
-    reps = budget.pick(6, 16)
+    reps = budget.pick(4, 16)
     res = {}
     zmax = 0.0
     for tag, mfun in (("1/√(2L)", lambda L: 1 / np.sqrt(2 * L)), ("1", lambda L: 1.0)):

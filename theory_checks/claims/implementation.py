@@ -29,7 +29,7 @@ def _mp_phi(coeffs: list[tuple[float, float, float]], x: float) -> float:
           "0.2(Σφᵢ²/k)^{1/2} for an NS output", "Moonlight (arXiv 2502.16982; examples/toy_train.py); derived", "I")
 def i1(seed: int, budget: Budget) -> ClaimResult:
     rng = np.random.default_rng(seed)
-    shapes = budget.pick([(8, 8), (64, 32), (32, 128), (256, 512)],
+    shapes = budget.pick([(8, 8), (64, 32), (32, 128), (128, 256)],
                          [(8, 8), (64, 32), (32, 128), (256, 512), (1024, 1024), (1024, 4096)])
     errs, smax = {}, {}
     for m, n in shapes:
