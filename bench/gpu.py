@@ -259,7 +259,7 @@ def bench_throughput(device: torch.device, *, rounds: int, target_s: float, pres
     for name in names:
         r, cell = _ratio_cell(times[name], times["muon"])
         rows.append({"optimizer": name, "ms_per_step": 1e3 * _med(times[name]),
-                     "tokens_per_s": tok / _med(times[name]), "time_vs_muon": r, "cell": cell})
+                     "tokens_per_s": tok / _med(times[name]), "ratio": r, "cell": cell})
     return rows
 
 
@@ -358,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--step-presets", default="tiny,small", help="presets for the optimizer-step benchmark")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's); 1 is steadier on a loaded machine")
     p.add_argument("--quick", action="store_true", help="fewer shapes and rounds (smoke run)")
     args = p.parse_args(argv)
     args.argv = argv
@@ -368,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if device.type == "cuda" and not torch.cuda.is_available():
             print("manifold-oracle bench gpu: CUDA requested but not available", file=sys.stderr)
             return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            print("manifold-oracle bench gpu: --threads must be >= 1", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else args.rounds
     target = args.target_ms / 1e3
     info = machine_info(device)

@@ -359,3 +359,25 @@ register_profile(_gpu_macro("gpu_impl_stiefel", "stiefel", schedule="exact", com
                             dtypes=("float64",)))
 register_profile(_gpu_macro("gpu_impl_fp32ns", "frobenius", compute="float32", dtypes=("float32", "float64"),
                             description="gpu_impl MACRO on the Frobenius sphere, KJ×5 Newton–Schulz in fp32"))
+register_profile(Profile(
+    name="gpu_impl_muonh", description="gpu_impl MuonH (ArchScale form): YJ5 NS in bf16, accumulate "
+    "momentum with accumulate-Nesterov, relative Frobenius step, radius = current norm",
+    source="MATH.md §9.3; gpu_impl/optim/baselines.py", schedule="you_jiacheng_5", steps=5,
+    eps_form="+eps", eps=1e-7, compute_dtype="bfloat16", return_dtype="input", ndim_handling="batched",
+    rule="muonh", momentum_form="accumulate", momentum=0.95, nesterov_form="accumulate",
+    shape_scale="none", weight_decay_coupling="before_radius", weight_decay=0.0, lr=0.02,
+    param_dtypes=("float32",), mutation=("momentum_buffer",), nan_policy="raise", zero_policy="zero",
+    notes=("with weight_decay > 0 the radius shrinks by (1 − ηλ) per step (CONVENTIONS §10 #13)",),
+))
+register_profile(Profile(
+    name="gpu_impl_sso", description="gpu_impl SSO direction: Φ = msign(M̂ + λΘ) with SSO's λ "
+    "bracket-and-bisect (bracket from 0, step 1e-3, ≤ 10 doublings; on failure λ = 0, SSO's default), "
+    "Polar Express (EO) 5 steps in fp32, exact Θ",
+    source="MATH.md §9.4; gpu_impl/optim/baselines.py SSO._solve_lambda", schedule="polar_express_eo",
+    steps=5, eps_form="clamp", eps=1e-15, compute_dtype="float32", return_dtype="input",
+    ndim_handling="batched", param_dtypes=("float32",),
+    manifolds=(ManifoldDecl("spectral", "spectral_sphere", radius=1.0, retraction="rescale",
+                            retraction_order=1),),
+    direction_tangent=True, nan_policy="raise",
+    notes=("the declared direction is the exact tangent LMO (⟨Θ, Φ⟩ = 0 up to the bisection tolerance)",),
+))

@@ -23,8 +23,8 @@ Same method names and formulas as the reference: ``violation``, ``contains``, ``
 
 Power-iteration accuracy (MATH.md §4.4): after k warm steps the angle of the right iterate to v₁
 shrinks by (σ₂/σ₁)^{2k} per call, and σ̂ = uᵀWv underestimates σ₁ by O(angle²·σ₁). The
-residual ``‖Wv − σ̂u‖`` (reported in :class:`TopPair`) bounds sin∠(u, u₁) by
-residual/(σ₁ − σ₂) (Wedin). Both Ritz values are lower bounds of σ₁ and σ₂ (interlacing), so
+residual ``‖Wᵀû − σ̂v̂‖`` (reported in :class:`TopPair` relative to σ̂; ``Wv̂ = σ̂û`` holds by
+construction) bounds sin∠(v̂, v₁) by ‖Wᵀû − σ̂v̂‖/(σ̂ − σ₂) (Wedin). Both Ritz values are lower bounds of σ₁ and σ₂ (interlacing), so
 the estimated gap can be larger or smaller than the true one by the estimation error; only
 ``theta="exact"`` certifies it.
 """
@@ -271,10 +271,10 @@ def _default_start(n: int, like: Tensor, batch: torch.Size) -> Tensor:
     return torch.full((*batch, n), n ** -0.5, dtype=like.dtype, device=like.device)
 
 
-def _second_start(n: int, like: Tensor, batch: torch.Size) -> Tensor:
-    """A fixed deterministic second start vector (cosine ramp; not ⟂ to a generic v₂)."""
+def _second_start(n: int, like: Tensor, batch: torch.Size, j: int = 1) -> Tensor:
+    """Fixed deterministic start vectors j = 1, 2, … (cosine ramps; not ⟂ to generic vectors)."""
     i = torch.arange(n, dtype=like.dtype, device=like.device)
-    v = torch.cos(2.399963229728653 * i + 0.5)  # golden-angle ramp
+    v = torch.cos(2.399963229728653 * j * i + 0.5 * j)  # golden-angle ramps
     return _unit(v).expand(*batch, n).clone()
 
 
@@ -284,8 +284,8 @@ class SpectralSphere(TorchManifold):
     Options: ``theta`` ``"power"`` (warm-started bilateral subspace iteration of width ``block``,
     ``power_steps`` steps per call, Rayleigh–Ritz finish) or ``"exact"`` (SVD); ``gap_tol`` and
     ``gap_policy`` (``"raise"`` | ``"report"`` (default) | ``"off"``) for the spectral-gap guard,
-    whose σ₂ is the second Ritz value (``block=2``; ``block=1`` is SSO's single-vector iteration
-    and gives no σ₂, so it cannot be combined with ``gap_policy="raise"``).
+    whose σ₂ is the second Ritz value (``block`` ≥ 2; ``block=1`` is SSO's single-vector
+    iteration and gives no σ₂, so it cannot be combined with ``gap_policy="raise"``).
     Retractions: ``"rescale"`` R(W+ξ)/σ₁(W+ξ) (σ₁ by ``theta``; first order) and
     ``"projection"`` (metric projection through an exact SVD; second order).
     """
@@ -293,8 +293,8 @@ class SpectralSphere(TorchManifold):
     retractions = ("rescale", "projection")
     name = "spectral"
 
-    def __init__(self, radius: Radius = 1.0, *, theta: str = "power", power_steps: int = 3,
-                 block: int = 2, gap_tol: float = 1e-6, gap_policy: str = "report",
+    def __init__(self, radius: Radius = 1.0, *, theta: str = "power", power_steps: int = 4,
+                 block: int = 8, gap_tol: float = 1e-6, gap_policy: str = "report",
                  point_tol: float = DEFAULT_POINT_TOL) -> None:
         super().__init__(point_tol)
         self.radius = _check_radius(radius)
@@ -304,8 +304,8 @@ class SpectralSphere(TorchManifold):
             raise InvalidInputError(f"gap_policy must be 'raise', 'report' or 'off', got {gap_policy!r}")
         if int(power_steps) < 1:
             raise InvalidInputError("power_steps must be >= 1")
-        if int(block) not in (1, 2):
-            raise InvalidInputError(f"block must be 1 (single-vector power iteration) or 2, got {block!r}")
+        if int(block) < 1:
+            raise InvalidInputError(f"block must be >= 1 (1: single-vector power iteration), got {block!r}")
         if int(block) == 1 and gap_policy == "raise":
             raise InvalidInputError("block=1 gives no σ₂ estimate: use block=2 (or theta='exact') with gap_policy='raise'")
         self.theta_source = theta
@@ -320,17 +320,19 @@ class SpectralSphere(TorchManifold):
 
     # -- top singular pair ---------------------------------------------------------------------
     def top_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None = None, *,
-                 steps: int | None = None, with_gap: bool | None = None) -> TopPair:
+                 steps: int | None = None, with_gap: bool | None = None, with_residual: bool = True) -> TopPair:
         """(σ₁, u₁, v₁) of every matrix of ``W`` (..., m, n), plus σ₂/gap when ``with_gap``
         (default: ``gap_policy != "off"``). With ``theta="power"``, ``state`` (optional) holds
-        the warm-start basis ``"basis"`` (..., block, n) (orthonormal rows); it is replaced (never written in place)
-        by the new Ritz vectors. Raises :class:`DegenerateGeometryError` if the gap is below
+        the warm-start basis ``"basis"`` (..., block, n) (orthonormal rows); it is replaced
+        (never written in place) by the new Ritz vectors. ``steps=0`` (block ≥ 2) is the
+        Rayleigh–Ritz finish on the cached basis alone. Raises :class:`DegenerateGeometryError` if the gap is below
         ``gap_tol`` and ``gap_policy="raise"`` (one device sync)."""
         with_gap = (self.gap_policy != "off") if with_gap is None else with_gap
         if self.theta_source == "exact":
             pair = self._exact_pair(W)
         else:
-            pair = self._power_pair(W, state, self.power_steps if steps is None else int(steps), with_gap)
+            pair = self._power_pair(W, state, self.power_steps if steps is None else int(steps), with_gap,
+                                    with_residual)
         if with_gap and self.gap_policy == "raise":
             self.check_gap(pair)
         return pair
@@ -363,27 +365,28 @@ class SpectralSphere(TorchManifold):
         return TopPair(s1.to(dt), u.to(dt), v.to(dt), s2.to(dt), gap.to(dt), torch.zeros_like(s1).to(dt))
 
     def _power_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int,
-                    with_gap: bool) -> TopPair:
+                    with_gap: bool, with_residual: bool = True) -> TopPair:
         """Bilateral subspace iteration of width ``block`` with a Rayleigh–Ritz finish.
 
-        Width 1 is the SSO power iteration (u ← Wv/‖·‖, v ← Wᵀu/‖·‖, σ̂ = uᵀWv). Width 2 (the
-        default) iterates a 2-column basis, orthonormalised by QR, and takes the SVD of the 2×2
-        Ritz matrix ``T = Uᵀ W V``: its singular values are the estimates of σ₁ and σ₂ (both are
-        lower bounds, by interlacing), and the top vector converges like (σ₃/σ₁)^{2k} instead of
+        Width 1 is the SSO power iteration (u ← Wv/‖·‖, v ← Wᵀu/‖·‖, σ̂ = uᵀWv). Width b ≥ 2
+        iterates a b-column basis, orthonormalised by QR, and takes the SVD of the b×b Ritz
+        matrix ``T = Uᵀ W V``: its first two singular values estimate σ₁ and σ₂ (both are lower
+        bounds, by interlacing), and the top vector converges like (σ_{b+1}/σ₁)^{2k} instead of
         (σ₂/σ₁)^{2k}, so a near-repeated σ₁ is resolved instead of mis-tracked."""
         batch, (m, n) = W.shape[:-2], W.shape[-2:]
         b = min(self.block, m, n)
         # row form: Vt (..., b, n) has orthonormal rows; products are taken as Vt·Wᵀ = (WV)ᵀ and
         # Ut·W = (WᵀU)ᵀ, which are the fast layouts for a row-major W
         Vt = state.get("basis") if state is not None else None
-        if Vt is None or Vt.shape != (*batch, b, n):
-            Vt = torch.stack([_default_start(n, W, batch), _second_start(n, W, batch)], dim=-2)[..., :b, :]
+        V_fresh = Vt is None or Vt.shape != (*batch, b, n)
+        if V_fresh:
+            Vt = torch.stack([_default_start(n, W, batch)] + [_second_start(n, W, batch, j) for j in range(1, b)], dim=-2)
         Vt = Vt.to(W.dtype)
         Wt = W.mT
         if b == 1:
             # SSO's sequence: u ← Wv/‖Wv‖, v ← Wᵀu/‖Wᵀu‖ (k times), σ̂ = uᵀWv with the last pair
             v = _unit(Vt[..., 0, :])
-            for _ in range(steps):
+            for _ in range(max(1, steps)):  # at least one step defines u
                 u = _unit((v.unsqueeze(-2) @ Wt).squeeze(-2))
                 v = _unit((u.unsqueeze(-2) @ W).squeeze(-2))
             sigma = ((u.unsqueeze(-2) @ W).squeeze(-2) * v).sum(-1)
@@ -391,10 +394,12 @@ class SpectralSphere(TorchManifold):
             pair = TopPair(sigma, u, v)
             basis = v.unsqueeze(-2)
         else:
-            Vt = _orth_rows(Vt)
+            # one orthonormalisation per step (of V only): the left factor Vᵀ·Wᵀ is not normalised,
+            # which grows columns by at most σ₁/σ_b per step — harmless for a few steps
+            if steps > 0 or V_fresh:
+                Vt = _orth_rows(Vt)
             for _ in range(steps):
-                Ut = _orth_rows(Vt @ Wt)
-                Vt = _orth_rows(Ut @ W)
+                Vt = _orth_rows((Vt @ Wt) @ W)
             Q, T = torch.linalg.qr((Vt @ Wt).mT)  # W V = Q T, T = Qᵀ W V (b×b, upper triangular)
             Pl, S, Qh = torch.linalg.svd(T)
             u = (Q @ Pl[..., :, :1]).squeeze(-1)
@@ -410,8 +415,10 @@ class SpectralSphere(TorchManifold):
             # k = 1: no σ₂ (gap 1 by definition); a single vector gives no σ₂ estimate otherwise
             pair.sigma2 = torch.zeros_like(sigma)
             pair.gap = torch.where(sigma > 0, torch.ones_like(sigma), torch.zeros_like(sigma))
-        # residual of the left relation ‖Wᵀu − σv‖/σ (a posteriori accuracy of the pair)
-        pair.residual = torch.linalg.vector_norm((u.unsqueeze(-2) @ W).squeeze(-2) - sigma[..., None] * v, dim=-1) / safe
+        if with_residual:
+            # residual of the left relation ‖Wᵀu − σv‖/σ (a posteriori accuracy of the pair)
+            pair.residual = torch.linalg.vector_norm((u.unsqueeze(-2) @ W).squeeze(-2) - sigma[..., None] * v,
+                                                     dim=-1) / safe
         if state is not None:
             state["basis"] = basis
         return pair

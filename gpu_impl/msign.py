@@ -19,8 +19,9 @@ Conventions (the same as ``reference``):
   limit of the exact map — instead of NaN. No other input is affected.
 * ``msign_exact`` is the exact path through ``torch.linalg.svd`` in float64: ``U_r V_rᵀ`` with the
   rank threshold ``τ = max(m, n)·ε_mach·σ₁`` (or ``rank_tol`` absolute / ``rank_rtol`` relative),
-  so msign(0) = 0. Its error is that of a backward-stable SVD, about ``κ_r·u₆₄`` (the reference
-  additionally refines to ~1e-15).
+  so msign(0) = 0, refined by default with the reference's double-double Newton correction
+  (error O(k·u) + O((κ_r·u)²), ~1e-15 up to κ_r = 1e6); ``refine=False`` gives the plain SVD
+  product (~κ_r·u₆₄).
 * Return dtype: the input dtype unless ``out_dtype`` is given.
 
 Non-finite input raises :class:`reference.errors.InvalidInputError` when ``check_finite=True``
@@ -30,6 +31,7 @@ gradients themselves once per step and call the internals with ``check_finite=Fa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -194,14 +196,17 @@ def msign_exact(
     rank_tol: float | None = None,
     *,
     rank_rtol: float | None = None,
+    refine: bool = True,
     out_dtype: str | torch.dtype | None = None,
     check_finite: bool = True,
 ) -> Tensor:
     """Exact ``msign(X) = U_r V_rᵀ`` via ``torch.linalg.svd`` in float64, batched.
 
     Rank: ``σᵢ > τ`` with ``τ = max(m, n)·ε_mach·σ₁`` (float64 ε_mach), or an absolute
-    ``rank_tol`` / relative ``rank_rtol`` (at most one). msign(0) = 0. Returns ``out_dtype``
-    (default: the input dtype).
+    ``rank_tol`` / relative ``rank_rtol`` (at most one). msign(0) = 0. ``refine=True`` (default,
+    as ``reference.msign``) applies one Newton correction of the rank-r polar factor with
+    double-double residuals (the reference's algorithm, on torch ops): error O(k·u) + O((κ_r·u)²)
+    instead of the plain SVD product's ~κ_r·u. Returns ``out_dtype`` (default: the input dtype).
     """
     _check_matrix(X, "X", check_finite)
     if rank_tol is not None and rank_rtol is not None:
@@ -220,8 +225,99 @@ def msign_exact(
         tau = float(rank_rtol) * s1
     else:
         tau = max(X.shape[-2:]) * torch.finfo(torch.float64).eps * s1
-    keep = (s > tau).to(torch.float64)
-    return ((U * keep.unsqueeze(-2)) @ Vh).to(od)
+    keep = s > tau
+    if not refine:
+        return ((U * keep.to(torch.float64).unsqueeze(-2)) @ Vh).to(od)
+    xs = x.reshape(-1, *x.shape[-2:])
+    Us, Vhs = U.reshape(-1, *U.shape[-2:]), Vh.reshape(-1, *Vh.shape[-2:])
+    ranks = keep.reshape(-1, keep.shape[-1]).sum(-1).tolist()
+    out = torch.zeros_like(xs)
+    for i, r in enumerate(ranks):
+        if r > 0:
+            out[i] = _refined_partial_isometry(xs[i], Us[i], Vhs[i], int(r))
+    return out.reshape(x.shape).to(od)
+
+
+# -- double-double products (Ozaki–Ogita–Oishi–Rump splitting), as reference._accurate --------
+_TARGET_BITS = 110
+
+
+def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _slices(A: Tensor, dim: int, beta: int, count: int) -> list[Tensor]:
+    out: list[Tensor] = []
+    R = A.clone()
+    for _ in range(count):
+        mu = R.abs().amax(dim=dim, keepdim=True)
+        _, ex = torch.frexp(mu)
+        sigma = torch.where(mu > 0, torch.ldexp(torch.ones_like(mu), ex + beta), torch.zeros_like(mu))
+        S = (R + sigma) - sigma
+        out.append(S)
+        R = R - S
+        if not bool(R.any()):
+            break
+    return out
+
+
+def _renorm(hi: Tensor, lo: Tensor) -> tuple[Tensor, Tensor]:
+    s = hi + lo
+    return s, lo - (s - hi)
+
+
+def _mm_dd(A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    """(hi, lo) with hi + lo ≈ A @ B to ~2⁻¹⁰⁶ relative to |A|·|B| (float64, 2-D)."""
+    p = A.shape[-1]
+    beta = math.ceil((53 + math.log2(max(p, 1))) / 2)
+    count = math.ceil(_TARGET_BITS / (53 - beta)) + 1
+    As, Bs = _slices(A, -1, beta, count), _slices(B, -2, beta, count)
+    hi = lo = None
+    for level in range(count):
+        for si in range(level + 1):
+            ti = level - si
+            if si >= len(As) or ti >= len(Bs):
+                continue
+            prod = As[si] @ Bs[ti]  # exact: every slice product fits in 53 bits
+            if hi is None:
+                hi, lo = prod, torch.zeros_like(prod)
+            else:
+                hi, e = _two_sum(hi, prod)
+                lo = lo + e
+    assert hi is not None and lo is not None
+    return _renorm(hi, lo)
+
+
+def _refined_partial_isometry(x: Tensor, U: Tensor, Vh: Tensor, r: int) -> Tensor:
+    """One double-double Newton correction of U_r V_rᵀ (reference.linalg's formula). 2-D."""
+    m, n = x.shape
+    Ur, Vr = U[:, :r], Vh[:r, :].mT
+    Ph, Pl = _mm_dd(x, Vr)                       # X V_r
+    Th, Tl = _mm_dd(Ur.mT, Ph)                   # U_rᵀ X V_r  (f × dd)
+    Th, Tl = _renorm(Th, Tl + Ur.mT @ Pl)
+    T = Th + Tl
+    d = torch.diagonal(T).clone()
+    if bool((d <= 0).any()):
+        return Ur @ Vr.mT
+    Omega = (T - T.mT) / (d[:, None] + d[None, :])
+    Omega.fill_diagonal_(0.0)
+    out = Ur @ (Vr.mT + Omega @ Vr.mT)
+    if r < m:                                    # left leakage (I − U_rU_rᵀ) X V_r
+        UTh, UTl = _mm_dd(Ur, Th)
+        UTh, UTl = _renorm(UTh, UTl + Ur @ Tl)
+        s_, e_ = _two_sum(Ph, -UTh)
+        NLh, NLl = _renorm(s_, e_ + (Pl - UTl))
+        out = out + ((NLh + NLl) / d[None, :]) @ Vr.mT
+    if r < n:                                    # right leakage U_rᵀ X (I − V_rV_rᵀ)
+        Qh, Ql = _mm_dd(Ur.mT, x)
+        TVh, TVl = _mm_dd(Th, Vr.mT)
+        TVh, TVl = _renorm(TVh, TVl + Tl @ Vr.mT)
+        s_, e_ = _two_sum(Qh, -TVh)
+        NRh, NRl = _renorm(s_, e_ + (Ql - TVl))
+        out = out + Ur @ ((NRh + NRl) / d[:, None])
+    return out
 
 
 @dataclass(frozen=True)
@@ -232,7 +328,7 @@ class MsignPolicy:
     ``steps``/``extension``/``safety``/``eps``/``eps_form``: overrides of the schedule's own
     options (``None`` keeps them). ``compute_dtype`` (``None`` = the input dtype), ``out_dtype``
     (``None`` = the input dtype), ``cast`` and ``transpose`` as in :func:`newton_schulz`;
-    ``rank_tol``/``rank_rtol`` for the exact path.
+    ``rank_tol``/``rank_rtol``/``refine`` for the exact path.
     """
 
     schedule: str | Schedule = "keller_jordan"
@@ -247,6 +343,7 @@ class MsignPolicy:
     eps_form: str | None = None
     rank_tol: float | None = None
     rank_rtol: float | None = None
+    refine: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.schedule, Schedule) or self.schedule == EXACT or self.schedule in SCHEDULES):
@@ -277,8 +374,8 @@ class MsignPolicy:
 
     def __call__(self, X: Tensor, *, check_finite: bool = True) -> Tensor:
         if self.is_exact:
-            return msign_exact(X, self.rank_tol, rank_rtol=self.rank_rtol, out_dtype=self.out_dtype,
-                               check_finite=check_finite)
+            return msign_exact(X, self.rank_tol, rank_rtol=self.rank_rtol, refine=self.refine,
+                               out_dtype=self.out_dtype, check_finite=check_finite)
         _check_matrix(X, "X", check_finite)
         sch: Schedule = self._resolved  # type: ignore[attr-defined]
         return _ns(X, self._coeffs, sch.safety, sch.eps, sch.eps_form,  # type: ignore[attr-defined]

@@ -84,3 +84,7 @@ from .problems import (
 # mpmath reference (reference.precise, e.g. reference.precise.msign(X, dps=50)) and the golden corpus
 from . import golden, precise
 from .golden import GoldenCase, GoldenChecksumError, GoldenCorpus, load_golden
+# steepest-descent subproblems (MATH §6): exact solvers, certificates, cvxpy formulations
+from . import exact, steepest
+from .exact import solve_exact
+from .steepest import METHODS, NORMS, Certificate, SteepestResult, certify, steepest_direction

@@ -34,6 +34,7 @@ and a per-iteration ``history`` instead, and :func:`certify` rejects them when t
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -93,7 +94,9 @@ _ALL = ("Euclidean", "Sphere", "FrobeniusSphere", "SpectralSphere", "Oblique", "
 
 #: Public registry of method names (the strings accepted by ``steepest_direction(method=...)``).
 METHODS: dict[str, MethodInfo] = {m.name: m for m in (
-    MethodInfo("auto", "exact fast solver where one exists (MATH §6.10), cvxpy otherwise",
+    MethodInfo("auto", "exact fast solver where one exists (MATH §6.10), cvxpy otherwise; on Stiefel, "
+               "an instance where su_lyapunov fails (kink: G + WS singular, or a stalled iteration) is "
+               "handed to cvxpy and the result says so (method='cvxpy', notes)",
                NORMS, _ALL, True),
     MethodInfo("msign", "closed form Φ* = msign(G), value ‖G‖_* (MATH §6.3)",
                ("spectral",), ("Euclidean",), True),
@@ -110,9 +113,11 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
     MethodInfo("brent", "same bracket as bisection, then Brent's method on h (fewer SVDs)",
                ("spectral",), ("Sphere", "FrobeniusSphere", "SpectralSphere"), True),
     MethodInfo("su_fixed_point", "Su's fixed point λ ← −tr(ΘᵀGQ⁻¹)/tr(ΘᵀΘQ⁻¹) (MATH §6.4 item 2); "
-               "raises DegenerateGeometryError when G + λΘ loses column rank",
+               "raises DegenerateGeometryError when G + λΘ loses column rank and SolverError when it "
+               "does not converge (measured: a few % of small square instances)",
                ("spectral",), ("Sphere", "FrobeniusSphere", "SpectralSphere"), True),
-    MethodInfo("su_qinv_free", "Su's Q⁻¹-free iteration (MATH §6.4 item 3)",
+    MethodInfo("su_qinv_free", "Su's Q⁻¹-free iteration (MATH §6.4 item 3); not guaranteed to converge "
+               "(measured: it cycles on ~10-17% of random 5×4/4×5 instances): raises SolverError then",
                ("spectral",), ("Sphere", "FrobeniusSphere", "SpectralSphere"), True),
     MethodInfo("su_two_multiplier", "Su's multi-multiplier variant for a repeated σ₁: imposes only "
                "diag(U₁ᵀΦV₁) = 0 in the SVD basis (basis dependent; MATH §4.4, §6.8). Baseline.",
@@ -702,8 +707,10 @@ def _solve_1d(geo: _Geometry, G: F64, method: str, opts: dict[str, Any]) -> tupl
         Phi, status, note = _finish_1d(geo, G, lam, htol)
         return Phi, lam, status, evals, history, note
 
-    # Su's iterations work on the tall orientation (n_c = number of columns ≤ rows)
-    tall = G.shape[0] >= G.shape[1]
+    # Su's fixed point needs Q⁻¹, so it works on the tall orientation (transposed problem for wide
+    # G); the Q⁻¹-free iteration uses G as given, n_c = its number of columns (MATH §6.4 item 3;
+    # measured: on wide G its transposed form can cycle while the as-given form converges)
+    tall = G.shape[0] >= G.shape[1] or method == "su_qinv_free"
     Gt, Tt = (G, th) if tall else (G.T, th.T)
     nc = Gt.shape[1]
     ThG = float(np.sum(Tt * Gt))
@@ -715,7 +722,7 @@ def _solve_1d(geo: _Geometry, G: F64, method: str, opts: dict[str, Any]) -> tupl
     for it in range(1, max_iters + 1):
         Z = Gt + lam * Tt
         U, s, Vt = np.linalg.svd(Z, full_matrices=False)
-        full = s[-1] > max(Z.shape) * EPS * s[0]
+        full = s.size == min(Z.shape) and s[-1] > max(Z.shape) * EPS * s[0]
         if full and abs(float(np.sum(Tt * (U @ Vt)))) <= _htol_eff(htol, s):
             Phi, status, note = _finish_1d(geo, G, lam, htol)
             return Phi, lam, status, it - 1, history, note
@@ -788,7 +795,9 @@ def _su_lyapunov(geo: _Geometry, G: F64, opts: dict[str, Any]) -> tuple[F64, F64
     extrapolates the fixed-point map over the last iterates (type-II Anderson mixing, restarted
     when the residual grows); ``accelerate="none"`` is Su's plain iteration. Stops when the
     tangency residual ‖sym(TᵀΦ)‖_F/‖Φ‖_F ≤ max(``tol``, 64·n·ε·κ(Z)) (rounding floor of msign at
-    condition number κ); raises :class:`SolverError` after ``max_iters``.
+    condition number κ, capped at 1e-10); raises :class:`SolverError` after ``max_iters`` or when
+    G + WS stays numerically singular (κ > 1/(1000ε) for 20 iterations: the optimum is at a kink,
+    for which no Stiefel completion is implemented).
     """
     T, Gt, wide = _stiefel_tall(geo, G)
     n = T.shape[1]
@@ -808,13 +817,27 @@ def _su_lyapunov(geo: _Geometry, G: F64, opts: dict[str, Any]) -> tuple[F64, F64
     best = np.inf
     it = 0
     converged = False
-    best_S, best_res, extra = S, np.inf, 0
+    best_S, best_res, extra, singular = S, np.inf, 0, 0
     for it in range(1, max_iters + 1):
         S_next, res, kappa, _ = _lyapunov_map(T, Gt, TtG, S)
         history.append(res)
         if res < best_res:
             best_S, best_res = S, res
-        if converged or res <= max(tol, 64 * n * EPS * kappa):
+        if kappa > 1.0 / (1e3 * EPS):
+            singular += 1
+            if singular >= 20:
+                raise SolverError("su_lyapunov: G + WS is numerically rank deficient along the iteration "
+                                  "(the optimum is at a kink, where msign(G + WS) is not the answer); "
+                                  "use method='cvxpy'", "rank_deficient",
+                                  {"iterations": it, "kappa": kappa, "tangency": res})
+        else:
+            singular = 0
+        window = int(opts.get("stall_window", 300))
+        if not converged and it > window and min(history[-window:]) > 0.1 * min(history[:-window]):
+            raise SolverError(f"su_lyapunov stalled: the tangency residual did not improve 10× in "
+                              f"{window} iterations", "stalled",
+                              {"iterations": it, "tangency": res, "best": min(history), "kappa": kappa})
+        if converged or res <= max(tol, min(64 * n * EPS * kappa, 1e-10)):
             # polish: a few more steps, keeping the iterate with the smallest residual
             converged = True
             extra += 1
@@ -850,7 +873,7 @@ def _su_lyapunov(geo: _Geometry, G: F64, opts: dict[str, Any]) -> tuple[F64, F64
     S = best_S
     Phi = msign(Gt + T @ S)
     res = float(np.linalg.norm(_sym(T.T @ Phi))) / max(float(np.linalg.norm(Phi)), np.finfo(float).tiny)
-    if not res <= max(tol, 64 * n * EPS * kappa, 1e-12):
+    if not res <= max(tol, min(64 * n * EPS * kappa, 1e-10)):
         raise SolverError("su_lyapunov: msign(G + WS) is not tangent at the fixed point (G + WS is "
                           "rank deficient there); use method='cvxpy'", "not_tangent",
                           {"tangency": res, "iterations": it})
@@ -1073,7 +1096,19 @@ def steepest_direction(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str
         return _result(geo, G2, A, np.asarray(lam), nrm, chosen, "reference.steepest", status, its, t0,
                        history=tuple(hist), notes=note)
     if chosen == "su_lyapunov":
-        A, S, its, hist, note = _su_lyapunov(geo, G2, options)
+        try:
+            A, S, its, hist, note = _su_lyapunov(geo, G2, options)
+        except SolverError as exc:
+            if method != "auto":
+                raise
+            # documented, reported switch (not silent): the fixed point is undefined at a kink
+            # (G + WS singular) and can stall near one, so "auto" solves this instance with the
+            # certified cvxpy formulation instead; the result's method and notes say so
+            from .exact import solve_exact
+            res = solve_exact(manifold, W, G, norm=nrm, _t0=t0)
+            return dataclasses.replace(
+                res, notes=f"auto: su_lyapunov reported {exc.status} (κ(G + WS) = "
+                           f"{exc.figures.get('kappa', float('nan')):.1e}); solved by cvxpy. " + res.notes)
         return _result(geo, G2, A, S, nrm, chosen, "reference.steepest", "optimal", its, t0,
                        history=tuple(hist), notes=note)
     if chosen in ("dual_ascent", "dual_subgradient", "su_two_multiplier"):

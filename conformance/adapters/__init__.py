@@ -2,7 +2,8 @@
 
 A *target* is named ``module:attribute``. The attribute is an :class:`Adapter` subclass, an
 instance of one, or a zero-argument callable returning one. The short names of the built-in
-adapters (``gpu_impl``, ``torch_muon``, ``kj_muon``, ``scipy_polar``, ``geoopt``, ``pymanopt``)
+adapters (``gpu_impl``, ``gpu_impl_muonh``, ``gpu_impl_sso``, ``torch_muon``, ``kj_muon``, ``scipy_polar``, ``geoopt``,
+``pymanopt``)
 are accepted too.
 
 An adapter declares
@@ -45,6 +46,8 @@ CAPABILITIES: tuple[str, ...] = ("msign", "polar_factor", "project_tangent", "re
 #: short names of the built-in adapters → ``module:attribute``
 BUILTIN_TARGETS: dict[str, str] = {
     "gpu_impl": "conformance.adapters.gpu_impl:GpuImplAdapter",
+    "gpu_impl_muonh": "conformance.adapters.gpu_impl:GpuImplMuonHAdapter",
+    "gpu_impl_sso": "conformance.adapters.gpu_impl:GpuImplSSOAdapter",
     "torch_muon": "conformance.adapters.torch_muon:TorchMuonAdapter",
     "kj_muon": "conformance.adapters.kj_muon:KJMuonAdapter",
     "scipy_polar": "conformance.adapters.scipy_polar:ScipyPolarAdapter",

@@ -90,3 +90,48 @@ class GpuImplAdapter(Adapter):
 
     def momentum_buffer(self, opt: Any, p: Any) -> Any:
         return opt.state[p].get("momentum")
+
+
+class GpuImplMuonHAdapter(GpuImplAdapter):
+    """gpu_impl.optim.MuonH (ArchScale form, MATH.md §9.3) with its Newton–Schulz routine."""
+
+    name = "gpu_impl MuonH"
+    profile: str | Profile = "gpu_impl_muonh"
+    capabilities = frozenset({"msign", "optimizer"})
+
+    def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
+                  **extra: Any) -> Any:
+        from gpu_impl.optim import MuonH
+
+        p = self.get_profile()
+        return MuonH(params, lr=lr, momentum=momentum, nesterov=p.nesterov_form != "none",
+                     weight_decay=weight_decay, msign=p.ns_schedule(), ns_steps=p.steps,
+                     ns_dtype=None if p.compute_dtype == "input" else p.compute_dtype)
+
+
+class GpuImplSSOAdapter(GpuImplAdapter):
+    """The first-step direction of gpu_impl.optim.SSO (its λ solver, with the exact Θ).
+
+    direction(W, G, None) = msign(M̂ + λΘ) with M̂ = G/‖G‖_F (first step from zero momentum),
+    Θ = u₁v₁ᵀ of W and λ from ``SSO._solve_lambda`` with the optimizer's defaults.
+    """
+
+    name = "gpu_impl SSO direction"
+    profile: str | Profile = "gpu_impl_sso"
+    capabilities = frozenset({"msign", "direction"})
+
+    def direction(self, W: torch.Tensor, G: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
+        from gpu_impl.msign import MsignPolicy
+        from gpu_impl.optim import SSO
+
+        p = self.get_profile()
+        policy = MsignPolicy(schedule=p.schedule, steps=p.steps, compute_dtype=p.compute_dtype)
+        prm = torch.nn.Parameter(W.detach().clone())
+        opt = SSO([prm], msign=policy)
+        group = opt.param_groups[0]
+        U, s, Vh = torch.linalg.svd(W.to(torch.float64), full_matrices=False)
+        Theta = torch.outer(U[:, 0], Vh[0]).to(W.dtype)
+        Mh = G / torch.linalg.vector_norm(G).clamp_min(1e-8)
+        lam, failed = opt._solve_lambda(Mh[None], Theta[None], group, policy)
+        Phi = policy(Mh + lam[0] * Theta)
+        return Phi, {"lambda": float(lam[0]), "bracket_failed": bool(failed[0])}

@@ -196,3 +196,43 @@ def membership(ctx: Context, case: Case) -> Measurement:
     want = bool(case.params["expect"])
     return boolean("membership disagreement", got == want, f"contains(W) == {want}",
                    "reference manifold violation(W) ≤ 1e-6", got=got)
+
+
+def _component_applies(ctx: Context) -> str | None:
+    if not any(d.kind == "stiefel" and any(s[0] == s[1] for s in d.shapes) for d in _decls(ctx)):
+        return "no square Stiefel (O(n)) shape declared"
+    return None
+
+
+def _component_cases(ctx: Context) -> list[Case]:
+    rng = ctx.rng("geo.component")
+    out = []
+    for d in _decls(ctx):
+        if d.kind != "stiefel":
+            continue
+        man = d.reference()
+        for shp in d.shapes:
+            if shp[0] != shp[1]:
+                continue
+            for i in range(4 if ctx.full else 2):
+                W = man.random_point(rng, shp)
+                if i % 2:  # both components of O(n): flip the sign of one column
+                    W[:, 0] *= -1.0
+                xi = 0.1 * man.random_tangent(rng, W)
+                out.append(Case(f"{d.name} {shp} det={np.sign(np.linalg.det(W)):+.0f}", {"W": W, "A": xi},
+                                {"manifold": d.name}))
+    return out
+
+
+@register("geometry.retraction.component", "geometry",
+          "On square Stiefel = O(n) a retraction with ‖ξ‖₂ < 1 stays in the component of W: "
+          "det R_W(ξ) has the sign of det W (MATH §4.7; pymanopt issue #301).",
+          requires={"retract"}, cases=_component_cases, applies=_component_applies,
+          catches=("seed-dependent O(n) component",))
+def retraction_component(ctx: Context, case: Case) -> Measurement:
+    d = _decl(ctx, case)
+    W = case.arrays["W"]
+    Y = _call_man(ctx, "retract", d, W, case.arrays["A"])
+    same = np.sign(np.linalg.det(Y)) == np.sign(np.linalg.det(W))
+    return boolean("component changed", bool(same), "sign det R_W(ξ) == sign det W", "MATH §4.7",
+                   det_W=float(np.linalg.det(W)), det_R=float(np.linalg.det(Y)))

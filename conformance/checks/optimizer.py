@@ -18,8 +18,8 @@ from .. import expected as E
 from .. import tolerances as T
 from ..adapters import as_output, to_numpy
 from ..tolerances import Tolerance
-from . import Case, Context, Measurement, NotApplicable, register
-from ._util import call, fro, spec2, tensor
+from . import Case, Context, Measurement, register
+from ._util import call, spec2, tensor
 from .spec import _orth_tolerance
 
 LR = 0.05
@@ -75,7 +75,6 @@ def _step_tol(ctx: Context, W: np.ndarray, U: np.ndarray, dt: str, lr: float) ->
         desc = t_orth.formula
     else:
         orth_b, desc = 0.0, "no orthogonaliser"
-    k = min(W.shape)
     s = p.scale * E.shape_scale(p, W.shape)
     proj = 2.0 if p.rule == "macro" else 1.0  # ‖P(E)‖ ≤ ‖E‖ twice (inner and outer projection)
     if p.rule == "muonh":  # only the direction of O matters: relative step lr·‖W‖_F
@@ -296,4 +295,12 @@ def direction_tangency(ctx: Context, case: Case) -> Measurement:
     # to adjacent floats); lower precision: rounding of the projection in the parameter dtype
     tol = (T.exact_identity(dt, max(W.shape), scale=scale) if dt == "float64"
            else T.rounding(dt, 4 * max(W.shape), scale=scale))
+    p = ctx.profile
+    if p.rule != "macro" and p.has_ns:
+        # tangency obtained by solving for a multiplier through the NS map (SSO-type), not by a
+        # final projection: |⟨Θ, E⟩| ≤ ‖E‖₂ for the NS error E (‖Θ‖_* = 1), relative to ‖D‖_F
+        t_ns = _orth_tolerance(ctx, G, E.orthogonalise(p, G, dt), dt)
+        nd = max(float(np.linalg.norm(D)), 1e-300)
+        tol = Tolerance(tol.bound + t_ns.bound / nd, f"{tol.formula} + [{t_ns.formula}]/‖D‖_F",
+                        f"{tol.provenance}; NS error through the multiplier solve", dt)
     return Measurement("v_M(W, D)", v, tol, v <= tol.bound)

@@ -11,6 +11,7 @@ onto the declared manifold first.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from .. import expected as E
 from ..adapters import to_numpy
 from ..tolerances import Tolerance
 from . import Case, Context, Measurement, NotApplicable, register
-from ._util import call, fro, spec2, tensor
+from ._util import call, spec2, tensor
 from .optimizer import LR, _step_tol
 
 
@@ -28,7 +29,7 @@ def _applies(ctx: Context) -> str | None:
     if ctx.profile.rule == "none":
         return "profile declares no optimizer rule"
     try:
-        import gpu_impl.model  # noqa: F401
+        importlib.import_module("gpu_impl.model")
     except ImportError as exc:
         return f"gpu_impl.model not importable: {exc}"
     return None

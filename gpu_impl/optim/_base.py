@@ -118,6 +118,8 @@ class MatrixOptimizer(Optimizer):
         self.diagnostics_mode: str | None = None if diagnostics is False else ("cheap" if diagnostics is True else diagnostics)
         self.skipped_steps = 0
         self._diag: dict[str, Any] = {}
+        #: version counter of each matrix parameter right after this optimizer wrote it
+        self._written: dict[int, int] = {}
         super().__init__(params, {**ADAMW_DEFAULTS, **defaults})
 
     # -- groups --------------------------------------------------------------------------------
@@ -201,7 +203,7 @@ class MatrixOptimizer(Optimizer):
         status = _read_flags(grad_flags + upd_flags + gap_ok_flags)  # the one sync of the step
         ng, nu = len(grad_flags), len(upd_flags)
         grads_ok, upd_ok, gap_ok = all(status[:ng]), all(status[ng:ng + nu]), all(status[ng + nu:])
-        if not gap_ok:
+        if grads_ok and not gap_ok:
             self._raise_gap(gap_flags)
         if not (grads_ok and upd_ok):
             self._diag = {"skipped": True, "params": []}
@@ -219,6 +221,8 @@ class MatrixOptimizer(Optimizer):
         for group, work, others in plans:
             for b, new_w, new_state in work:
                 torch._foreach_copy_([p.detach() for p in b.params], list(new_w.unbind(0)))
+                for p in b.params:
+                    self._written[id(p)] = p._version
                 for key, val in new_state.items():
                     for st, v in zip(b.states, val.unbind(0)):
                         st[key] = v

@@ -13,6 +13,7 @@ from ._base import (
     apply_msign,
     frobenius_angle,
     shape_scale,
+    tangent_noise_floor,
     update_momentum,
 )
 from .macro import MACRO, RADIUS_RULES, REPROJECT_VARIANTS
@@ -22,7 +23,8 @@ from .spectral import SSO, MuonBall, power_iteration, sso_lambda
 from .stiefel import SPEL, ManifoldMuon, dual_ascent
 
 __all__ = [
-    "State", "Diagnostics", "apply_msign", "frobenius_angle", "shape_scale", "update_momentum",
+    "State", "Diagnostics", "apply_msign", "frobenius_angle", "shape_scale", "tangent_noise_floor",
+    "update_momentum",
     "MANIFOLD_KINDS", "MOMENTUM_FORMS", "SCALE_RULES", "RADIUS_RULES", "REPROJECT_VARIANTS",
     "MACRO", "Muon", "MUON_PROFILES", "MuonH", "SSO", "MuonBall", "power_iteration", "sso_lambda",
     "ManifoldMuon", "dual_ascent", "SPEL", "Mano", "AdamW", "RiemannianSGD",

@@ -33,6 +33,7 @@ __all__ = [
     "State",
     "Diagnostics",
     "apply_msign",
+    "tangent_noise_floor",
     "shape_scale",
     "SCALE_RULES",
     "MOMENTUM_FORMS",
@@ -161,15 +162,33 @@ def check_beta(beta: float, name: str = "beta") -> float:
     return b
 
 
-def apply_msign(X: F64, backend: Backend = "exact", steps: int | None = None) -> F64:
+def apply_msign(X: F64, backend: Backend = "exact", steps: int | None = None,
+                rank_tol: F64 | float | None = None) -> F64:
     """msign(X) for ``backend="exact"`` (refined SVD), else the named NS schedule applied exactly.
 
     With a schedule, the output is ``U·φ(Σ/(s·N_ε))·Vᵀ`` (:func:`reference.ns_apply`), i.e. what an
-    implementation of that schedule computes without rounding inside the iteration.
+    implementation of that schedule computes without rounding inside the iteration. ``rank_tol``
+    (exact backend only; a scalar or one value per matrix) is msign's absolute rank threshold.
     """
     if isinstance(backend, str) and backend == "exact":
-        return msign(X)
+        if rank_tol is None:
+            return msign(X)
+        tol = np.broadcast_to(np.asarray(rank_tol, dtype=np.float64), X.shape[:-2])
+        out = np.empty_like(X)
+        for idx in np.ndindex(X.shape[:-2]):
+            out[idx] = msign(X[idx], rank_tol=float(tol[idx]))
+        return out
     return ns_apply(get_schedule(backend), X, steps=steps)
+
+
+def tangent_noise_floor(U: F64) -> F64:
+    """Rounding level τ = max(m, n)·ε_mach·‖U‖_F of a projection P(U), per matrix.
+
+    Singular values of X = P(U) below τ are indistinguishable from rounding (e.g. a trivial tangent
+    space, or a gradient that is normal to working precision); MACRO treats them as zero, so that
+    msign does not turn rounding noise into unit singular values.
+    """
+    return max(U.shape[-2:]) * float(np.finfo(np.float64).eps) * _fro(U)
 
 
 def check_backend(backend: Backend) -> None:

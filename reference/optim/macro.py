@@ -34,8 +34,10 @@ from ._base import (
     manifold_from_kind,
     resolve_lr,
     shape_scale,
+    tangent_noise_floor,
     update_momentum,
 )
+from .spectral import power_iteration
 
 __all__ = ["MACRO", "REPROJECT_VARIANTS", "RADIUS_RULES"]
 
@@ -69,6 +71,8 @@ class MACRO:
       c on OB_row; c = ``radius_scale``) or an explicit number.
     * ``reproject``: ``"A"`` P(msign X) (default), ``"B"`` msign X, ``"C"`` msign M (no projection),
       ``"D"`` the exact tangent LMO of MATH.md §6 (``reference.steepest.steepest_direction``).
+      Singular values of X below its rounding level τ = max(m, n)·ε·‖M‖_F are treated as zero
+      (msign's rank threshold is τ; X ≡ 0 if ‖X‖_F ≤ τ, reported in ``extras``).
     * ``momentum``: ``ema`` (default), ``accumulate``, ``projected_ema``
       (X_t = βP_t(X_{t−1}) + (1 − β)P_t(G_t)), ``nesterov_ema``, ``nesterov_accumulate``.
     * ``prenormalize``: divide the momentum input by max(‖·‖_F, 1e-8) (SSO style).
@@ -76,6 +80,11 @@ class MACRO:
     * ``retraction``: a name from ``manifold.retractions`` (default: the manifold's first).
     * ``msign_backend``: ``"exact"`` or a schedule name/:class:`Schedule` applied exactly
       (``ns_steps`` overrides its step count).
+    * ``theta_source`` (spectral sphere, single matrices): ``"exact"`` (SVD) or ``"power"``:
+      Θ̂ = ûv̂ᵀ from ``power_steps`` bilateral power-iteration steps warm-started from the previous
+      step's v (all-ones at t = 0); the projector uses Θ̂ and the rescaling retraction divides by
+      the power estimate σ̂(W + ξ), so feasibility and tangency (measured against the exact Θ) are
+      approximate, as in an implementation (MATH.md §7.1, §7.3).
     """
 
     manifold: str | Manifold = "frobenius"
@@ -91,8 +100,13 @@ class MACRO:
     msign_backend: Backend = "exact"
     ns_steps: int | None = None
     gap_tol: float = 1e-6
+    theta_source: str = "exact"
+    power_steps: int = 10
 
     def __post_init__(self) -> None:
+        choice(self.theta_source, ("exact", "power"), "theta_source")
+        if int(self.power_steps) < 1:
+            raise InvalidInputError("power_steps must be >= 1")
         if isinstance(self.manifold, str):
             choice(self.manifold, MANIFOLD_KINDS, "manifold")
         elif not isinstance(self.manifold, Manifold):
@@ -181,6 +195,8 @@ class MACRO:
         w, g = check_pair(W, G)
         check_state(state, w, ("momentum",))
         man = self.manifold_for(state["radius"])
+        if self.theta_source == "power" and isinstance(man, SpectralSphere):
+            return self._power_step(man, w, g, state, compare_exact)
         man.check_point(w)
         eta = resolve_lr(self.lr, state.t)
         b = float(self.beta)
@@ -192,10 +208,14 @@ class MACRO:
         if self.prenormalize:
             U = U / np.maximum(_fro(U), 1e-8)[..., None, None]
         X = man.project_tangent(w, U)
+        tau = tangent_noise_floor(U)
+        zeroed = _fro(X) <= tau
+        if np.any(zeroed):  # X is rounding noise (e.g. a trivial tangent space): exactly 0
+            X = np.where(zeroed[..., None, None], 0.0, X)
         if self.reproject == "A":
-            D = man.project_tangent(w, apply_msign(X, self.msign_backend, self.ns_steps))
+            D = man.project_tangent(w, apply_msign(X, self.msign_backend, self.ns_steps, tau))
         elif self.reproject == "B":
-            D = apply_msign(X, self.msign_backend, self.ns_steps)
+            D = apply_msign(X, self.msign_backend, self.ns_steps, tau)
         elif self.reproject == "C":
             D = apply_msign(U, self.msign_backend, self.ns_steps)
         else:
@@ -205,8 +225,52 @@ class MACRO:
         W_pre = w + A
         W_next = W_pre.copy() if isinstance(man, Euclidean) else man.retract(w, A, self.retraction)
         diag = build_diagnostics(man, w, X, D, W_pre, W_next, eta * s, compare_exact=compare_exact,
-                                 extras={"lr": eta, "scale": s, "variant": self.reproject})
+                                 extras={"lr": eta, "scale": s, "variant": self.reproject,
+                                         "tangent_input_zeroed": bool(np.any(zeroed))})
         return W_next, state.replace(t=state.t + 1, momentum=Mn), diag
+
+    def _power_step(self, man: SpectralSphere, w: F64, g: F64, state: State,
+                    compare_exact: bool) -> tuple[F64, State, Diagnostics]:
+        """Spectral-sphere step with a warm-started power-iteration Θ̂ (``theta_source="power"``)."""
+        if w.ndim != 2:
+            raise InvalidInputError("theta_source='power' steps one matrix at a time")
+        if self.retraction not in (None, "rescale"):
+            raise InvalidInputError("theta_source='power' uses the rescaling retraction")
+        if self.reproject in ("D",) or self.momentum == "projected_ema":
+            raise InvalidInputError("theta_source='power' supports variants A-C with ambient momentum")
+        eta = resolve_lr(self.lr, state.t)
+        _, u, v = power_iteration(w, self.power_steps, state.buffers.get("power_v"))
+        Th = np.outer(u, v)
+
+        def proj(A: F64) -> F64:
+            return A - float(np.sum(A * Th)) * Th
+
+        Mn, U = update_momentum(self.momentum, float(self.beta), state["momentum"], g)
+        if self.prenormalize:
+            U = U / max(float(_fro(U)), 1e-8)
+        X = proj(U)
+        tau = tangent_noise_floor(U)
+        if _fro(X) <= tau:
+            X = np.zeros_like(X)
+        if self.reproject == "A":
+            D = proj(apply_msign(X, self.msign_backend, self.ns_steps, tau))
+        elif self.reproject == "B":
+            D = apply_msign(X, self.msign_backend, self.ns_steps, tau)
+        else:
+            D = apply_msign(U, self.msign_backend, self.ns_steps)
+        s = self._scale(man, w.shape)
+        W_pre = w - (eta * s) * D
+        sig_pre, _, v_pre = power_iteration(W_pre, self.power_steps, v)
+        W_next = man.radius * W_pre / sig_pre
+        s_w = np.linalg.svd(w, compute_uv=False)
+        tm = SpectralSphere(float(s_w[0]), gap_tol=1e-300)  # exact tangent space at W
+        Xe = tm.project_tangent(w, U)
+        diag = build_diagnostics(man, w, Xe, D, W_pre, W_next, eta * s, tangent_manifold=tm,
+                                 compare_exact=compare_exact,
+                                 extras={"lr": eta, "scale": s, "variant": self.reproject,
+                                         "theta_error": float(np.linalg.norm(Th - tm.normal_basis(w)[0])),
+                                         "sigma_estimate_pre": sig_pre})
+        return W_next, state.replace(t=state.t + 1, momentum=Mn, power_v=v_pre), diag
 
     @staticmethod
     def _exact_direction(man: Manifold, w: F64, X: F64) -> F64:

@@ -85,6 +85,16 @@ class ManifoldMuon:
             raise InvalidInputError("steps must be >= 1")
         check_backend(self.msign_backend)
 
+    @classmethod
+    def profile(cls, name: str, **overrides: Any) -> "ManifoldMuon":
+        """``"thinky"``: the code's defaults (dual ascent, Polar Express stable list, 10 steps,
+        applied exactly); ``"exact"``: the exact tangent LMO and the exact polar retraction."""
+        choice(name, ("thinky", "exact"), "profile")
+        base: dict[str, Any] = (dict(msign_backend="polar_express_stable", ns_steps=10)
+                                if name == "thinky" else dict(solver="exact"))
+        base.update(overrides)
+        return cls(**base)
+
     @staticmethod
     def initial_point(W0: ArrayLike) -> F64:
         """msign(W₀) (the training driver's projection of the initial weights)."""

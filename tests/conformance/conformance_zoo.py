@@ -362,3 +362,34 @@ DEFECTS: dict[type, tuple[str, type]] = {
 }
 
 CORRECT: tuple[type, ...] = (GoodNS, GoodMACRO, GoodMuon, GoodSSO)
+
+
+class OutputAliasesInput(GoodNS):
+    """Returns the input tensor itself, rescaled in place (zero-step routine that forgot to copy)."""
+
+    def msign(self, G):
+        O = ns(G)
+        return G.copy_(O)
+
+
+class StateAliasesGradient(GoodMuon):
+    """Keeps p.grad itself as the momentum buffer after the first step."""
+
+    def optimizer(self, params, lr, momentum, weight_decay=0.0):
+        opt = MuonOpt(params, lr, momentum, weight_decay)
+        step = opt.step
+
+        def aliased_step() -> None:
+            step()
+            for g in opt.param_groups:
+                for p in g["params"]:
+                    buf = opt.state[p]["momentum_buffer"]
+                    p.grad.copy_(buf)
+                    opt.state[p]["momentum_buffer"] = p.grad
+
+        opt.step = aliased_step  # type: ignore[method-assign]
+        return opt
+
+
+DEFECTS[OutputAliasesInput] = ("safety.no_aliasing.msign", GoodNS)
+DEFECTS[StateAliasesGradient] = ("safety.no_aliasing.state", GoodMuon)

@@ -31,6 +31,16 @@ from reference.golden import load_golden, manifold_from_spec
 U32 = 2.0**-24
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tests run many tiny ops; with -n 2 on 2 cores, one intra-op thread per worker avoids
+    thread-pool oversubscription (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _pairs():
     """(torch manifold, reference manifold, shape) covering every geometry and orientation."""
     return [
@@ -154,7 +164,7 @@ def _spectral_matrix(rng: np.random.Generator, shape: tuple[int, ...], sigma: li
 def test_power_iteration_converges_to_exact_pair(rng: np.random.Generator) -> None:
     W = _spectral_matrix(rng, (3, 12, 8), [2.0, 1.6])  # σ₂/σ₁ = 0.8
     tW = torch.from_numpy(W)
-    sph = SpectralSphere(2.0, power_steps=60)
+    sph = SpectralSphere(2.0, power_steps=60, block=2)
     st: dict[str, torch.Tensor] = {}
     p = sph.top_pair(tW, st)
     ex = sph_exact = SpectralSphere(2.0, theta="exact").top_pair(tW)

@@ -94,22 +94,23 @@ def test_descent_monitor(which: str, rng: np.random.Generator) -> None:
 
 
 def test_convergence_to_known_optimum(rng: np.random.Generator) -> None:
-    """V-4: deterministic MACRO (β = 0, η_t = 0.1·0.995^t) reaches f* to 1e-8 relative within
-    2,500 steps on Rayleigh (M_F) and Procrustes (O(6)); the limit satisfies the first-order
-    condition and, for Procrustes, equals the unique minimiser msign(AᵀB)."""
-    lr = lambda t: 0.1 * 0.995**t  # noqa: E731
+    """V-4: deterministic MACRO (β = 0, η_t = 0.1·0.99^t) reaches f* to 1e-8 relative within a
+    budget of 1,200 steps on Rayleigh (M_F) and Procrustes (O(6)); the limit satisfies the
+    first-order condition and, for Procrustes, is the unique minimiser msign(AᵀB) up to the
+    oscillation of a normalised method at the final step, η_T·‖D‖_F ≤ 0.1·0.99^1200·√6 ≈ 1.4e-6."""
+    lr = lambda t: 0.1 * 0.99**t  # noqa: E731
     P, W0, _ = _rayleigh(rng)
-    tr = run(P, MACRO("frobenius", lr=lr, beta=0.0, radius=1.0), W0, 2500)
+    tr = run(P, MACRO("frobenius", lr=lr, beta=0.0, radius=1.0), W0, 1200)
     lam1 = np.linalg.eigvalsh(P.C)[-1]
     assert (tr.loss[-1] - (-0.5 * lam1)) / (0.5 * lam1) <= 1e-8
     assert P.optimality_residual(tr.final) <= 1e-4
     Q = Procrustes.random(rng, 6)
     V0 = Q.initial_point(rng)
-    tq = run(Q, MACRO("stiefel", lr=lr, beta=0.0, radius=1.0), V0, 2500)
+    tq = run(Q, MACRO("stiefel", lr=lr, beta=0.0, radius=1.0), V0, 1200)
     Uu, s, Vt = np.linalg.svd(Q.A.T @ Q.B)
     fstar = 0.5 * (np.sum(Q.A**2) + np.sum(Q.B**2)) - np.sum(s)
     assert (tq.loss[-1] - fstar) / abs(fstar) <= 1e-8
-    assert np.linalg.norm(tq.final - Uu @ Vt) <= 1e-6
+    assert np.linalg.norm(tq.final - Uu @ Vt) <= 1e-5
     print(f"Rayleigh gap {(tr.loss[-1] + 0.5 * lam1) / (0.5 * lam1):.2e}, "
           f"Procrustes gap {(tq.loss[-1] - fstar) / abs(fstar):.2e}")
 
@@ -156,3 +157,34 @@ def test_estimators(rng: np.random.Generator) -> None:
     assert gaps[7] == pytest.approx((s[0] - s[1]) / s[0], rel=1e-14)
     assert np.min(gaps) >= 1e-6
     np.testing.assert_allclose(gaps[:-1], [d.spectral_gap for d in tr.diagnostics], rtol=1e-14)
+
+
+def test_run_product_and_stochastic(rng: np.random.Generator) -> None:
+    """run() drives one optimizer per block of the two-layer net (both blocks stay on their
+    manifolds, the loss decreases); stochastic runs need an rng and are reproducible per seed."""
+    from reference.problems import TwoLayerNet
+
+    net = TwoLayerNet.random(rng, d=5, h=4, c=2, N=32)
+    Ws = net.initial_point(rng)
+    opts = (MACRO("oblique_rows", lr=0.05, beta=0.0, radius=1.0),
+            MACRO("frobenius", lr=0.05, beta=0.0, radius=1.0))
+    tr = run(net, opts, Ws, 200)
+    assert tr.loss[-1] < 0.5 * tr.loss[0]
+    for man, W in zip(net.manifolds, tr.final):
+        assert man.violation(W) <= 1e-14
+    assert all(len(d) == 2 for d in tr.diagnostics)
+    P = RayleighFrobenius.random(rng, 5, 3).with_noise(0.2)
+    W0 = P.initial_point(rng)
+    o = MACRO("frobenius", lr=0.01, beta=0.9, radius=1.0)
+    with pytest.raises(InvalidInputError):
+        run(P, o, W0, 5)
+    a = run(P, o, W0, 20, rng=np.random.default_rng(3))
+    b = run(P, o, W0, 20, rng=np.random.default_rng(3))
+    c = run(P, o, W0, 20, rng=np.random.default_rng(4))
+    assert np.array_equal(a.loss, b.loss) and not np.array_equal(a.loss, c.loss)
+    # recorded stationarity measures are ‖P_W∇f‖_* and ‖P_W∇f‖_F (recomputed here)
+    W = a.final
+    g = -P.C @ W
+    rg = g - np.sum(g * W) / np.sum(W * W) * W
+    assert a.grad_nuclear[-1] == pytest.approx(np.sum(np.linalg.svd(rg, compute_uv=False)), rel=1e-13)
+    assert a.grad_frobenius[-1] == pytest.approx(np.linalg.norm(rg), rel=1e-13)

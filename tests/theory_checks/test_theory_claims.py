@@ -22,8 +22,23 @@ def test_required_claims_registered() -> None:
     assert not missing, f"claims not registered: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("cid", claim_ids())
+# the training claims share one set of (cached) training runs: run them in one test (one process)
+NON_TRAINING = [c for c in claim_ids() if not c.startswith("T-")]
+TRAINING = [c for c in claim_ids() if c.startswith("T-")]
+
+
+@pytest.mark.parametrize("cid", NON_TRAINING)
 def test_claim_quick_passes_with_failing_control(cid: str, tmp_path) -> None:
+    _check_claim(cid, tmp_path)
+
+
+def test_training_claims_quick(tmp_path) -> None:
+    assert TRAINING, "no training claims registered"
+    for cid in TRAINING:
+        _check_claim(cid, tmp_path)
+
+
+def _check_claim(cid: str, tmp_path) -> None:
     claim = get_claim(cid)
     assert claim.statement and claim.source
     res = run_claim(cid, seed=0, budget=Budget("quick"), catch=False)

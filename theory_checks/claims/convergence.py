@@ -98,10 +98,10 @@ def v2(seed: int, budget: Budget) -> ClaimResult:
     rng = np.random.default_rng(seed)
     m, n = 8, 6
     k = min(m, n)
-    Ts = np.array(budget.pick((16, 50, 160, 500), (100, 1000, 10000)))
+    Ts = np.array(budget.pick((40, 126, 400, 1265), (100, 1000, 10000)))
     probs = dict(list(_problems(rng, m, n).items())[:2])
     fig, axes = new_figure(2)
-    ok, details, slopes, ctrl_ok = True, {}, [], True
+    ok, details, slopes, ctrl_ok, ctrl_ratio = True, {}, [], True, 0.0
     for ax, (name, P) in zip(axes, probs.items()):
         LR = _L_R(P)
         W0 = P.manifold.random_point(rng, (m, n))
@@ -111,29 +111,36 @@ def v2(seed: int, budget: Budget) -> ClaimResult:
         for T in Ts:
             eta = float(np.sqrt(2 * fgap / (LR * k * T)))
             vals.append(float(np.min(run(P, MACRO(manifold=P.manifold, lr=eta, beta=0.0), W0, int(T)).grad_nuclear[:T])))
-            cvals.append(float(np.min(run(P, MACRO(manifold=P.manifold, lr=eta0, beta=0.0), W0, int(T)).grad_nuclear[:T])))
             bnds.append(float(np.sqrt(2 * LR * k * fgap / T)))
-        vals, bnds, cvals = np.array(vals), np.array(bnds), np.array(cvals)
+        vals, bnds = np.array(vals), np.array(bnds)
         slope = float(np.polyfit(np.log(Ts), np.log(vals), 1)[0])
         slopes.append(slope)
         margin = 100 * U64 * bnds
         ok &= bool(np.all(vals <= bnds + margin)) and slope <= -0.4
-        cslope = float(np.polyfit(np.log(Ts), np.log(cvals), 1)[0])
-        ctrl_ok &= bool(np.all(cvals <= bnds + margin)) and cslope <= -0.4
         details[f"{name}: min grad / bound per T"] = list(vals / bnds)
         details[f"{name}: slope"] = slope
-        details[f"{name}: control (fixed ηs) min grad / bound"] = list(cvals / bnds)
         ax.loglog(Ts, vals, "o-", label="min ‖grad f‖_*")
         ax.loglog(Ts, bnds, "k--", label="bound √(2L_R k Δf/T)")
-        ax.loglog(Ts, cvals, "s:", color="C3", label="fixed ηs (control)")
         ax.set_xlabel("T")
         ax.set_title(f"V-2 {name}", fontsize=9)
+        if "projection" not in name:
+            ax.legend(fontsize=7)
+            continue
+        # control (on Q2 only, to save time): ηs held at its T₀ value as T grows
+        cvals = np.array([vals[0]] + [float(np.min(run(P, MACRO(manifold=P.manifold, lr=eta0, beta=0.0), W0,
+                                                       int(T)).grad_nuclear[:T])) for T in Ts[1:]])
+        ctrl_ratio = max(ctrl_ratio, float(np.max(cvals / bnds)))
+        cslope = float(np.polyfit(np.log(Ts), np.log(cvals), 1)[0])
+        ctrl_ok &= bool(np.all(cvals <= bnds + margin)) and cslope <= -0.4
+        details[f"{name}: control (fixed ηs) min grad / bound"] = list(cvals / bnds)
+        ax.loglog(Ts, cvals, "s:", color="C3", label="fixed ηs (control)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     return ClaimResult("V-2", float(max(slopes)), "worst log–log slope of min_{t<T}‖grad f‖_*", -0.5,
                        "bound holds for every T; slope ≤ −1/2", -0.4,
                        "CLAIMS V-2: bound with a c·u margin; slope ≤ −0.4", ok,
-                       ControlResult("ηs held at its T₀ value as T grows", float("nan"), ctrl_ok), details, fig)
+                       ControlResult("ηs held at its T₀ value as T grows (max min-grad/bound)", ctrl_ratio, ctrl_ok),
+                       details, fig)
 
 
 # ------------------------------------------------------------------------------------------ V-3
@@ -185,7 +192,7 @@ def v3(seed: int, budget: Budget) -> ClaimResult:
         Wl = Y / np.linalg.norm(Y)
         dev = max(dev, float(np.linalg.norm(W - Wl)))
     Ts = np.array(budget.pick((100, 316, 1000, 3162), (100, 1000, 10000, 100000)))
-    seeds = budget.pick(3, 8)
+    seeds = budget.pick(3, 4)
 
     def avg(T: int, sched: bool) -> float:
         per = []

@@ -73,7 +73,7 @@ def i1(seed: int, budget: Budget) -> ClaimResult:
 def i5(seed: int, budget: Budget) -> ClaimResult:
     rng = np.random.default_rng(seed)
     m, n = 16, 24
-    steps = budget.pick(400, 20000)
+    steps = budget.pick(400, 5000)
     eta, lam = 0.05, 0.5
     s = np.sqrt(max(1.0, m / n))
     slack = 1e-12
@@ -116,3 +116,89 @@ def i5(seed: int, budget: Budget) -> ClaimResult:
                        "CLAIMS I-5: 1e-12 slack", worst <= 1.0 + slack,
                        ControlResult("coupled L2 before Adam normalisation, growth gradient", cratio, cratio <= 1.0 + slack),
                        out, fig)
+
+
+@register("I-2", "KJ and spectral-μP scales: √max(1, d_out/d_in)·msign(G) has ‖·‖_F = √d_out; √(d_out/d_in)·msign(G) "
+          "has RMS→RMS norm 1", "derived (MATH §9.1)", "I")
+def i2(seed: int, budget: Budget) -> ClaimResult:
+    rng = np.random.default_rng(seed)
+    shapes = [(32, 16), (16, 32), (24, 24), (64, 8), (8, 64)]
+    errs = {}
+    for m, n in shapes:
+        O = msign(rng.standard_normal((m, n)))
+        kj = np.sqrt(max(1.0, m / n)) * O
+        errs[f"KJ ‖·‖_F {m}×{n}"] = abs(np.linalg.norm(kj) - np.sqrt(m)) / exact_tol(max(m, n), np.sqrt(m))
+        mup = np.sqrt(m / n) * O
+        rr = np.linalg.norm(mup, 2) * np.sqrt(n / m)
+        errs[f"μP RMS→RMS {m}×{n}"] = abs(rr - 1) / exact_tol(max(m, n), 1.0)
+    worst = float(max(errs.values()))
+    # control: dion's "spectral_norm" scale √(d_out/d_in) (no max(1, ·)) judged by KJ's law on a wide matrix
+    m, n = 16, 32
+    O = msign(rng.standard_normal((m, n)))
+    c = abs(np.linalg.norm(np.sqrt(m / n) * O) - np.sqrt(m)) / exact_tol(max(m, n), np.sqrt(m))
+    fig, (ax,) = new_figure(width=6)
+    ax.bar(range(len(errs)), np.log10(np.maximum(list(errs.values()), 1e-4)))
+    ax.axhline(0, color="k", ls="--", lw=0.8)
+    ax.set_xticks(range(len(errs)), list(errs), rotation=35, fontsize=6, ha="right")
+    ax.set_ylabel("log10 (error / c·u·n·scale)")
+    ax.set_title("I-2 KJ and spectral-μP scales", fontsize=9)
+    fig.tight_layout()
+    return ClaimResult("I-2", worst, "max error / (c·u·n·scale)", 0.0, "exact", 1.0, "CLAIMS §0.2 exact bound",
+                       worst <= 1.0, ControlResult("dion spectral_norm scale on a wide 16×32 matrix vs KJ's ‖·‖_F = √d_out",
+                                                   float(c), bool(c <= 1.0)), errs, fig)
+
+
+# HyperP Table 4 (arXiv 2603.28743): tokens (B) and fitted η*
+HYPERP_T = np.array([10.4, 20.8, 41.6, 83.2, 166.4])
+HYPERP_ETA = np.array([0.01515, 0.01208, 0.00958, 0.00772, 0.00635])
+
+
+@register("I-9", "HyperP Table 4 is consistent with the η* ∝ T^{−0.32} law", "HyperP abstract and Table 4 (arXiv 2603.28743)",
+          "I")
+def i9(seed: int, budget: Budget) -> ClaimResult:
+    slope = float(np.polyfit(np.log(HYPERP_T), np.log(HYPERP_ETA), 1)[0])
+
+    def devs(p: float) -> np.ndarray:
+        return np.abs(HYPERP_ETA / (HYPERP_ETA[0] * (HYPERP_T / HYPERP_T[0]) ** p) - 1)
+
+    d = devs(-0.32)
+    dc = devs(-0.5)
+    ok = abs(slope + 0.32) <= 0.02 and float(d.max()) <= 0.02
+    fig, (ax,) = new_figure()
+    ax.loglog(HYPERP_T, HYPERP_ETA, "o", label="Table 4 η*")
+    ax.loglog(HYPERP_T, HYPERP_ETA[0] * (HYPERP_T / HYPERP_T[0]) ** -0.32, "k-", lw=0.8, label="T^-0.32")
+    ax.loglog(HYPERP_T, HYPERP_ETA[0] * (HYPERP_T / HYPERP_T[0]) ** -0.5, "r:", lw=0.8, label="T^-0.5 (control)")
+    ax.set_xlabel("tokens (B)")
+    ax.legend(fontsize=7)
+    ax.set_title(f"I-9 HyperP LR law: fitted slope {slope:.4f}", fontsize=9)
+    return ClaimResult("I-9", float(d.max()), "max relative deviation from 0.01515·(T/10.4B)^−0.32", 0.0,
+                       "slope −0.32 ± 0.02; deviations ≤ 2%", 0.02, "CLAIMS I-9", ok,
+                       ControlResult("exponent −0.5 (max deviation)", float(dc.max()), bool(dc.max() <= 0.02)),
+                       {"fitted slope": slope, "deviations": list(d)}, fig)
+
+
+@register("I-8", "HyperP LR bookkeeping: η(L, T, B) = η₀√(B/b₀)√(d₀/L)(T/t₀)^−0.32 reproduces the token-ratio and "
+          "depth-ladder tables", "code microsoft/ArchScale pretrain.py (CLAIMS I-8 tables)", "I")
+def i8(seed: int, budget: Budget) -> ClaimResult:
+    ratios = {2: 0.8011, 4: 0.6417, 8: 0.5141, 10: 0.4786, 16: 0.4118, 100: 0.2291}
+    ladder = {  # L: (token multiplier, LR token factor, LR depth factor, combined, residual 1/√(2L))
+        8: (1, 1, 1, 1, 0.25), 12: (3.375, 0.6776, 0.8165, 0.5532, 0.2041), 16: (8, 0.5141, 0.7071, 0.3635, 0.1768),
+        20: (15.625, 0.4149, 0.6325, 0.2624, 0.1581), 24: (27, 0.3483, 0.5774, 0.2011, 0.1443)}
+    errs = [abs(k ** -0.32 - v) for k, v in ratios.items()]
+    for L, (tm, tf, df, comb, res) in ladder.items():
+        tok = (L / 8) ** 3  # N ∝ L³ at fixed tokens per parameter
+        errs += [abs(tok - tm), abs(tok ** -0.32 - tf), abs(np.sqrt(8 / L) - df),
+                 abs(tok ** -0.32 * np.sqrt(8 / L) - comb), abs(1 / np.sqrt(2 * L) - res)]
+    worst = float(max(errs))
+    # control: the token factor applied with exponent −0.5 (a non-MuonH law) does not reproduce the table
+    cerr = max(abs(k ** -0.5 - v) for k, v in ratios.items())
+    fig, (ax,) = new_figure()
+    Ls = np.array(list(ladder))
+    ax.plot(Ls, [v[3] for v in ladder.values()], "o", label="table: combined LR multiplier")
+    ax.plot(Ls, ((Ls / 8) ** 3) ** -0.32 * np.sqrt(8 / Ls), "k-", lw=0.8, label="formula")
+    ax.set_xlabel("depth L")
+    ax.legend(fontsize=7)
+    ax.set_title("I-8 HyperP LR ladder", fontsize=9)
+    return ClaimResult("I-8", worst, "max |formula − table| over every table entry", 0.0, "the tables to 4 decimals",
+                       5e-5, "CLAIMS I-8: 5e-5 (4-decimal rounding)", worst <= 5e-5,
+                       ControlResult("token factor with exponent −0.5", float(cerr), bool(cerr <= 5e-5)), {}, fig)

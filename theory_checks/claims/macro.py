@@ -173,3 +173,255 @@ def m9(seed: int, budget: Budget) -> ClaimResult:
                        {"mean tangency": {k: float(v.mean()) for k, v in series.items()},
                         "max tangency": {k: float(v.max()) for k, v in series.items()},
                         "min spectral gap": gaps, "u": U64}, fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# M-1 … M-8: properties of the MACRO direction (MATH §7.2), from the definitions of §7.1
+def _points(rng: np.random.Generator, shape: tuple[int, int]) -> dict:
+    m, n = shape
+    return {
+        "M_F": (FrobeniusSphere(np.sqrt(m)), None),
+        "M_S": (SpectralSphere(1.0), None),
+        "OB_row": (Oblique(1.0, axis="rows"), None),
+        "OB_col": (Oblique(np.sqrt(m / n), axis="cols"), None),
+        "St": (Stiefel(1.0), None),
+    }
+
+
+def _direction(M, W: np.ndarray, G: np.ndarray, variant: str, backend: str = "exact") -> np.ndarray:
+    """MACRO directions of MATH §7.3: A = P(msign(PG)), B = msign(PG), C = msign(G)."""
+    from reference import ns_apply
+
+    sign = msign if backend == "exact" else (lambda Z: ns_apply(backend, Z))  # noqa: E731
+    if variant == "A":
+        return M.project_tangent(W, sign(M.project_tangent(W, G)))
+    if variant == "B":
+        return sign(M.project_tangent(W, G))
+    return sign(G)
+
+
+@register("M-1", "Tangency of the default variant: D = P_W(msign(P_W M)) is tangent whatever the msign backend",
+          "reconstructed default; derived property (MATH §7.2(1))", "M")
+def m1(seed: int, budget: Budget) -> ClaimResult:
+    rng = np.random.default_rng(seed)
+    reps = budget.pick(4, 30)
+    backends = ("exact", "keller_jordan", "you_jiacheng_5", "polar_express")
+    worst, rows, ctrl_min = 0.0, {}, np.inf
+    for shape in ((12, 8), (8, 12)):
+        for name, (M, _) in _points(rng, shape).items():
+            for _ in range(reps):
+                W = M.random_point(rng, shape)
+                G = rng.standard_normal(shape)
+                for be in backends:
+                    v = float(M.tangent_violation(W, _direction(M, W, G, "A", be)))
+                    worst = max(worst, v)
+                    rows[f"{name} {be}"] = max(rows.get(f"{name} {be}", 0.0), v)
+                for var in ("B", "C"):
+                    ctrl_min = min(ctrl_min, float(M.tangent_violation(W, _direction(M, W, G, var))))
+    tol = 1e-15  # CLAIMS M-1: ≤ 1e-15 relative in float64 (projection last: a few roundings of u)
+    fig, (ax,) = new_figure(width=7)
+    ax.bar(range(len(rows)), np.log10(np.maximum(list(rows.values()), 1e-18)))
+    ax.axhline(np.log10(tol), color="k", ls="--", lw=0.8)
+    ax.set_xticks(range(len(rows)), list(rows), rotation=60, fontsize=5, ha="right")
+    ax.set_ylabel("log10 max v_M(W, D_A)")
+    ax.set_title(f"M-1 tangency of variant A (controls B, C: min v_M = {ctrl_min:.2e})", fontsize=9)
+    fig.tight_layout()
+    return ClaimResult("M-1", worst, "max tangency residual v_M(W, D_A)", 0.0, "0 for every manifold and backend",
+                       tol, "CLAIMS M-1: ≤ 1e-15 relative in float64",
+                       worst <= tol, ControlResult("variants B and C (min residual over the same instances)",
+                                                   float(ctrl_min), bool(ctrl_min <= tol)), rows, fig)
+
+
+@register("M-2", "Alignment identity ⟨D, X⟩ = ‖X‖_* for variants A and B with exact msign; "
+          "= Σφ(σᵢ/(sN))σᵢ with an NS backend of exact map φ", "derived (MATH §7.2(2))", "M")
+def m2(seed: int, budget: Budget) -> ClaimResult:
+    from reference import ns_singular_value_map
+    from reference.schedules import get_schedule
+
+    rng = np.random.default_rng(seed)
+    reps = budget.pick(5, 40)
+    worst, ctrl = 0.0, np.inf
+    for shape in ((12, 8), (8, 12)):
+        for name, (M, _) in _points(rng, shape).items():
+            for _ in range(reps):
+                W = M.random_point(rng, shape)
+                G = rng.standard_normal(shape)
+                X = M.project_tangent(W, G)
+                s = np.linalg.svd(X, compute_uv=False)
+                nuc = float(s.sum())
+                for var in ("A", "B"):
+                    worst = max(worst, abs(float(np.sum(_direction(M, W, G, var) * X)) - nuc) / nuc)
+                sch = get_schedule("keller_jordan")
+                phi = ns_singular_value_map(sch, s, steps=5)
+                D = _direction(M, W, G, "A", "keller_jordan")
+                law = float(np.sum(phi * s))
+                worst = max(worst, abs(float(np.sum(D * X)) - law) / nuc)
+                ctrl = min(ctrl, abs(float(np.sum(_direction(M, W, G, "C") * X)) - nuc) / nuc)
+    tol = 100 * U64 * 12  # CLAIMS §0.2 exact bound c·u·max(m, n), relative to ‖X‖_*
+    fig, (ax,) = new_figure()
+    ax.bar([0, 1], np.log10([max(worst, 1e-18), ctrl]), color=["C0", "C3"])
+    ax.axhline(np.log10(tol), color="k", ls="--", lw=0.8)
+    ax.set_xticks([0, 1], ["A, B (exact; NS law for A)", "C (control)"])
+    ax.set_ylabel("log10 |⟨D,X⟩ − law|/‖X‖_*")
+    ax.set_title("M-2 alignment identity", fontsize=9)
+    return ClaimResult("M-2", worst, "max |⟨D, X⟩ − ‖X‖_*|/‖X‖_* (A, B; NS law)", 0.0, "0", tol,
+                       "CLAIMS §0.2 exact bound c·u·max(m, n)", worst <= tol,
+                       ControlResult("variant C, D = msign(M) (min relative error)", float(ctrl), bool(ctrl <= tol)),
+                       {}, fig)
+
+
+def _dir_bound(name: str, M, W: np.ndarray, S: np.ndarray) -> float:
+    """Upper bounds of ‖D‖₂ for D = P(S), S = msign X (MATH §7.2(3))."""
+    if name == "M_F":
+        R = M.radius
+        return 1 + abs(float(np.sum(S * W))) * float(np.linalg.norm(W, 2)) / R**2
+    if name == "OB_row":
+        return 1 + float(np.linalg.norm(W, 2)) / float(np.min(M.radius))
+    return 2.0
+
+
+@register("M-3", "Norms of the MACRO direction: ‖D‖_F ≤ √r; ‖D‖₂ ≤ 1 + |⟨msign X, W⟩|‖W‖₂/R² (M_F), ≤ 2 (M_S, St), "
+          "≤ 1 + ‖W‖₂/min rᵢ (OB_row)", "derived (MATH §7.2(3))", "M")
+def m3(seed: int, budget: Budget) -> ClaimResult:
+    rng = np.random.default_rng(seed)
+    n_inst = budget.pick(60, 200)
+    worst, spec, ctrl = -np.inf, {}, -np.inf
+    for i in range(n_inst):
+        m, n = int(rng.integers(3, 21)), int(rng.integers(3, 21))
+        for name in ("M_F", "M_S", "OB_row", "St"):
+            M = {"M_F": FrobeniusSphere(np.sqrt(m)), "M_S": SpectralSphere(1.0),
+                 "OB_row": Oblique(1.0, axis="rows"), "St": Stiefel(1.0)}[name]
+            W = M.random_point(rng, (m, n))
+            X = M.project_tangent(W, rng.standard_normal((m, n)))
+            S = msign(X)
+            D = M.project_tangent(W, S)
+            r = int(round(float(np.sum(S * S))))
+            d2 = float(np.linalg.norm(D, 2))
+            tol = 100 * U64 * max(m, n)
+            worst = max(worst, float(np.linalg.norm(D)) - np.sqrt(r) - tol, d2 - _dir_bound(name, M, W, S) - tol)
+            ctrl = max(ctrl, d2 - 1.0 - tol)  # the naive bound ‖D‖₂ ≤ 1 (what variant B satisfies)
+            spec.setdefault(name, []).append(d2)
+    fig, (ax,) = new_figure()
+    for name, v in spec.items():
+        ax.hist(v, bins=25, alpha=0.5, label=f"{name}: {min(v):.3f}–{max(v):.3f}")
+    ax.set_xlabel("‖D‖₂ of variant A")
+    ax.legend(fontsize=7)
+    ax.set_title("M-3 spectral norm of the MACRO direction", fontsize=9)
+    return ClaimResult("M-3", float(worst), "max (norm − bound − c·u·n) over instances and manifolds", 0.0,
+                       "≤ 0 (every bound holds)", 0.0, "bound + c·u·max(m,n) (CLAIMS M-3)", worst <= 0.0,
+                       ControlResult("variant A against the variant-B bound ‖D‖₂ ≤ 1 (the overshoot comes from "
+                                     "the re-projection)", float(ctrl), bool(ctrl <= 0.0)),
+                       {f"{k}: range of ‖D‖₂": (float(min(v)), float(max(v))) for k, v in spec.items()}, fig)
+
+
+@register("M-5", "Variants A and B agree to first order on M_F (difference after retraction O(η²)) and differ at "
+          "first order on M_S", "derived (MATH §7.2(6))", "M")
+def m5(seed: int, budget: Budget) -> ClaimResult:
+    from .._common import T_GRID, loglog_panel, slope_check
+
+    rng = np.random.default_rng(seed)
+    shape = budget.pick((10, 7), (30, 20))
+    out = {}
+    for name, M in (("M_F", FrobeniusSphere(np.sqrt(shape[0]))), ("M_S", SpectralSphere(1.0))):
+        if name == "M_S":
+            k = min(shape)
+            W = with_spectrum(rng, np.concatenate([[1.0], np.linspace(0.7, 0.2, k - 1)]), shape)
+        else:
+            W = M.random_point(rng, shape)
+        G = rng.standard_normal(shape)
+        DA, DB = _direction(M, W, G, "A"), _direction(M, W, G, "B")
+        e = np.array([np.linalg.norm(M.retract(W, -h * DA, "rescale") - M.retract(W, -h * DB, "rescale"))
+                      for h in T_GRID])
+        out[name] = (e, *slope_check(T_GRID, e, 2.0, floor=1e3 * U64))
+    fig, (ax,) = new_figure()
+    loglog_panel(ax, T_GRID, {k: v[0] for k, v in out.items()}, "M-5 ‖R(−ηD_A) − R(−ηD_B)‖", "η",
+                 ref_orders=(1.0, 2.0))
+    return ClaimResult("M-5", out["M_F"][2].slope, "log–log slope on M_F", 2.0, "slope 2 (M_F); slope 1 (M_S)", 0.05,
+                       "CLAIMS §0.2 Taylor test ±0.05", out["M_F"][1],
+                       ControlResult("the same check on M_S (slope 1 expected)", out["M_S"][2].slope, out["M_S"][1]),
+                       {"M_F constant e/η²": float(out["M_F"][0][0] / T_GRID[0] ** 2),
+                        "M_S constant e/η": float(out["M_S"][0][0] / T_GRID[0])}, fig)
+
+
+@register("M-7", "Static rotation of MACRO on M_F: tan θ_t = η_t·s·‖D_t‖_F/R at every step, from the first step",
+          "derived; MACRO paper Fig. 4 caption ('Static Rotational Equilibrium')", "M",
+          needs=("reference.optimizers",))
+def m7(seed: int, budget: Budget) -> ClaimResult:
+    from reference.optimizers import MACRO, MuonH
+
+    rng = np.random.default_rng(seed)
+    shape = (16, 24)
+    steps = budget.pick(80, 1000)
+    prob = _LeastSquares(rng, *shape, 40)
+    W0 = rng.standard_normal(shape) / np.sqrt(shape[1])
+
+    def tan_angle(W: np.ndarray, Wn: np.ndarray) -> float:
+        nW = np.linalg.norm(W)
+        normal = np.sum(W * Wn) / nW
+        return float(np.linalg.norm(Wn - normal * W / nW) / normal)
+
+    def run(opt, formula) -> tuple[np.ndarray, np.ndarray]:
+        W = opt.initial_point(W0) if hasattr(opt, "initial_point") else W0.copy()
+        st = opt.init_state(W)
+        meas, form = [], []
+        for _ in range(steps):
+            Wn, st, d = opt.step(W, prob.gradient(W), st)
+            meas.append(tan_angle(W, Wn))
+            form.append(formula(W, d))
+            W = Wn
+        return np.array(meas), np.array(form)
+
+    eta = 0.02
+    opt = MACRO(manifold="frobenius", lr=eta)
+    R0 = float(np.linalg.norm(W0))
+    meas, form = run(opt, lambda W, d: eta * float(d.direction_frobenius) / R0)
+    rel = np.abs(meas / form - 1)
+    mh, fh = run(MuonH(lr=eta), lambda W, d: eta)  # control: MuonH read as a tangent step (tan θ = η)
+    relc = np.abs(mh / fh - 1)
+    fig, (ax,) = new_figure()
+    ax.plot(meas, label="MACRO-F tan θ_t (measured)")
+    ax.plot(form, "k:", label="η‖D_t‖_F/R")
+    ax.plot(mh, lw=0.8, label="MuonH tan θ_t (control)")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7)
+    ax.set_title("M-7 static rotation on the Frobenius sphere", fontsize=9)
+    tol = 1e-14  # CLAIMS M-7: 1e-14 relative per step
+    return ClaimResult("M-7", float(rel.max()), "max relative error of tan θ_t per step", 0.0,
+                       "equality at every step from t = 0", tol, "CLAIMS M-7: 1e-14 relative per step",
+                       float(rel.max()) <= tol,
+                       ControlResult("MuonH with tan θ = η (non-tangent msign step)", float(relc.max()),
+                                     float(relc.max()) <= tol),
+                       {"θ at step 0 / mean θ": float(meas[0] / meas.mean()), "CV of θ_t": float(meas.std() / meas.mean())},
+                       fig)
+
+
+@register("M-8", "Pre-retraction violation c_F(W − ηsD) = √(1 + η²s²‖D‖²_F/R²) − 1 = O(η²) for variant A; "
+          "first order for B and C", "derived (MATH §4.3)", "M")
+def m8(seed: int, budget: Budget) -> ClaimResult:
+    from .._common import T_GRID, loglog_panel, slope_check
+
+    rng = np.random.default_rng(seed)
+    shape = (12, 9)
+    R = np.sqrt(shape[0])
+    M = FrobeniusSphere(R)
+    W = M.random_point(rng, shape)
+    G = rng.standard_normal(shape) + 2 * W / R
+    curves, fits, closed = {}, {}, 0.0
+    for var in ("A", "B", "C"):
+        D = _direction(M, W, G, var)
+        v = np.array([abs(np.linalg.norm(W - h * D) - R) / R for h in T_GRID])
+        curves[var] = v
+        fits[var] = slope_check(T_GRID, v, 2.0, floor=1e3 * U64)
+        if var == "A":
+            form = np.sqrt(1 + T_GRID**2 * np.sum(D * D) / R**2) - 1
+            closed = float(np.max(np.abs(v - form) / form))
+    fig, (ax,) = new_figure()
+    loglog_panel(ax, T_GRID, {f"variant {k}": v for k, v in curves.items()}, "M-8 c_F(W − ηD)", "η",
+                 ref_orders=(1.0, 2.0))
+    ok = fits["A"][0] and closed <= 1e-6
+    return ClaimResult("M-8", fits["A"][1].slope, "log–log slope of the pre-retraction violation (variant A)", 2.0,
+                       "slope 2 and the closed form (A); slope 1 (B, C)", 0.05,
+                       "CLAIMS §0.2 Taylor test ±0.05; closed form to 1e-6 relative (cancellation in ‖·‖ − R at η = 1e-3)",
+                       bool(ok), ControlResult("variant B (slope 1 expected)", fits["B"][1].slope, fits["B"][0],
+                                               {"variant C slope": fits["C"][1].slope}),
+                       {"closed-form relative error": closed}, fig)

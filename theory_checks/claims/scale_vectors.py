@@ -26,9 +26,8 @@ def s1(seed: int, budget: Budget) -> ClaimResult:
     for c in (1e-3, 1.0, 1e3):
         out = ((gam / c) * _n(h)) @ (c * W).T
         worst = max(worst, float(np.linalg.norm(out - ref) / np.linalg.norm(ref)))
-    # tolerance: a few roundings per entry of a length-d_in dot product: c·u·√d_in ≈ 10⁻¹⁵
-    tol = 1e-15 * np.sqrt(d_in) / np.sqrt(8)
-    tol = max(tol, 1e-15)
+    # CLAIMS S-1: 1e-15 relative (the two sides differ by the order of a few roundings per entry)
+    tol = 1e-15
     # control: gain after a nonlinearity (not absorbable): W·relu(γ ⊙ n(h)) vs relu-free absorption
     gam_s = gam * np.where(rng.random(d_in) < 0.5, -1.0, 1.0)
     ctrl_out = np.maximum(gam_s * _n(h), 0.0) @ W.T

@@ -32,7 +32,7 @@ RUNS: dict[str, tuple[str, str]] = {
 
 def _size(budget: Budget) -> dict[str, int]:
     return budget.pick(dict(width=32, depth=2, heads=2, steps=150, batch=8, seq_len=32),
-                       dict(width=64, depth=4, heads=4, steps=600, batch=8, seq_len=64))
+                       dict(width=64, depth=4, heads=4, steps=400, batch=8, seq_len=64))
 
 
 @lru_cache(maxsize=4)
