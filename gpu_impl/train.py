@@ -16,15 +16,28 @@ Per-step record (``metrics.jsonl``)::
      step), "tokens": tokens seen, "time_s": wall time, "val_loss": (every --val-every steps),
      "matrices": {name: {"feasibility": c_M(W_{t+1}) (constrained matrices only, MATH.md §4),
                          "rotation_angle": ∠(W_t, W_{t+1}) in radians (MATH.md §5.3/§5.4),
-                         "tangency": v_M of the step direction (MACRO diagnostics)}},
+                         "tangency": v_M of the step direction, "d_fro": ‖D‖_F,
+                         "update_rel": ‖W_{t+1} − W_t‖_F/‖W_t‖_F, "gap", "power_residual"
+                         (these five from the gpu_impl optimizer's own diagnostics, when present)}},
      "activation_rms": {"block{i}.attn"|"block{i}.mlp"|"block{i}": RMS of that module's output}}
 
 The per-matrix and activation entries are written every ``--diag-every`` steps (default 1).
+Feasibility and rotation angle are computed here in float64, independently of the optimizer;
+for SSO (retract-then-step) the logged feasibility is that of W_{t+1} before the next step's
+retraction, so it is O(η²), not rounding-level.
 
-Optimizers: ``macro-frobenius``, ``macro-spectral``, ``macro-oblique`` (MACRO, MATH.md §7, on the
-hidden matrices; embedding and LM head on the optimizer's internal AdamW), ``muon``
-(``torch.optim.Muon`` on the hidden matrices + ``torch.optim.AdamW`` for the rest), ``muonh``
-(MATH.md §9.3), ``sso`` (MATH.md §9.4) and ``adamw`` (everything on ``torch.optim.AdamW``).
+Optimizers: ``macro-frobenius``, ``macro-spectral``, ``macro-oblique`` (row-oblique) —
+``gpu_impl.optim.MACRO`` (MATH.md §7, variant A, ambient EMA momentum 0.95, radius ``--radius``
+(default "init": the norm at construction), scale ``--scale`` (default 1), KJ 5-step msign in
+``--msign-dtype`` (default bf16), on the spectral sphere Θ from ``--theta`` (default "exact": the
+SVD; "power" is the fast warm-started power iteration, whose accuracy is limited by the spectral
+gap)) on the hidden matrices, its internal AdamW on embedding and LM head; ``muon``
+(``torch.optim.Muon``, KJ "original" LR adjustment, on the hidden matrices + ``torch.optim.AdamW``
+for the rest); ``muonh`` (MATH.md §9.3) and ``sso`` (MATH.md §9.4) from ``gpu_impl.optim`` on the
+hidden matrices + ``torch.optim.AdamW`` for the rest; ``adamw`` (everything on
+``torch.optim.AdamW``). The AdamW part always uses β = (0.9, 0.95), ε = 1e-8, ``--adam-lr`` and
+``--weight-decay`` (default 0). The default normalisation is ``parameter_free`` for macro-* and
+``learnable`` otherwise (``--norm``).
 
 Determinism: on CPU the run calls ``torch.use_deterministic_algorithms(True)`` (restored
 afterwards), the model is initialised from ``torch.Generator(seed)``, the training batches come
@@ -55,7 +68,7 @@ from torch import nn
 
 from reference.errors import InvalidInputError, OracleError
 from gpu_impl.data import DEFAULT_MAX_BYTES, ByteCorpus, fixed_batches, load_corpus, sample_batch
-from gpu_impl.model import NORM_VARIANTS, PRESETS, Decoder, ModelConfig, make_config
+from gpu_impl.model import NORM_VARIANTS, PRESETS, Decoder, make_config
 
 __all__ = [
     "OPTIMIZERS",
@@ -118,6 +131,8 @@ class TrainConfig:
     depth: int | None = None
     heads: int | None = None
     norm: str | None = None
+    post_attn_norm: str = "stream"
+    final_norm: bool | None = None
     depth_mup: bool = False
     steps: int = 200
     batch: int = 8
@@ -241,6 +256,7 @@ def build_model(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) -> D
     """The decoder of the run, initialised from ``torch.Generator(cfg.seed)`` on CPU, then moved."""
     mcfg = make_config(cfg.preset, width=cfg.width, depth=cfg.depth, heads=cfg.heads,
                        norm=cfg.resolved_norm(), depth_mup=cfg.depth_mup or None,
+                       post_attn_norm=cfg.post_attn_norm, final_norm=cfg.final_norm,
                        max_seq_len=max(cfg.seq_len, PRESETS[cfg.preset].max_seq_len))
     model = Decoder(mcfg, generator=torch.Generator().manual_seed(int(cfg.seed)))
     return model.to(device=device, dtype=dtype)
@@ -691,6 +707,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--norm", choices=NORM_VARIANTS, default=None,
                    help="default: parameter_free for macro-*, learnable otherwise")
+    p.add_argument("--post-attn-norm", default=d.post_attn_norm, choices=("stream", "branch"),
+                   help="parameter_free variant: where the post-attention RMSNorm sits (gpu_impl.model)")
+    p.add_argument("--final-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="RMSNorm before the LM head (default: only in the learnable variant)")
     p.add_argument("--depth-mup", action="store_true", help="residual multiplier 1/sqrt(2L)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch", type=int, default=d.batch)

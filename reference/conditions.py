@@ -85,7 +85,8 @@ class ProblemConstants:
     def from_problem(cls, problem: Any, W0: ArrayLike | None = None, *, step_bound: float = 0.0,
                      sigma: float | None = None) -> "ProblemConstants":
         """Constants of a :mod:`reference.problems` problem (L, G_max known in closed form), the
-        retraction constants of its manifold (:func:`retraction_constants`) and f(W₀) − f*."""
+        retraction constants of its manifold (:func:`retraction_constants`; ``step_bound`` is the
+        largest step norm ‖ξ‖_F ≤ ηs√k, used by the Stiefel bound on β_R) and f(W₀) − f*."""
         alpha, beta_R = retraction_constants(problem.manifold, step_bound)
         f_gap = None if W0 is None else float(problem.loss(W0) - problem.optimal_value)
         ell = 2.0 / problem.manifold.radius if isinstance(problem.manifold, FrobeniusSphere) else None
@@ -99,7 +100,8 @@ def retraction_constants(manifold: Manifold, step_bound: float = 0.0) -> tuple[f
 
     Frobenius sphere (rescale): (1/(2R), 1) [MATH.md §8.1]. Oblique (normalise): (1/(2r_min), 1),
     row by row. Stiefel (polar, tangent ξ): ‖E‖_F ≤ ½‖ξᵀξ‖_F/s ≤ ‖ξ‖²_F/(2s) [derived: the
-    singular values of W + ξ are (s² + λᵢ(ξᵀξ))^{1/2}], so α = 1/(2s), β_R = 1 + step_bound/(2s).
+    singular values of W + ξ are (s² + λᵢ(ξᵀξ))^{1/2}], so α = 1/(2s), β_R = 1 + step_bound/(2s)
+    (the triangle inequality; sampling finds β_R ≤ 1, as on spheres, but that is not proved here).
     Euclidean: (0, 1). The spectral sphere has no closed form (α ∝ 1/gap): raises
     :class:`NotAvailableError`; use :func:`estimate_retraction_constant`.
     """

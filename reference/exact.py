@@ -190,8 +190,8 @@ def solve_exact(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str = "spe
         if time_limit is not None:
             kwargs["time_limit_secs"] = float(time_limit)
     else:
-        tight = max(min(eps, 1e-8), 1e-10)  # Clarabel: 1e-8 (its default); tighter stalls as optimal_inaccurate
-        kwargs.update(tol_gap_abs=tight, tol_gap_rel=tight, tol_feas=tight, tol_ktratio=1e-8,
+        tight = 1e-8  # Clarabel's default: tighter gap/KKT tolerances stall it as optimal_inaccurate
+        kwargs.update(tol_gap_abs=tight, tol_gap_rel=tight, tol_feas=tight,
                       max_iter=int(max_iters or 200))
         if geo.kind == "stiefel":
             kwargs["static_regularization_constant"] = 1e-6

@@ -14,6 +14,7 @@ first-order condition of MATH.md §8.2 after the best-fitting multiplier) and a 
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from typing import Sequence
 
 import numpy as np
@@ -38,8 +39,8 @@ __all__ = [
 ]
 
 
-class Problem:
-    """Base class of the single-matrix problems (see the module docstring)."""
+class Problem(ABC):
+    """Abstract base of the single-matrix problems (see the module docstring)."""
 
     manifold: Manifold
     shape: tuple[int, int]
@@ -48,14 +49,17 @@ class Problem:
     gradient_bound: float
     noise: float = 0.0
 
+    @abstractmethod
     def loss(self, W: ArrayLike) -> float:
-        raise NotImplementedError
+        """f(W)."""
 
+    @abstractmethod
     def gradient(self, W: ArrayLike) -> F64:
-        raise NotImplementedError
+        """The Euclidean gradient ∇f(W), shape of W."""
 
+    @abstractmethod
     def optimum(self) -> F64:
-        raise NotImplementedError
+        """One minimiser of f on the manifold."""
 
     def initial_point(self, rng: np.random.Generator) -> F64:
         return self.manifold.random_point(rng, self.shape)

@@ -67,6 +67,12 @@ def test_check_hyperparameters_reports_failing_inequality(rng: np.random.Generat
     bounds = check_hyperparameters(ProblemConstants(2.0, 1.0, 0.5, 4, f_gap=3.0), lr=0.01, T=50).bounds
     assert bounds["deterministic_bound"] == pytest.approx(3.0 / (0.01 * 50) + 3.0 * 0.01 * 4 / 2)
     assert bounds["optimal_step"] == pytest.approx(np.sqrt(2 * 3.0 / (3.0 * 4 * 50)))
+    cs = ProblemConstants(2.0, 1.0, 0.5, 4, f_gap=3.0, sigma=0.3)
+    rs = check_hyperparameters(cs, lr=0.01, beta=0.9, T=50, epsilon=1.0)
+    det = 3.0 / (0.01 * 50) + 3.0 * 0.01 * 4 / 2
+    tot = det + 2 * 2 * (np.sqrt(0.1 / 1.9) * 0.3 + 0.9 * 2.0 * 1.0 * 0.01 * 2 / 0.1)
+    assert rs.bounds["stochastic_bound"] == pytest.approx(tot, rel=1e-14)
+    assert rs["stationarity_target"].holds is False and rs["stationarity_target"].lhs == pytest.approx(tot)
     with pytest.raises(InvalidInputError):
         check_hyperparameters(c, lr=lambda t: 0.1)
 
