@@ -144,8 +144,9 @@ class SteepestResult:
     ‖G + 𝓛*(y)‖^† by SVD; ``gap`` = (dual_value − value)/max(1, |dual_value|) (MATH §6.9 item 4);
     ``tangency`` the manifold's normalised tangency residual of Φ; ``feasibility`` ‖Φ‖ − 1 in the
     chosen norm (≤ 0 inside the ball); ``history`` per-iteration residuals where the method has one
-    (tangency for Stiefel solvers and dual ascent, |h(λ)| for the 1-D solvers, gap for the
-    subgradient baseline); ``status`` is ``"optimal"`` for certified exact answers,
+    (tangency ‖sym(WᵀΦ)‖_F/‖Φ‖_F for su_lyapunov, ‖H‖_F/n for dual ascent, |h(λ)| per evaluation for
+    bisection/brent, |Δλ| per step for Su's 1-D iterations, the relative gap for the subgradient
+    baseline); ``extras`` solver-specific figures (cvxpy: the raw certificate figures); ``status`` is ``"optimal"`` for certified exact answers,
     ``"optimal_degenerate"`` after the kink completion of MATH §6.4 item 6, ``"converged"`` /
     ``"not_converged"`` for baselines, ``"degenerate"`` for Su's basis-dependent multi-multiplier.
     """
@@ -1069,15 +1070,14 @@ def steepest_direction(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str
         from .exact import solve_exact
         return solve_exact(manifold, W, G, norm=nrm, _t0=t0, **options)
 
-    # zero (or purely normal) gradient: the optimum is 0, attained by A = 0
-    if chosen not in ("dual_ascent", "dual_subgradient"):
-        nG = float(np.linalg.norm(G2))
-        if nG == 0.0 or (geo.kind != "euclidean" and
-                         float(np.linalg.norm(geo.project(G2))) <= 16 * max(G2.shape) * EPS * nG):
-            y = geo.normal_multiplier(G2) if nG > 0 else np.zeros(geo.multiplier_shape())
-            note = "zero gradient" if nG == 0 else "G is normal to the manifold (P_W G ≈ 0): optimum 0"
-            return _result(geo, G2, np.zeros_like(G2), y, nrm, chosen, "closed_form", "optimal", 0, t0,
-                           notes=note)
+    # zero (or purely normal) gradient, every method: the optimum is 0, attained by A = 0
+    nG = float(np.linalg.norm(G2))
+    if nG == 0.0 or (geo.kind != "euclidean" and
+                     float(np.linalg.norm(geo.project(G2))) <= 16 * max(G2.shape) * EPS * nG):
+        y = geo.normal_multiplier(G2) if nG > 0 else np.zeros(geo.multiplier_shape())
+        note = "zero gradient" if nG == 0 else "G is normal to the manifold (P_W G ≈ 0): optimum 0"
+        return _result(geo, G2, np.zeros_like(G2), y, nrm, chosen, "closed_form", "optimal", 0, t0,
+                       notes=note)
 
     if chosen == "projection":
         A, y = _projection(geo, G2)

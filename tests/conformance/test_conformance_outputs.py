@@ -19,6 +19,9 @@ from conformance.repro import rerun_case
 from conformance.runner import SCHEMA_VERSION, run
 from reference.errors import InvalidInputError, NotAvailableError
 
+# geoopt 0.5.1 decorates functions with torch.jit.script at import (deprecated in torch 2.13)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCHEMA = json.loads((ROOT / "docs" / "report_schema.json").read_text())
