@@ -25,8 +25,28 @@ Stiefel, Orthogonal (tall m≥n)   ``(n, n)`` symmetric   W·S
 Stiefel (wide m<n)               ``(m, m)`` symmetric   S·W
 ===============================  =====================  ===========================================
 
-Method names are listed in :data:`METHODS`; ``method="auto"`` picks an exact fast solver where one
-exists (MATH §6.10) and the certified cvxpy solver otherwise. Exact methods raise
+What is exact where (MATH §6.10), and what ``method="auto"`` picks:
+
+* Frobenius norm, every manifold: ``projection`` Φ* = P_WG/‖P_WG‖_F (closed form).
+* Spectral norm, Euclidean: ``msign``. Any manifold with min(m, n) = 1: ‖·‖₂ = ‖·‖_F, so
+  ``projection`` is exact (this covers the vector sphere and single-row/column oblique points).
+* Norm spheres (one multiplier): the 1-D dual is solved to machine precision by ``brent`` (auto) or
+  ``bisection``, with the kink completion of MATH §6.4 item 6; ``su_fixed_point`` and
+  ``su_qinv_free`` are exact when they converge and raise otherwise; ``commuting`` is the closed
+  form for G sharing W's singular bases.
+* Spectral sphere with a repeated σ₁ (``degenerate="strict"``): the q(q+1)/2 multipliers Y are
+  found by cvxpy (auto); ``su_two_multiplier`` is Su's basis-dependent variant (a baseline: it only
+  imposes diag(U₁ᵀΦV₁) = 0).
+* Oblique, spectral norm: **no closed form**. The multipliers decouple per row/column only for the
+  Frobenius norm. Exact here: the cvxpy SDP with its certificate (auto), and the dual value
+  ‖G + diag(μ)W‖_* of *any* μ as an upper bound; ``dual_subgradient`` is a baseline whose gap is
+  reported, not assumed.
+* Square Stiefel / O(n): ``orthogonal`` W·msign(skew(WᵀG)) (closed form; for odd n Φ* is rank
+  deficient). Non-square Stiefel: ``su_lyapunov`` (auto; Anderson-accelerated Su fixed point),
+  exact where G + WS* has full rank; at a kink it raises and auto hands the instance to cvxpy,
+  saying so in the result. ``dual_ascent`` is the Manifold-Muon baseline.
+
+Method names are listed in :data:`METHODS`. Exact methods raise
 :class:`SolverError` when they do not converge; the *baselines* (``dual_ascent``,
 ``dual_subgradient``, ``su_two_multiplier``) return their last iterate with an honest ``status``
 and a per-iteration ``history`` instead, and :func:`certify` rejects them when they are not optimal.
@@ -51,7 +71,6 @@ from .manifolds import (
     FrobeniusSphere,
     Manifold,
     Oblique,
-    Orthogonal,
     SpectralSphere,
     Sphere,
     Stiefel,
@@ -792,7 +811,7 @@ def _su_lyapunov(geo: _Geometry, G: F64, opts: dict[str, Any]) -> tuple[F64, F64
     """Su's Lyapunov fixed point (MATH §6.6 item 1), optionally Anderson-accelerated.
 
     S ← −2·V·[(Vᵀ·sym(Q TᵀG)·V) ⊘ (σᵢ + σⱼ)]·Vᵀ with Z = G + T·S = UΣVᵀ, Q = VΣVᵀ, T = W/s,
-    from S₀ = −sym(TᵀG). ``accelerate="anderson"`` (default; memory ``anderson_memory`` = 5)
+    from S₀ = −sym(TᵀG). ``accelerate="anderson"`` (default; memory ``anderson_memory`` = 10)
     extrapolates the fixed-point map over the last iterates (type-II Anderson mixing, restarted
     when the residual grows); ``accelerate="none"`` is Su's plain iteration. Stops when the
     tangency residual ‖sym(TᵀΦ)‖_F/‖Φ‖_F ≤ max(``tol``, 64·n·ε·κ(Z)) (rounding floor of msign at
@@ -807,7 +826,7 @@ def _su_lyapunov(geo: _Geometry, G: F64, opts: dict[str, Any]) -> tuple[F64, F64
     accel = str(opts.get("accelerate", "anderson"))
     if accel not in ("anderson", "none"):
         raise InvalidInputError(f"accelerate must be 'anderson' or 'none', got {accel!r}")
-    mem = int(opts.get("anderson_memory", 5))
+    mem = int(opts.get("anderson_memory", 10))
     S = opts.get("S0")
     S = -_sym(T.T @ Gt) if S is None else np.array(S, dtype=np.float64)
     TtG = T.T @ Gt

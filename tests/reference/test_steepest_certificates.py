@@ -360,3 +360,17 @@ def test_registry_and_result_fields(rng: np.random.Generator) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.value = 0.0  # type: ignore[misc]
     assert r.seconds >= 0 and r.iterations >= 1 and r.status == "optimal"
+
+
+@pytest.mark.parametrize("manifold,shape", [(SpectralSphere(), (6, 4)), (Stiefel(), (7, 3)),
+                                            (Oblique(axis="cols"), (4, 6))])
+def test_lmi_and_sigma_max_formulations_agree(manifold, shape, rng: np.random.Generator) -> None:
+    """MATH §6.9: σ_max(A) ≤ 1 and the explicit LMI [[I, A], [Aᵀ, I]] ⪰ 0 give the same optimum."""
+    W = manifold.random_point(rng, shape)
+    G = rng.standard_normal(shape)
+    a = steepest_direction(manifold, W, G, method="cvxpy")
+    b = steepest_direction(manifold, W, G, method="cvxpy", lmi=True)
+    c = steepest_direction(manifold, W, G, method="cvxpy", solver="SCS")
+    assert abs(a.value - b.value) <= 1e-6 * a.value
+    assert abs(a.value - c.value) <= 1e-6 * a.value
+    assert a.solver == "CLARABEL" and c.solver == "SCS"

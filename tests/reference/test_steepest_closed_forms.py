@@ -272,6 +272,7 @@ def test_vector_sphere_closed_form(rng: np.random.Generator) -> None:
         np.testing.assert_allclose(r.direction, p / np.linalg.norm(p), atol=CLOSED)
         c = steepest_direction(M, w, g, norm=norm, method="cvxpy")
         assert _rel(c.value, float(np.linalg.norm(p))) <= CVX
+        assert certify(M, w, g, r, gap_tol=1e-12).passed
 
 
 def test_random_matrix_generator_rank_deficient_gradient(rng: np.random.Generator) -> None:

@@ -1,3 +1,0 @@
-from conformance.repro import rerun_case
-m = rerun_case('/work/main/conform-repro/repro/safety.state_integrity.npz')
-print(m.figure, m.value, 'bound', m.tolerance.bound, 'passed', m.passed)
