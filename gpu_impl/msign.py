@@ -177,14 +177,16 @@ def _ns(X: Tensor, coeffs: Sequence[tuple[float, float, float]], safety: float, 
     if Y.ndim > 3:
         Y = Y.reshape(-1, *Y.shape[-2:])
     acc = _acc_dtype(X.dtype, cd)
+    # ‖·‖_F is accumulated in float64: squaring in fp32 overflows once ‖G‖_F ≳ 1.8e19 and the
+    # routine would return 0 (a reduction, so the cost is one memory pass).
     if cast == "before":
         Yc = Y.to(cd)
-        fro = torch.linalg.vector_norm(Yc, dim=(-2, -1), keepdim=True, dtype=acc)
+        fro = torch.linalg.vector_norm(Yc, dim=(-2, -1), keepdim=True, dtype=torch.float64)
         Z = Yc / (safety * _normaliser(fro, eps, eps_form)).to(cd)
     else:
         Ya = Y.to(acc)
-        fro = torch.linalg.vector_norm(Ya, dim=(-2, -1), keepdim=True)
-        Z = (Ya / (safety * _normaliser(fro, eps, eps_form))).to(cd)
+        fro = torch.linalg.vector_norm(Ya, dim=(-2, -1), keepdim=True, dtype=torch.float64)
+        Z = (Ya / (safety * _normaliser(fro, eps, eps_form)).to(acc)).to(cd)
     Z = _ns_iterate(Z, coeffs)
     if tall:
         Z = Z.mT
