@@ -9,13 +9,12 @@ run is reproducible from its seed and a single case from its saved arrays.
   §12.8–9).
 * :func:`hypothesis_matrices` — examples of ``reference.generators.matrices`` drawn with a fixed
   hypothesis seed (derandomisable: the same seed gives the same examples).
-* :func:`golden_matrices` — input matrices of the golden corpus (``reference.golden``) when it
-  is installed; otherwise an empty list (reported in the run's case summary).
+* :func:`golden_matrices` — input matrices of the golden corpus (``reference.golden``), by case id.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -76,42 +75,24 @@ def hypothesis_matrices(seed: int, n: int, max_side: int = 12) -> list[Case]:
 
 
 def golden_matrices(limit: int = 8) -> list[Case]:
-    """Input matrices of the golden corpus (``reference.golden.load_golden``), if available."""
-    try:
-        from reference.golden import load_golden  # type: ignore[import-not-found]
-    except ImportError:
-        return []
-    try:
-        corpus = load_golden()
-    except Exception:  # a broken corpus is reported by its own tests, not hidden here
-        return []
+    """Input matrices of the golden corpus (``reference.golden.load_golden``), named by case id.
+
+    The corpus ships with the package and its checksum is verified on load: a corrupted corpus
+    raises :class:`reference.golden.GoldenChecksumError` here rather than silently dropping the
+    golden cases from a run.
+    """
+    from reference.golden import load_golden
+
     out: list[Case] = []
-    for name, X in _iter_golden_inputs(corpus):
-        if X.ndim == 2 and 1 <= min(X.shape) and max(X.shape) <= 64 and np.all(np.isfinite(X)) and np.any(X):
-            out.append(Case(f"golden {name} {X.shape}", {"G": X}))
+    for case in load_golden().cases:
+        if case.op not in ("msign", "polar_factor", "ns_apply", "mclip"):
+            continue
+        X = np.asarray(case.inputs["X"], dtype=np.float64)
+        if X.ndim == 2 and max(X.shape) <= 64 and np.all(np.isfinite(X)) and np.any(X):
+            out.append(Case(f"golden {case.id}", {"G": X}))
         if len(out) >= limit:
             break
     return out
-
-
-def _iter_golden_inputs(corpus: Any) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (name, matrix) for every 2-D float input found in the corpus (format-tolerant)."""
-    seq = getattr(corpus, "cases", corpus)
-    items = seq.items() if isinstance(seq, dict) else enumerate(seq)
-    for key, entry in items:
-        if getattr(entry, "op", "msign") not in ("msign", "polar_factor", "ns_apply", "mclip"):
-            continue
-        name = str(getattr(entry, "name", key))
-        inputs = getattr(entry, "inputs", None)
-        if inputs is None and isinstance(entry, dict):
-            inputs = entry.get("inputs", entry)
-        if isinstance(inputs, dict):
-            for k in ("X", "G", "A", "W"):
-                if k in inputs:
-                    arr = np.asarray(inputs[k], dtype=np.float64)
-                    if arr.ndim == 2:
-                        yield f"{name}:{k}", arr
-                        break
 
 
 def matrix_cases(ctx: Any, salt: str) -> list[Case]:
