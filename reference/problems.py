@@ -94,7 +94,27 @@ class Problem(ABC):
         return g + rng.standard_normal(g.shape) * (self.noise / np.sqrt(g.size))
 
 
-class RayleighFrobenius(Problem):
+class _RayleighQuotient(Problem):
+    """f(W) = −½·tr(WᵀCW) with C symmetric (shared by the Frobenius-sphere and Stiefel forms)."""
+
+    C: F64
+
+    def loss(self, W: ArrayLike) -> float:
+        w = self._w(W)
+        return -0.5 * float(np.sum(w * (self.C @ w)))
+
+    def gradient(self, W: ArrayLike) -> F64:
+        return -(self.C @ self._w(W))
+
+    @staticmethod
+    def _random_c(rng: np.random.Generator, m: int, eigenvalues: Sequence[float] | None) -> F64:
+        """C = Q·diag(λ)·Qᵀ with Haar Q; default λ = linspace(1, 0.1, m) (gap 0.9/(m − 1))."""
+        lam = np.linspace(1.0, 0.1, m) if eigenvalues is None else np.asarray(eigenvalues, float)
+        Q = haar_orthogonal(rng, m)
+        return (Q * lam) @ Q.T
+
+
+class RayleighFrobenius(_RayleighQuotient):
     """Q1: f(W) = −½·tr(WᵀCW) on M_F(R), C ∈ Sym(m) ⪰ 0 with λ₁ > λ₂ (CLAIMS.md §0.3).
 
     f* = −½R²λ₁ at W* = R·q₁zᵀ (any unit z; :meth:`optimum` uses z = e₁); L = λ₁;
@@ -124,17 +144,8 @@ class RayleighFrobenius(Problem):
     @classmethod
     def random(cls, rng: np.random.Generator, m: int, n: int, radius: float = 1.0,
                eigenvalues: Sequence[float] | None = None) -> "RayleighFrobenius":
-        """C = Q·diag(λ)·Qᵀ with Haar Q; default λ = linspace(1, 0.1, m) (gap 0.9/(m − 1))."""
-        lam = np.linspace(1.0, 0.1, m) if eigenvalues is None else np.asarray(eigenvalues, float)
-        Q = haar_orthogonal(rng, m)
-        return cls((Q * lam) @ Q.T, n, radius)
-
-    def loss(self, W: ArrayLike) -> float:
-        w = self._w(W)
-        return -0.5 * float(np.sum(w * (self.C @ w)))
-
-    def gradient(self, W: ArrayLike) -> F64:
-        return -(self.C @ self._w(W))
+        """C with eigenvalues ``eigenvalues`` (default linspace(1, 0.1, m)) in a Haar basis."""
+        return cls(cls._random_c(rng, m, eigenvalues), n, radius)
 
     def optimum(self) -> F64:
         out = np.zeros(self.shape)
@@ -142,7 +153,7 @@ class RayleighFrobenius(Problem):
         return out
 
 
-class RayleighStiefel(Problem):
+class RayleighStiefel(_RayleighQuotient):
     """Q1 on St(m, p; s): f(W) = −½·tr(WᵀCW), λ_p > λ_{p+1} (m > p ≥ 1).
 
     f* = −½s²Σ_{i≤p}λᵢ at W* = s·Q_p·O (any O ∈ O(p); :meth:`optimum` uses O = I); L = λ₁;
@@ -174,16 +185,8 @@ class RayleighStiefel(Problem):
     @classmethod
     def random(cls, rng: np.random.Generator, m: int, p: int, scale: float = 1.0,
                eigenvalues: Sequence[float] | None = None) -> "RayleighStiefel":
-        lam = np.linspace(1.0, 0.1, m) if eigenvalues is None else np.asarray(eigenvalues, float)
-        Q = haar_orthogonal(rng, m)
-        return cls((Q * lam) @ Q.T, p, scale)
-
-    def loss(self, W: ArrayLike) -> float:
-        w = self._w(W)
-        return -0.5 * float(np.sum(w * (self.C @ w)))
-
-    def gradient(self, W: ArrayLike) -> F64:
-        return -(self.C @ self._w(W))
+        """C with eigenvalues ``eigenvalues`` (default linspace(1, 0.1, m)) in a Haar basis."""
+        return cls(cls._random_c(rng, m, eigenvalues), p, scale)
 
     def optimum(self) -> F64:
         return self.scale * self.eigenvectors[:, : self.shape[1]].copy()

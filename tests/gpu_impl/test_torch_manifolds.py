@@ -31,16 +31,6 @@ from reference.golden import load_golden, manifold_from_spec
 U32 = 2.0**-24
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run many tiny ops; with -n 2 on 2 cores, one intra-op thread per worker avoids
-    thread-pool oversubscription (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _pairs():
     """(torch manifold, reference manifold, shape) covering every geometry and orientation."""
     return [

@@ -41,16 +41,6 @@ U64 = 2.0**-53
 UNIT = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11, torch.float32: 2.0**-24, torch.float64: U64}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run many tiny ops; with -n 2 on 2 cores, one intra-op thread per worker avoids
-    thread-pool oversubscription (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def ns_error_model(coeffs, x0: np.ndarray, compute: torch.dtype, n_inner: int, null_dim: int) -> float:
     """RMS first-order rounding error (absolute, Frobenius) of the NS routine; see module doc."""
     uc = UNIT[compute]

@@ -23,16 +23,6 @@ SHAPES = [(24, 16), (24, 16), (16, 40), (12, 12)]
 U32 = 2.0**-24
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run many tiny ops; with -n 2 on 2 cores, one intra-op thread per worker avoids
-    thread-pool oversubscription (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _params(rng: np.random.Generator, shapes, dtype=torch.float64, scale: float = 0.25):
     return [torch.nn.Parameter(torch.from_numpy(rng.standard_normal(s) * scale).to(dtype)) for s in shapes]
 

@@ -19,16 +19,6 @@ from reference.errors import InvalidInputError
 SMALL = 400_000  # corpus cap for the tests (bytes): fast to read, plenty for 50 × 8 × 64 tokens
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """One torch thread: CI runs 2 xdist workers on 2 cores, and oversubscribed OpenMP threads
-    spin (small kernels then run orders of magnitude slower). Restored afterwards."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 # ------------------------------------------------------------------------------------- data
 
 
