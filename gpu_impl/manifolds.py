@@ -31,6 +31,8 @@ the estimated gap can be larger or smaller than the true one by the estimation e
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from dataclasses import dataclass
 from typing import Any, MutableMapping, Sequence
 
@@ -93,7 +95,7 @@ def _check_radius(r: Radius, name: str = "radius") -> Radius:
     return v
 
 
-class TorchManifold:
+class TorchManifold(ABC):
     """Common interface (see the module docstring). Subclasses implement one geometry."""
 
     retractions: tuple[str, ...] = ("projection",)
@@ -103,9 +105,9 @@ class TorchManifold:
         self.point_tol = float(_check_radius(point_tol, "point_tol"))
 
     # -- public API ----------------------------------------------------------------------------
+    @abstractmethod
     def violation(self, W: Tensor) -> Tensor:
         """Feasibility residual c_M(W) per matrix, shape ``(...)`` (exact; may use an SVD)."""
-        raise NotImplementedError
 
     def contains(self, W: Tensor, atol: float | None = None) -> bool:
         tol = self.point_tol if atol is None else float(atol)
@@ -119,9 +121,9 @@ class TorchManifold:
         if not worst <= tol:
             raise OffManifoldError(repr(self), worst, tol)
 
+    @abstractmethod
     def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
         """P_W(G), the orthogonal (Frobenius) projection onto T_W M."""
-        raise NotImplementedError
 
     def riemannian_gradient(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
         return self.project_tangent(W, G, **kw)
@@ -129,9 +131,9 @@ class TorchManifold:
     def normal_component(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
         return G - self.project_tangent(W, G, **kw)
 
+    @abstractmethod
     def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
         """Normalised tangency residual v_M(W, A) ∈ [0, 1] (0 for A = 0), shape ``(...)``."""
-        raise NotImplementedError
 
     def retract(self, W: Tensor, A: Tensor, method: str | None = None, **kw: Any) -> Tensor:
         """R_W(A) with the named retraction (default ``retractions[0]``)."""
@@ -140,9 +142,9 @@ class TorchManifold:
             raise InvalidInputError(f"{self!r}: unknown retraction {name!r}; known: {self.retractions}")
         return self._retract(W, A, name, **kw)
 
+    @abstractmethod
     def project_point(self, Y: Tensor) -> Tensor:
         """Metric projection of an ambient ``Y`` onto M (nearest point in ‖·‖_F)."""
-        raise NotImplementedError
 
     def random_point(self, shape: Sequence[int], *, generator: torch.Generator | None = None,
                      dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
@@ -150,8 +152,9 @@ class TorchManifold:
         g = torch.randn(tuple(shape), generator=generator, dtype=torch.float64, device=device)
         return self.project_point(g).to(dtype)
 
+    @abstractmethod
     def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
-        raise NotImplementedError
+        """The named retraction on validated input (``method`` ∈ ``retractions``)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

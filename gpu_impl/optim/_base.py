@@ -23,6 +23,8 @@ with the group's ``adamw_lr``, ``adamw_betas``, ``adamw_eps`` and ``adamw_wd``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 from typing import Any, Callable, Iterable
 
@@ -100,7 +102,7 @@ class Bucket:
         return self.stack([p.detach() for p in self.params])
 
 
-class MatrixOptimizer(Optimizer):
+class MatrixOptimizer(Optimizer, ABC):
     """Base class: matrices → subclass rule (per bucket); the rest → AdamW; transactional step.
 
     Subclasses implement ``_check_group(group)`` (validate/normalise options),
@@ -146,15 +148,18 @@ class MatrixOptimizer(Optimizer):
     def _group_constrained(self, group: dict[str, Any]) -> bool:
         return True
 
+    @abstractmethod
     def _check_group(self, group: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Validate one parameter group's options (raise InvalidInputError)."""
 
+    @abstractmethod
     def _init_matrix(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Initialise one matrix's state (and place it on its manifold)."""
 
+    @abstractmethod
     def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],
                        diag: list[dict[str, Any]] | None) -> tuple[Tensor, dict[str, Tensor]]:
-        raise NotImplementedError
+        """New weights and state of one bucket of equal-shape matrices, computed out of place."""
 
     # -- step ----------------------------------------------------------------------------------
     def _buckets(self, group: dict[str, Any]) -> tuple[list[Bucket], list[Tensor]]:
