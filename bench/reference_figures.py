@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if kind == "sso":
             note = f"feasibility at start of step (retract-then-step) {start:.1e}; post-step value is O(η²)"
         if name.startswith("MuonH"):
-            note = f"radius drift |‖W_T‖_F − ‖W_0‖_F|/‖W_0‖_F = {abs(np.linalg.norm(W) - r0) / r0:.1e}"
+            note = f"radius drift abs(‖W_T‖_F − ‖W_0‖_F)/‖W_0‖_F = {abs(np.linalg.norm(W) - r0) / r0:.1e}"
         if name in ("Mano",):
             note = "soft constraint: feasibility = relative change of the axis-k norms per step"
         if name.startswith("Muon ") or name == "AdamW":
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # stochastic rate (V-3): ηs = c T^{-3/4}, 1 − β = T^{-1/2}, noise σ = 0.5
     emit("\n| problem | Ts | seed-mean (1/T)Σ‖grad f‖_* | fitted slope | predicted |")
-    emit("|---|---|---|---|---|")
+    emit("|---|---|---|---|---|---|")
     Ts = [100, 1000, 10000]
     for name, P, kind in (("Rayleigh M_F 8×5, σ=0.5", RayleighFrobenius.random(rng, 8, 5).with_noise(0.5), "frobenius"),
                           ("Procrustes O(6), σ=0.5", Procrustes.random(rng, 6).with_noise(0.5), "stiefel")):
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.time()
         fit = stochastic_rate(P, lambda T: MACRO(kind, lr=0.5 * T ** -0.75, beta=1 - T ** -0.5, radius=1.0),
                               W0, Ts, seeds=range(4))
-        emit(f"| {name} | {Ts} | {np.array2string(fit.values, precision=4)} | {fit.slope:.3f} | {fit.predicted} | ({time.time()-t0:.0f}s)")
+        emit(f"| {name} | {Ts} | {np.array2string(fit.values, precision=4)} | {fit.slope:.3f} | {fit.predicted} | {time.time()-t0:.0f} s |")
 
     # two-layer net with both matrices constrained (MACRO on OB_row and M_F)
     net = TwoLayerNet.random(rng)
