@@ -631,6 +631,20 @@ def _as_json(v: torch.Tensor | float) -> float | list[float]:
 # plots
 
 
+def _plot_max_residual(a: Any, diag: list[dict[str, Any]], key: str, title: str, empty: str) -> None:
+    """Semilog plot of the per-step maximum of ``key`` over the matrices (NaN-free steps only)."""
+    pts = [(r["step"], max((m[key] for m in r["matrices"].values() if m.get(key) is not None),
+                           default=float("nan"))) for r in diag]
+    pts = [(s, v) for s, v in pts if v == v]
+    if pts:
+        a.semilogy([s for s, _ in pts], [max(v, 1e-18) for _, v in pts], lw=0.8)
+        a.set(title=title)
+    else:
+        a.text(0.5, 0.5, empty, ha="center", va="center", transform=a.transAxes)
+        a.set(title=key)
+    a.set(xlabel="step")
+
+
 def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
     """Write a 2×3 figure of the run's curves to ``path`` (PNG, Agg backend)."""
     import matplotlib
@@ -657,27 +671,8 @@ def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str = "") -
             a.plot([r["step"] for r in diag], [r["matrices"][n]["rotation_angle"] for r in diag], lw=0.6)
     a.set(xlabel="step", ylabel="θ_t (rad)", title="per-matrix rotation angle")
     a = ax[1, 0]
-    feas = [(r["step"], max((m.get("feasibility", float("nan")) for m in r["matrices"].values()), default=float("nan")))
-            for r in diag]
-    feas = [(s, f) for s, f in feas if f == f]
-    if feas:
-        a.semilogy([s for s, _ in feas], [max(f, 1e-18) for _, f in feas], lw=0.8)
-        a.set(title="max feasibility residual c_M")
-    else:
-        a.text(0.5, 0.5, "unconstrained run", ha="center", va="center", transform=a.transAxes)
-        a.set(title="feasibility")
-    a.set(xlabel="step")
-    a = ax[1, 1]
-    tang = [(r["step"], max((m["tangency"] for m in r["matrices"].values() if "tangency" in m), default=float("nan")))
-            for r in diag]
-    tang = [(s, t) for s, t in tang if t == t]
-    if tang:
-        a.semilogy([s for s, _ in tang], [max(t, 1e-18) for _, t in tang], lw=0.8)
-        a.set(title="max tangency residual v_M")
-    else:
-        a.text(0.5, 0.5, "no tangency diagnostics", ha="center", va="center", transform=a.transAxes)
-        a.set(title="tangency")
-    a.set(xlabel="step")
+    _plot_max_residual(a, diag, "feasibility", "max feasibility residual c_M", "unconstrained run")
+    _plot_max_residual(ax[1, 1], diag, "tangency", "max tangency residual v_M", "no tangency diagnostics")
     a = ax[1, 2]
     if diag:
         for n in diag[0]["activation_rms"]:

@@ -33,6 +33,8 @@ changes its value by no more than its raw residuals. ``extras`` reports the raw 
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 import warnings
 from typing import Any
@@ -133,10 +135,10 @@ def _recover(geo: _Geometry, G: F64, y: F64, norm: str) -> F64:
         return Z / nz if nz > 0 else np.zeros_like(Z)
     Phi = msign(Z)
     if geo.one_multiplier and geo.tangency(Phi) > 1e-12:
-        try:
+        # Φ_rec is only a candidate: if the completion fails, the uncompleted msign is kept and
+        # is then rejected by its own tangency certificate below.
+        with contextlib.suppress(SolverError):
             Phi, _ = degenerate_completion(Z, geo.theta)
-        except SolverError:
-            pass  # Φ_rec is only a candidate; it is rejected below by its own certificate
     return Phi
 
 

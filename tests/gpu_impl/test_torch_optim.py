@@ -31,6 +31,21 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+def _step_both(opt, ref, ps, Ws, rng: np.random.Generator, steps: int):
+    """Run the torch optimizer and the float64 reference on the same gradients; return the
+    reference weights and states after ``steps`` steps."""
+    Ws = list(Ws)
+    sts = [ref.init_state(w) for w in Ws]
+    for _ in range(steps):
+        Gs = [rng.standard_normal(w.shape) for w in Ws]
+        for p, g in zip(ps, Gs):
+            p.grad = torch.from_numpy(g.copy())
+        opt.step()
+        for i in range(len(Ws)):
+            Ws[i], sts[i], _ = ref.step(Ws[i], Gs[i], sts[i])
+    return Ws, sts
+
+
 @pytest.mark.parametrize("manifold", ["frobenius", "spectral", "oblique_rows", "oblique_cols", "stiefel", "euclidean"])
 def test_macro_fp64_matches_reference(manifold: str, rng: np.random.Generator) -> None:
     """Two MACRO steps, every momentum form × variant A/B/C, weights and momentum to 1e-12."""
@@ -44,14 +59,7 @@ def test_macro_fp64_matches_reference(manifold: str, rng: np.random.Generator) -
             Ws = [ref.initial_point(w) for w in W0]
             for p, w in zip(ps, Ws):  # construction retraction = the reference's initial point
                 assert _rel(p.detach().numpy(), w) <= 1e-14
-            sts = [ref.init_state(w) for w in Ws]
-            for _ in range(2):
-                Gs = [rng.standard_normal(s) for s in SHAPES]
-                for p, g in zip(ps, Gs):
-                    p.grad = torch.from_numpy(g.copy())
-                opt.step()
-                for i in range(len(SHAPES)):
-                    Ws[i], sts[i], _ = ref.step(Ws[i], Gs[i], sts[i])
+            Ws, sts = _step_both(opt, ref, ps, Ws, rng, steps=2)
             for p, w, st in zip(ps, Ws, sts):
                 assert _rel(p.detach().numpy(), w) <= 1e-12, (form, variant)
                 assert _rel(opt.state[p]["momentum"].numpy(), st["momentum"]) <= 1e-12, (form, variant)
@@ -115,14 +123,7 @@ def test_baselines_fp64_match_reference(rng: np.random.Generator) -> None:
         ps = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in W0]
         opt = make(ps)
         Ws = [ref.initial_point(w) if on_sphere else w for w in W0]
-        sts = [ref.init_state(w) for w in Ws]
-        for _ in range(3):
-            Gs = [rng.standard_normal(s) for s in shapes]
-            for p, g in zip(ps, Gs):
-                p.grad = torch.from_numpy(g.copy())
-            opt.step()
-            for i in range(len(shapes)):
-                Ws[i], sts[i], _ = ref.step(Ws[i], Gs[i], sts[i])
+        Ws, sts = _step_both(opt, ref, ps, Ws, rng, steps=3)
         for p, w, st in zip(ps, Ws, sts):
             assert _rel(p.detach().numpy(), w) <= 1e-12, type(ref).__name__
             assert _rel(opt.state[p]["momentum"].numpy(), st["momentum"]) <= 1e-12
