@@ -7,9 +7,9 @@ import sys
 from typing import Sequence
 
 BENCHES = {
-    "exact": ("bench.exact", "exact steepest-descent solvers: time and accuracy per manifold × method × size"),
-    "reference": ("bench.reference_figures", "float64 reference optimizers: invariants over 1,000 steps, stationarity rates"),
-    "gpu": ("bench.gpu", "gpu_impl: msign vs matmul bound, MACRO step vs torch.optim.Muon, training throughput"),
+    "exact": ("manifold_oracle.bench.exact", "exact steepest-descent solvers: time and accuracy per manifold × method × size"),
+    "reference": ("manifold_oracle.bench.reference_figures", "float64 reference optimizers: invariants over 1,000 steps, stationarity rates"),
+    "gpu": ("manifold_oracle.bench.gpu", "gpu_impl: msign vs matmul bound, MACRO step vs torch.optim.Muon, training throughput"),
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from reference import (
+from manifold_oracle.reference import (
     Euclidean,
     FrobeniusSphere,
     Manifold,
@@ -33,7 +33,7 @@ from reference import (
     SpectralSphere,
     Stiefel,
 )
-from reference.steepest import certify, steepest_direction
+from manifold_oracle.reference.steepest import certify, steepest_direction
 
 
 BASELINES = ("dual_ascent", "dual_subgradient")

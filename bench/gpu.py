@@ -152,7 +152,7 @@ def _matmul_bound(X: torch.Tensor, steps: int) -> Callable[[], None]:
 
 def bench_msign(device: torch.device, *, rounds: int, target_s: float,
                 quick: bool) -> list[dict[str, object]]:
-    from gpu_impl.msign import newton_schulz
+    from manifold_oracle.gpu_impl.msign import newton_schulz
 
     cases = [(14, 128, 128), (8, 128, 384), (4, 256, 768), (1, 1024, 1024)]
     if quick:
@@ -179,7 +179,7 @@ def bench_msign(device: torch.device, *, rounds: int, target_s: float,
 
 
 def _hidden_params(preset: str, device: torch.device, seed: int) -> tuple[list[torch.nn.Parameter], list[torch.Tensor]]:
-    from gpu_impl.model import Decoder, make_config
+    from manifold_oracle.gpu_impl.model import Decoder, make_config
 
     model = Decoder(make_config(preset), generator=torch.Generator().manual_seed(seed)).to(device)
     ps = [p for _, p in model.hidden_matrices()]
@@ -199,7 +199,7 @@ def _clone_with_grads(ps: list[torch.nn.Parameter], grads: list[torch.Tensor]) -
 
 def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float,
                          presets: Sequence[str]) -> list[dict[str, object]]:
-    from gpu_impl.optim import MACRO
+    from manifold_oracle.gpu_impl.optim import MACRO
 
     rows = []
     for preset in presets:
@@ -232,8 +232,8 @@ def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float,
 
 def bench_throughput(device: torch.device, *, rounds: int, target_s: float, preset: str,
                      batch: int, seq_len: int) -> list[dict[str, object]]:
-    from gpu_impl.data import load_corpus, sample_batch
-    from gpu_impl.train import TrainConfig, _lm_loss, build_model, build_optimizer
+    from manifold_oracle.gpu_impl.data import load_corpus, sample_batch
+    from manifold_oracle.gpu_impl.train import TrainConfig, _lm_loss, build_model, build_optimizer
 
     corpus = load_corpus(max_bytes=1 << 20)
     names = ("macro-frobenius", "macro-spectral", "macro-spectral (theta=exact)", "muon", "adamw")

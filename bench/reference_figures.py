@@ -15,11 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
-from reference import FrobeniusSphere, Stiefel
-from reference.conditions import ProblemConstants, deterministic_rate, run, stochastic_rate
-from reference.optimizers import (MACRO, SPEL, SSO, AdamW, ManifoldMuon, Mano, Muon, MuonBall, MuonH,
+from manifold_oracle.reference import FrobeniusSphere, Stiefel
+from manifold_oracle.reference.conditions import ProblemConstants, deterministic_rate, run, stochastic_rate
+from manifold_oracle.reference.optimizers import (MACRO, SPEL, SSO, AdamW, ManifoldMuon, Mano, Muon, MuonBall, MuonH,
                                   RiemannianSGD)
-from reference.problems import MatrixSensing, Procrustes, ProjectionProblem, RayleighFrobenius, TwoLayerNet
+from manifold_oracle.reference.problems import MatrixSensing, Procrustes, ProjectionProblem, RayleighFrobenius, TwoLayerNet
 
 
 def main(argv: Sequence[str] | None = None) -> int:

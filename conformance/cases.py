@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from reference import generators as gen
+from manifold_oracle.reference import generators as gen
 
 from .checks import Case
 
@@ -81,7 +81,7 @@ def golden_matrices(limit: int = 8) -> list[Case]:
     raises :class:`reference.golden.GoldenChecksumError` here rather than silently dropping the
     golden cases from a run.
     """
-    from reference.golden import load_golden
+    from manifold_oracle.reference.golden import load_golden
 
     out: list[Case] = []
     for case in load_golden().cases:

@@ -15,11 +15,11 @@ from typing import Sequence
 
 #: subcommand -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("conformance.info", "versions of every dependency, precision settings, devices"),
-    "conform": ("conformance.conform_cli", "check an implementation against the reference"),
-    "theory": ("theory_checks.cli", "reproduce the theory claims numerically"),
-    "train": ("gpu_impl.train", "train the small transformer with a chosen optimizer"),
-    "bench": ("bench.cli", "benchmarks (exact solvers, gpu_impl), tables into docs/"),
+    "info": ("manifold_oracle.conformance.info", "versions of every dependency, precision settings, devices"),
+    "conform": ("manifold_oracle.conformance.conform_cli", "check an implementation against the reference"),
+    "theory": ("manifold_oracle.theory_checks.cli", "reproduce the theory claims numerically"),
+    "train": ("manifold_oracle.gpu_impl.train", "train the small transformer with a chosen optimizer"),
+    "bench": ("manifold_oracle.bench.cli", "benchmarks (exact solvers, gpu_impl), tables into docs/"),
 }
 
 
@@ -29,7 +29,7 @@ def _version() -> str:
 
         return version("manifold-oracle")
     except Exception:  # not installed as a distribution (running from a source tree)
-        from reference import __version__
+        from manifold_oracle.reference import __version__
 
         return __version__
 

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from reference.errors import InvalidInputError, NotAvailableError
+    from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
 
     parser = build_parser()
     try:

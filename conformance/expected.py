@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-import reference as R
-from reference.errors import InvalidInputError
+import manifold_oracle.reference as R
+from manifold_oracle.reference.errors import InvalidInputError
 
 from .profiles import Profile
 

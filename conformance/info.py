@@ -44,7 +44,7 @@ def _own_version() -> str:
     try:
         return metadata.version("manifold-oracle")
     except metadata.PackageNotFoundError:
-        from reference import __version__
+        from manifold_oracle.reference import __version__
 
         return __version__
 

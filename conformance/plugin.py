@@ -109,7 +109,7 @@ class OracleItem(pytest.Item):
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     if not _enabled(config):
         return
-    from reference.errors import InvalidInputError, NotAvailableError
+    from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
 
     from .adapters import resolve_target
     from .checks import Context, all_checks

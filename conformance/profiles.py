@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError
 
 __all__ = ["ManifoldDecl", "Profile", "PROFILES", "PROFILES_REGISTRY", "get_profile", "register_profile"]
 
@@ -66,8 +66,7 @@ class ManifoldDecl:
         ``point_tol``: how far off the manifold an input point may be (1e-8 for float64 points;
         the harness passes 1e-4 for points held in fp32/bf16 and measures feasibility itself).
         """
-        import reference as R
-
+        import manifold_oracle.reference as R
         if self.kind == "frobenius_sphere":
             return R.FrobeniusSphere(self.radius, point_tol=point_tol)
         if self.kind == "spectral_sphere":
@@ -152,7 +151,7 @@ class Profile:
                 raise InvalidInputError(f"profile {self.name!r}: {fname}={getattr(self, fname)!r} "
                                         f"not in {allowed}")
         if self.schedule is not None and self.schedule != "exact":
-            from reference import SCHEDULES
+            from manifold_oracle.reference import SCHEDULES
 
             if self.schedule not in SCHEDULES and self.coefficients is None:
                 raise InvalidInputError(f"profile {self.name!r}: unknown schedule {self.schedule!r}")
@@ -164,7 +163,7 @@ class Profile:
 
     def ns_schedule(self) -> Any:
         """The declared ``reference.Schedule`` (with this profile's steps/eps/safety/extension)."""
-        from reference import Schedule, get_schedule
+        from manifold_oracle.reference import Schedule, get_schedule
 
         if not self.has_ns:
             raise InvalidInputError(f"profile {self.name!r} declares no Newton–Schulz schedule")

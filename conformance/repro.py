@@ -48,7 +48,7 @@ def write(out_dir: Path, report: Any, result: Any) -> dict[str, Any]:
 
 def snippet(path: str | Path) -> str:
     """The copy-pasteable re-run snippet for a saved case."""
-    return ("from conformance.repro import rerun_case\n"
+    return ("from manifold_oracle.conformance.repro import rerun_case\n"
             f"m = rerun_case({str(Path(path).resolve())!r})\n"
             "print(m.figure, m.value, 'bound', m.tolerance.bound, 'passed', m.passed)\n")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError
 
 __all__ = ["ByteCorpus", "stdlib_source_files", "load_corpus", "sample_batch", "fixed_batches"]
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from reference.errors import InvalidInputError, NotAvailableError
+from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
 
 __all__ = ["free_port", "init_process_group", "spawn_training"]
 
@@ -46,7 +46,7 @@ def init_process_group(rank: int, world_size: int, port: int, backend: str = "gl
 
 def _worker(rank: int, world_size: int, port: int, cfg_dict: dict[str, Any], outdir: str,
             backend: str, threads: int) -> None:
-    from gpu_impl.train import TrainConfig, run_training
+    from manifold_oracle.gpu_impl.train import TrainConfig, run_training
 
     torch.set_num_threads(threads)
     init_process_group(rank, world_size, port, backend)

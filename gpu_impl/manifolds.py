@@ -39,7 +39,7 @@ from typing import Any, MutableMapping, Sequence
 import torch
 from torch import Tensor
 
-from reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
+from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
 
 
 __all__ = [

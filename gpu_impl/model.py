@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError
 
 __all__ = [
     "ModelConfig",

@@ -38,8 +38,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from reference.errors import InvalidInputError
-from reference.schedules import SCHEDULES, Schedule, get_schedule
+from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.reference.schedules import SCHEDULES, Schedule, get_schedule
 
 __all__ = [
     "DTYPES",

@@ -66,9 +66,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference.errors import InvalidInputError, OracleError
-from gpu_impl.data import DEFAULT_MAX_BYTES, ByteCorpus, fixed_batches, load_corpus, sample_batch
-from gpu_impl.model import NORM_VARIANTS, PRESETS, Decoder, make_config
+from manifold_oracle.reference.errors import InvalidInputError, OracleError
+from manifold_oracle.gpu_impl.data import DEFAULT_MAX_BYTES, ByteCorpus, fixed_batches, load_corpus, sample_batch
+from manifold_oracle.gpu_impl.model import NORM_VARIANTS, PRESETS, Decoder, make_config
 
 __all__ = [
     "OPTIMIZERS",
@@ -287,7 +287,7 @@ def _build_constrained(cfg: TrainConfig, model: Decoder, hidden: list[tuple[str,
                        rest: list[tuple[str, nn.Parameter]], lr: float,
                        adam_kw: dict[str, Any]) -> OptimizerBundle:
     """MACRO / MuonH / SSO from :mod:`gpu_impl.optim` (hidden matrices; internal AdamW for the rest)."""
-    from gpu_impl import optim as go
+    from manifold_oracle.gpu_impl import optim as go
 
     hidden_p = [p for _, p in hidden]
     rest_p = [p for _, p in rest]
@@ -356,7 +356,7 @@ def matrix_figures(before: dict[str, torch.Tensor], after: dict[str, torch.Tenso
     The angle is atan2(‖W₁ − ⟨W₁, Ŵ₀⟩Ŵ₀‖_F, ⟨W₁, Ŵ₀⟩) (accurate for small angles); the
     feasibility uses :mod:`gpu_impl.manifolds` (exact σ₁ on the spectral sphere).
     """
-    from gpu_impl.manifolds import make_manifold
+    from manifold_oracle.gpu_impl.manifolds import make_manifold
 
     groups: dict[tuple, list[str]] = {}
     for k, w in after.items():

@@ -1,7 +1,7 @@
 """manifold-oracle reference: float64 (numpy/scipy) and mpmath truth for manifold optimizers.
 
 Pure functions on arrays; imports nothing else of the project and never imports torch.
-Everything public is importable from here, e.g. ``from reference import msign, FrobeniusSphere``.
+Everything public is importable from here, e.g. ``from manifold_oracle.reference import msign, FrobeniusSphere``.
 """
 
 from .errors import (

@@ -2,7 +2,7 @@
 
 The corpus is a versioned JSON file shipped in ``reference/data/`` together with a
 ``.sha256`` checksum file (``sha256sum`` format). It is regenerated deterministically by
-``python -m reference.data.make_golden`` (expected values from :mod:`reference.precise` at
+``python -m manifold_oracle.reference.data.make_golden`` (expected values from :mod:`manifold_oracle.reference.precise` at
 50 digits, the float64 inputs taken as exact). Tests and the conformance harness read it with
 :func:`load_golden`, which verifies the checksum first.
 
@@ -40,7 +40,7 @@ tangent_violation          W, A                out (manifold)
 =========================  ==================  ================================================
 
 :func:`run_float64` evaluates a case with the float64 reference, :func:`run_precise` with
-:mod:`reference.precise` (this is how the expected values are made).
+:mod:`manifold_oracle.reference.precise` (this is how the expected values are made).
 """
 
 from __future__ import annotations
@@ -305,7 +305,7 @@ def run_float64(case: GoldenCase) -> dict[str, Any]:
 
 
 def run_precise(case: GoldenCase | Mapping[str, Any], dps: int = precise.DEFAULT_DPS) -> dict[str, Any]:
-    """Evaluate a case (or ``{"op", "params", "inputs"}``) with :mod:`reference.precise`.
+    """Evaluate a case (or ``{"op", "params", "inputs"}``) with :mod:`manifold_oracle.reference.precise`.
 
     Returns mpmath values (matrices, lists of mpf, mpf, int) keyed like ``expected``.
     """

@@ -1112,7 +1112,7 @@ def steepest_direction(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str
         return _result(geo, G2, A, y, nrm, chosen, "closed_form", status, 0, t0, notes=note)
     if chosen in ("bisection", "brent", "su_fixed_point", "su_qinv_free"):
         A, lam, status, its, hist, note = _solve_1d(geo, G2, chosen, options)
-        return _result(geo, G2, A, np.asarray(lam), nrm, chosen, "reference.steepest", status, its, t0,
+        return _result(geo, G2, A, np.asarray(lam), nrm, chosen, "manifold_oracle.reference.steepest", status, its, t0,
                        history=tuple(hist), notes=note)
     if chosen == "su_lyapunov":
         try:
@@ -1128,7 +1128,7 @@ def steepest_direction(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str
             return dataclasses.replace(
                 res, notes=f"auto: su_lyapunov reported {exc.status} (κ(G + WS) = "
                            f"{exc.figures.get('kappa', float('nan')):.1e}); solved by cvxpy. " + res.notes)
-        return _result(geo, G2, A, S, nrm, chosen, "reference.steepest", "optimal", its, t0,
+        return _result(geo, G2, A, S, nrm, chosen, "manifold_oracle.reference.steepest", "optimal", its, t0,
                        history=tuple(hist), notes=note)
     if chosen in ("dual_ascent", "dual_subgradient", "su_two_multiplier"):
         fn = {"dual_ascent": _dual_ascent, "dual_subgradient": _dual_subgradient,
@@ -1138,6 +1138,6 @@ def steepest_direction(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str
             status = "degenerate"
         else:
             note, status = note.rsplit("|", 1)
-        return _result(geo, G2, A, y, nrm, chosen, "reference.steepest", status, its, t0,
+        return _result(geo, G2, A, y, nrm, chosen, "manifold_oracle.reference.steepest", status, its, t0,
                        history=tuple(hist), notes=note)
     raise InvalidInputError(f"method {chosen!r} is not implemented for {manifold!r}")  # pragma: no cover

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from conformance.cli import main
+from manifold_oracle.conformance.cli import main
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "manifold_oracle.conformance.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_version():

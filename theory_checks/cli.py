@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError
 
 from . import report as rep
 from .registry import Budget, claim_ids, get_claim, run_claim

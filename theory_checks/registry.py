@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError
 
 BudgetName = Literal["quick", "full"]
 Verdict = Literal["PASS", "FAIL", "VACUOUS", "ERROR"]

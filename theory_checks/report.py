@@ -80,7 +80,7 @@ def summary_counts(results: Sequence[ClaimResult]) -> dict[str, int]:
 def build_json(results: Sequence[ClaimResult], budget: str, seed: int,
                plots: dict[str, Path | None], runtime_s: float) -> dict[str, Any]:
     """The report document validated by docs/theory_schema.json."""
-    from reference import __version__
+    from manifold_oracle.reference import __version__
 
     claims = []
     for r in results:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "theory_schema.json"
 

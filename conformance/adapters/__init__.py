@@ -34,7 +34,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from reference.errors import InvalidInputError, NotAvailableError
+from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
 
 from ..profiles import Profile, get_profile
 
@@ -45,14 +45,14 @@ CAPABILITIES: tuple[str, ...] = ("msign", "polar_factor", "project_tangent", "re
 
 #: short names of the built-in adapters → ``module:attribute``
 BUILTIN_TARGETS: dict[str, str] = {
-    "gpu_impl": "conformance.adapters.gpu_impl:GpuImplAdapter",
-    "gpu_impl_muonh": "conformance.adapters.gpu_impl:GpuImplMuonHAdapter",
-    "gpu_impl_sso": "conformance.adapters.gpu_impl:GpuImplSSOAdapter",
-    "torch_muon": "conformance.adapters.torch_muon:TorchMuonAdapter",
-    "kj_muon": "conformance.adapters.kj_muon:KJMuonAdapter",
-    "scipy_polar": "conformance.adapters.scipy_polar:ScipyPolarAdapter",
-    "geoopt": "conformance.adapters.geoopt:GeooptAdapter",
-    "pymanopt": "conformance.adapters.pymanopt:PymanoptAdapter",
+    "gpu_impl": "manifold_oracle.conformance.adapters.gpu_impl:GpuImplAdapter",
+    "gpu_impl_muonh": "manifold_oracle.conformance.adapters.gpu_impl:GpuImplMuonHAdapter",
+    "gpu_impl_sso": "manifold_oracle.conformance.adapters.gpu_impl:GpuImplSSOAdapter",
+    "torch_muon": "manifold_oracle.conformance.adapters.torch_muon:TorchMuonAdapter",
+    "kj_muon": "manifold_oracle.conformance.adapters.kj_muon:KJMuonAdapter",
+    "scipy_polar": "manifold_oracle.conformance.adapters.scipy_polar:ScipyPolarAdapter",
+    "geoopt": "manifold_oracle.conformance.adapters.geoopt:GeooptAdapter",
+    "pymanopt": "manifold_oracle.conformance.adapters.pymanopt:PymanoptAdapter",
 }
 
 

@@ -27,11 +27,11 @@ class GpuImplAdapter(Adapter):
     name = "gpu_impl"
     profile: str | Profile = "gpu_impl"
     capabilities = frozenset({"msign", "project_tangent", "retract", "contains", "direction", "optimizer"})
-    requires = ("gpu_impl.msign", "gpu_impl.manifolds", "gpu_impl.optim")
+    requires = ("manifold_oracle.gpu_impl.msign", "manifold_oracle.gpu_impl.manifolds", "manifold_oracle.gpu_impl.optim")
 
     # ---------------------------------------------------------------- orthogonaliser
     def msign(self, G: torch.Tensor) -> torch.Tensor:
-        from gpu_impl.msign import msign_exact, newton_schulz
+        from manifold_oracle.gpu_impl.msign import msign_exact, newton_schulz
 
         p = self.get_profile()
         if p.schedule == "exact":
@@ -41,7 +41,7 @@ class GpuImplAdapter(Adapter):
 
     # ---------------------------------------------------------------- manifolds
     def _man(self, name: str) -> Any:
-        from gpu_impl.manifolds import SpectralSphere, make_manifold
+        from manifold_oracle.gpu_impl.manifolds import SpectralSphere, make_manifold
 
         decl = next(d for d in self.get_profile().manifolds if d.name == name)
         if name == "spectral":
@@ -59,7 +59,7 @@ class GpuImplAdapter(Adapter):
 
     # ---------------------------------------------------------------- optimizer
     def direction(self, W: torch.Tensor, G: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
-        from gpu_impl.optim import shape_scale
+        from manifold_oracle.gpu_impl.optim import shape_scale
 
         p = self.get_profile()
         man = self._man(p.manifolds[0].name)
@@ -73,7 +73,7 @@ class GpuImplAdapter(Adapter):
 
     def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
                   **extra: Any) -> Any:
-        from gpu_impl.optim import MACRO
+        from manifold_oracle.gpu_impl.optim import MACRO
 
         p = self.get_profile()
         decl = p.manifolds[0]
@@ -101,7 +101,7 @@ class GpuImplMuonHAdapter(GpuImplAdapter):
 
     def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
                   **extra: Any) -> Any:
-        from gpu_impl.optim import MuonH
+        from manifold_oracle.gpu_impl.optim import MuonH
 
         p = self.get_profile()
         return MuonH(params, lr=lr, momentum=momentum, nesterov=p.nesterov_form != "none",
@@ -121,8 +121,8 @@ class GpuImplSSOAdapter(GpuImplAdapter):
     capabilities = frozenset({"msign", "direction"})
 
     def direction(self, W: torch.Tensor, G: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
-        from gpu_impl.msign import MsignPolicy
-        from gpu_impl.optim import SSO
+        from manifold_oracle.gpu_impl.msign import MsignPolicy
+        from manifold_oracle.gpu_impl.optim import SSO
 
         p = self.get_profile()
         policy = MsignPolicy(schedule=p.schedule, steps=p.steps, compute_dtype=p.compute_dtype)

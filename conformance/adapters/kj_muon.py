@@ -25,7 +25,7 @@ class KJMuonAdapter(Adapter):
         super().check_available()
         import muon
 
-        from reference.errors import NotAvailableError
+        from manifold_oracle.reference.errors import NotAvailableError
 
         if not (hasattr(muon, "zeropower_via_newtonschulz5") and hasattr(muon, "SingleDeviceMuon")):
             raise NotAvailableError("the importable 'muon' module is not muon-optimizer (PyPI 'muon' is an "

@@ -26,7 +26,7 @@ class TorchMuonAdapter(Adapter):
         super().check_available()
         import torch
 
-        from reference.errors import NotAvailableError
+        from manifold_oracle.reference.errors import NotAvailableError
 
         if not hasattr(torch.optim, "Muon"):
             raise NotAvailableError(f"torch {torch.__version__} has no torch.optim.Muon (needs >= 2.9)")

@@ -177,7 +177,7 @@ def _membership_cases(ctx: Context) -> list[Case]:
             out.append(Case(f"{d.name} {shp} scaled ×1.01", {"W": 1.01 * W}, {"manifold": d.name, "expect": False}))
             if d.kind == "oblique":
                 other = "cols" if d.axis == "rows" else "rows"
-                from reference import Oblique
+                from manifold_oracle.reference import Oblique
 
                 V = Oblique(d.radius, axis=other).random_point(rng, shp)
                 exp = bool(man.contains(V, 1e-6))

@@ -159,7 +159,7 @@ def step_feasibility(ctx: Context, case: Case) -> Measurement:
     if ctx.profile.rule == "macro":
         man = _manifold(ctx)
     else:
-        from reference import FrobeniusSphere
+        from manifold_oracle.reference import FrobeniusSphere
 
         man = FrobeniusSphere(float(np.linalg.norm(W0)))
     worst = 0.0

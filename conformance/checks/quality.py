@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import reference as R
-
+import manifold_oracle.reference as R
 from ..cases import matrix_cases
 from ..tolerances import Tolerance
 from . import Case, Context, Measurement, register
@@ -105,7 +104,7 @@ def _dir_cases(ctx: Context) -> list[Case]:
           "reference.steepest; the figure is 1 − ρ (0 = optimal).",
           requires={"direction"}, cases=_dir_cases, applies=_dir_applies, graded=True)
 def direction_suboptimality(ctx: Context, case: Case) -> Measurement:
-    from reference.steepest import steepest_direction
+    from manifold_oracle.reference.steepest import steepest_direction
 
     from ..expected import round_to
     from ._util import call, tensor, to_numpy

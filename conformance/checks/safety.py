@@ -225,7 +225,7 @@ def nan_propagation(ctx: Context, case: Case) -> Measurement:
 def _unit_g(ctx: Context, salt: str) -> np.ndarray:
     """A well-conditioned (κ = 1.5) 9×6 matrix with ‖G‖_F = 1: the scale checks test the
     normaliser, so the case keeps the orthogonaliser's own rounding small."""
-    from reference.generators import random_matrix
+    from manifold_oracle.reference.generators import random_matrix
 
     G = random_matrix(ctx.rng(salt), (9, 6), cond=1.5)
     return G / np.linalg.norm(G)

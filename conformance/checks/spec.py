@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import reference as R
-
+import manifold_oracle.reference as R
 from .. import tolerances as T
 from ..cases import matrix_cases
 from ..expected import compute_dtype_for, orthogonalise, return_dtype_for, round_to, _initial_x

@@ -29,7 +29,7 @@ def _applies(ctx: Context) -> str | None:
     if ctx.profile.rule == "none":
         return "profile declares no optimizer rule"
     try:
-        importlib.import_module("gpu_impl.model")
+        importlib.import_module("manifold_oracle.gpu_impl.model")
     except ImportError as exc:
         return f"gpu_impl.model not importable: {exc}"
     return None
@@ -42,7 +42,7 @@ def _cases(ctx: Context) -> list[Case]:
 
 
 def _model(seed: int) -> Any:
-    from gpu_impl.model import Decoder, make_config
+    from manifold_oracle.gpu_impl.model import Decoder, make_config
 
     cfg = make_config("tiny", width=32, depth=1, heads=2, ffn=48, vocab_size=64, max_seq_len=32)
     gen = torch.Generator().manual_seed(seed)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from conformance.adapters import Adapter
-from conformance.profiles import get_profile
+from manifold_oracle.conformance.adapters import Adapter
+from manifold_oracle.conformance.profiles import get_profile
 
 KJ = (3.4445, -4.7750, 2.0315)
 

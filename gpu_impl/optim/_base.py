@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.adamw import adamw as _adamw_functional
 
-from reference.errors import DegenerateGeometryError, InvalidInputError, SolverError
+from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, SolverError
 
 __all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket"]
 

@@ -37,8 +37,8 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from reference.errors import InvalidInputError, SolverError
-from reference.schedules import Schedule
+from manifold_oracle.reference.errors import InvalidInputError, SolverError
+from manifold_oracle.reference.schedules import Schedule
 
 from ..manifolds import SpectralSphere
 from ..msign import MsignPolicy, resolve_dtype

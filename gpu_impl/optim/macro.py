@@ -65,8 +65,8 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from reference.errors import InvalidInputError
-from reference.schedules import Schedule
+from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.reference.schedules import Schedule
 
 from ..manifolds import SpectralSphere, TorchManifold, frobenius_project, make_manifold, spectral_project
 from ..msign import MsignPolicy, resolve_dtype
@@ -237,7 +237,7 @@ class MACRO(MatrixOptimizer):
                 raise InvalidInputError("cannot place a zero matrix on the spectral sphere")
             gap = (s1 - float(s[1])) / s1 if s.numel() > 1 else 1.0
             if group["gap_policy"] == "raise" and gap < group["gap_tol"]:
-                from reference.errors import DegenerateGeometryError
+                from manifold_oracle.reference.errors import DegenerateGeometryError
                 raise DegenerateGeometryError("relative spectral gap (σ₁−σ₂)/σ₁ at construction", gap,
                                               group["gap_tol"], "perturb the initialisation or use gap_policy='report'")
             R = s1 if r == "init" else (_mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r))

@@ -1,4 +1,4 @@
-"""Regenerate the golden corpus deterministically: ``python -m reference.data.make_golden``.
+"""Regenerate the golden corpus deterministically: ``python -m manifold_oracle.reference.data.make_golden``.
 
 Every case is built from its own seed, ``np.random.default_rng([BASE_SEED, h(id)])`` with
 ``h`` the first 8 bytes of SHA-256 of the case id, so adding a case never changes another.
@@ -462,7 +462,7 @@ def build_case(spec: CaseSpec) -> dict[str, Any]:
 def header() -> dict[str, Any]:
     return {"schema": GOLDEN_SCHEMA, "schema_version": GOLDEN_SCHEMA_VERSION, "dps": DPS,
             "mpmath_version": mp.__version__, "seed": BASE_SEED, "float_encoding": "float.hex",
-            "created_by": "python -m reference.data.make_golden"}
+            "created_by": "python -m manifold_oracle.reference.data.make_golden"}
 
 
 def dumps(cases: list[dict[str, Any]]) -> str:
@@ -481,7 +481,7 @@ def write(path: Path, text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.data.make_golden", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m manifold_oracle.reference.data.make_golden", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=None, help="output path (default: the shipped corpus)")
     ap.add_argument("--check", action="store_true", help="regenerate in memory; exit 1 if the shipped file differs")
     ap.add_argument("--only", action="append", default=None, help="print only the case(s) with this id")

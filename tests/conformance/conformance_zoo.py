@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from conformance.adapters import Adapter
-from conformance.profiles import ManifoldDecl, Profile
+from manifold_oracle.conformance.adapters import Adapter
+from manifold_oracle.conformance.profiles import ManifoldDecl, Profile
 
 KJ = (3.4445, -4.7750, 2.0315)
 

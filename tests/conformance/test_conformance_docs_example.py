@@ -13,7 +13,7 @@ def test_docs_worked_example_passes_and_misdeclared_profile_fails() -> None:
     try:
         import my_muon_oracle as ex
 
-        from conformance.runner import run
+        from manifold_oracle.conformance.runner import run
 
         good = run(ex.MyMuonAdapter, mode="quick", seed=0)
         assert good.exit_code == 0, [(r.id, r.status, r.reason) for r in good.results if r.status in ("fail", "error")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import conformance_zoo as Z
-from conformance.runner import run
+from manifold_oracle.conformance.runner import run
 
 
 @pytest.mark.parametrize("defect", list(Z.DEFECTS), ids=lambda c: c.__name__)

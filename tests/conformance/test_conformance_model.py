@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import conformance.expected as E
-from conformance import tolerances as T
-from conformance.profiles import PROFILES, ManifoldDecl, get_profile
-from reference import ns_apply
-from reference.optimizers import MACRO, Muon
+import manifold_oracle.conformance.expected as E
+from manifold_oracle.conformance import tolerances as T
+from manifold_oracle.conformance.profiles import PROFILES, ManifoldDecl, get_profile
+from manifold_oracle.reference import ns_apply
+from manifold_oracle.reference.optimizers import MACRO, Muon
 
 
 @pytest.mark.parametrize("kind,decl", [

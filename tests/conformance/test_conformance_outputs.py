@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import conformance_zoo as Z
-from conformance.adapters import Adapter, resolve_target
-from conformance.conform_cli import main
-from conformance.repro import rerun_case
-from conformance.runner import SCHEMA_VERSION, run
-from reference.errors import InvalidInputError, NotAvailableError
+from manifold_oracle.conformance.adapters import Adapter, resolve_target
+from manifold_oracle.conformance.conform_cli import main
+from manifold_oracle.conformance.repro import rerun_case
+from manifold_oracle.conformance.runner import SCHEMA_VERSION, run
+from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
 
 # geoopt 0.5.1 decorates functions with torch.jit.script at import (deprecated in torch 2.13)
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -132,7 +132,7 @@ def test_list_and_select_deselect() -> None:
 
 def test_third_party_adapters_resolve_or_report_not_available() -> None:
     """Every built-in adapter either resolves or raises NotAvailableError (never passes silently)."""
-    from conformance.adapters import BUILTIN_TARGETS
+    from manifold_oracle.conformance.adapters import BUILTIN_TARGETS
 
     for name in BUILTIN_TARGETS:
         try:

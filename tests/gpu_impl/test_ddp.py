@@ -29,8 +29,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gpu_impl.distributed import spawn_training
-from gpu_impl.train import TrainConfig, build_model, run_training
+from manifold_oracle.gpu_impl.distributed import spawn_training
+from manifold_oracle.gpu_impl.train import TrainConfig, build_model, run_training
 
 K, B, T = 4, 8, 32
 LR, LR_ADAM, EPS_ADAM = 0.05, 3e-3, 1e-8

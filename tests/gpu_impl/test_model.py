@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from gpu_impl.model import (NORM_VARIANTS, PRESETS, Block, Decoder, ModelConfig, RMSNorm,
+from manifold_oracle.gpu_impl.model import (NORM_VARIANTS, PRESETS, Block, Decoder, ModelConfig, RMSNorm,
                             RotaryEmbedding, make_config)
-from reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError
 
 # fp64 rounding unit; the model's forward passes in the checks below are a few dozen dependent
 # float64 operations on O(1) values, so identities that hold exactly in real arithmetic are

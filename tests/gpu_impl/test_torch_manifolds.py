@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-import reference as R
-from gpu_impl.manifolds import (
+import manifold_oracle.reference as R
+from manifold_oracle.gpu_impl.manifolds import (
     Euclidean,
     FrobeniusSphere,
     Oblique,
@@ -24,9 +24,9 @@ from gpu_impl.manifolds import (
     TopPair,
     make_manifold,
 )
-from reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
-from reference.generators import matrix_with_spectrum
-from reference.golden import load_golden, manifold_from_spec
+from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
+from manifold_oracle.reference.generators import matrix_with_spectrum
+from manifold_oracle.reference.golden import load_golden, manifold_from_spec
 
 U32 = 2.0**-24
 

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import torch
 
-import reference as R
-from gpu_impl.msign import (
+import manifold_oracle.reference as R
+from manifold_oracle.gpu_impl.msign import (
     MsignPolicy,
     msign,
     msign_exact,
@@ -33,9 +33,9 @@ from gpu_impl.msign import (
     newton_schulz,
     resolve_dtype,
 )
-from reference.errors import InvalidInputError
-from reference.generators import RANK_RTOL, random_matrix
-from reference.golden import load_golden, schedule_from_params
+from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.reference.generators import RANK_RTOL, random_matrix
+from manifold_oracle.reference.golden import load_golden, schedule_from_params
 
 U64 = 2.0**-53
 UNIT = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11, torch.float32: 2.0**-24, torch.float64: U64}

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-import reference.optimizers as RO
-from gpu_impl.optim import MACRO, SSO, MuonBall, MuonH
-from reference.errors import DegenerateGeometryError, InvalidInputError
+import manifold_oracle.reference.optimizers as RO
+from manifold_oracle.gpu_impl.optim import MACRO, SSO, MuonBall, MuonH
+from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError
 
 SHAPES = [(24, 16), (24, 16), (16, 40), (12, 12)]
 U32 = 2.0**-24

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-import reference
-from gpu_impl.data import load_corpus, sample_batch
-from gpu_impl.train import TrainConfig, main, run_training
-from reference.errors import InvalidInputError
+from manifold_oracle import reference
+from manifold_oracle.gpu_impl.data import load_corpus, sample_batch
+from manifold_oracle.gpu_impl.train import TrainConfig, main, run_training
+from manifold_oracle.reference.errors import InvalidInputError
 
 SMALL = 400_000  # corpus cap for the tests (bytes): fast to read, plenty for 50 × 8 × 64 tokens
 
@@ -205,7 +205,7 @@ def test_macro_training_decreases_val_loss_and_stays_on_manifold(tmp_path: Path,
 @pytest.mark.parametrize("optimizer", ["macro-frobenius", "macro-oblique", "muon", "muonh", "sso", "adamw"])
 def test_parameter_routing(optimizer: str) -> None:
     """Hidden matrices go to the matrix optimizer; embedding, LM head (and gains) to AdamW."""
-    from gpu_impl.train import build_model, build_optimizer
+    from manifold_oracle.gpu_impl.train import build_model, build_optimizer
 
     cfg = _cfg(None, optimizer=optimizer)
     model = build_model(cfg, torch.device("cpu"), torch.float32)

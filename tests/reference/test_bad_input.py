@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import reference as R
-from reference import (
+import manifold_oracle.reference as R
+from manifold_oracle.reference import (
     DegenerateGeometryError,
     InvalidInputError,
     OffManifoldError,

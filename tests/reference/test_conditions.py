@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import FrobeniusSphere, InvalidInputError, SpectralSphere, Stiefel
-from reference.conditions import (
+from manifold_oracle.reference import FrobeniusSphere, InvalidInputError, SpectralSphere, Stiefel
+from manifold_oracle.reference.conditions import (
     ProblemConstants,
     check_hyperparameters,
     descent_monitor,
@@ -22,9 +22,9 @@ from reference.conditions import (
     run,
     spectral_gaps,
 )
-from reference.errors import NotAvailableError
-from reference.optimizers import MACRO
-from reference.problems import MatrixSensing, Procrustes, ProjectionProblem, RayleighFrobenius
+from manifold_oracle.reference.errors import NotAvailableError
+from manifold_oracle.reference.optimizers import MACRO
+from manifold_oracle.reference.problems import MatrixSensing, Procrustes, ProjectionProblem, RayleighFrobenius
 
 
 def _rayleigh(rng: np.random.Generator) -> tuple[RayleighFrobenius, np.ndarray, ProblemConstants]:
@@ -168,7 +168,7 @@ def test_estimators(rng: np.random.Generator) -> None:
 def test_run_product_and_stochastic(rng: np.random.Generator) -> None:
     """run() drives one optimizer per block of the two-layer net (both blocks stay on their
     manifolds, the loss decreases); stochastic runs need an rng and are reproducible per seed."""
-    from reference.problems import TwoLayerNet
+    from manifold_oracle.reference.problems import TwoLayerNet
 
     net = TwoLayerNet.random(rng, d=5, h=4, c=2, N=32)
     Ws = net.initial_point(rng)

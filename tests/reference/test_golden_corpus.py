@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import golden
-from reference.data import make_golden
-from reference.errors import InvalidInputError
-from reference.golden import GoldenChecksumError, load_golden, manifold_from_spec
-from reference.manifolds import Euclidean
+from manifold_oracle.reference import golden
+from manifold_oracle.reference.data import make_golden
+from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.reference.golden import GoldenChecksumError, load_golden, manifold_from_spec
+from manifold_oracle.reference.manifolds import Euclidean
 
 CORPUS = load_golden()
 U = 2.0**-53

@@ -13,7 +13,7 @@ import scipy.linalg
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference import (
+from manifold_oracle.reference import (
     RANK_RTOL,
     frobenius_norm,
     mclip,
@@ -27,7 +27,7 @@ from reference import (
     stable_rank,
     top_singular_triplet,
 )
-from reference.generators import haar_orthogonal, matrices, shapes
+from manifold_oracle.reference.generators import haar_orthogonal, matrices, shapes
 
 U = 2.0**-53
 

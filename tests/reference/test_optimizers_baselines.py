@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import FrobeniusSphere, InvalidInputError, OffManifoldError, SolverError, Stiefel
-from reference.optimizers import (
+from manifold_oracle.reference import FrobeniusSphere, InvalidInputError, OffManifoldError, SolverError, Stiefel
+from manifold_oracle.reference.optimizers import (
     SPEL,
     SSO,
     AdamW,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from reference import (
+from manifold_oracle.reference import (
     DegenerateGeometryError,
     Euclidean,
     FrobeniusSphere,
@@ -23,8 +23,8 @@ from reference import (
     SpectralSphere,
     Stiefel,
 )
-from reference.generators import matrices, shapes
-from reference.optimizers import MACRO, State
+from manifold_oracle.reference.generators import matrices, shapes
+from manifold_oracle.reference.optimizers import MACRO, State
 
 U = 2.0**-53
 KINDS = ("frobenius", "spectral", "oblique_rows", "oblique_cols", "stiefel")

@@ -9,9 +9,9 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from reference import precise as P
-from reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
-from reference.manifolds import (
+from manifold_oracle.reference import precise as P
+from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
+from manifold_oracle.reference.manifolds import (
     Euclidean,
     FrobeniusSphere,
     Oblique,
@@ -20,7 +20,7 @@ from reference.manifolds import (
     Sphere,
     Stiefel,
 )
-from reference.schedules import get_schedule
+from manifold_oracle.reference.schedules import get_schedule
 
 TOL50 = mp.mpf(10) ** -45  # CLAIMS.md §0.2: mpmath at d digits → 10^-(d-5)·scale
 

@@ -14,9 +14,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference import linalg, precise
-from reference.generators import RANK_RTOL, matrices, points_and_tangents, shapes
-from reference.manifolds import (
+from manifold_oracle.reference import linalg, precise
+from manifold_oracle.reference.generators import RANK_RTOL, matrices, points_and_tangents, shapes
+from manifold_oracle.reference.manifolds import (
     Euclidean,
     FrobeniusSphere,
     Manifold,
@@ -26,7 +26,7 @@ from reference.manifolds import (
     Sphere,
     Stiefel,
 )
-from reference.schedules import ns_apply
+from manifold_oracle.reference.schedules import ns_apply
 
 U = 2.0**-53
 C = 16.0
@@ -80,7 +80,7 @@ def test_ns_apply_matches_precise(X: np.ndarray, name: str) -> None:
     exp = np.asarray(precise.to_float64(precise.ns_apply(name, X)))
     # amplification of the SVD backward error C·u·n·‖X‖₂ through X ↦ U φ̃(Σ) Vᵀ is at most
     # σ₁·max divided difference of φ̃ ≤ ∏ⱼ max_{|y|≤1.3} |pⱼ′(y)| (the iterates stay below 1.3)
-    from reference.schedules import get_schedule
+    from manifold_oracle.reference.schedules import get_schedule
 
     y = np.linspace(0.0, 1.3, 1301)
     amp = 1.0

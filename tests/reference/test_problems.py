@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import (
+from manifold_oracle.reference import (
     DegenerateGeometryError,
     FrobeniusSphere,
     InvalidInputError,
@@ -19,7 +19,7 @@ from reference import (
     SpectralSphere,
     Stiefel,
 )
-from reference.problems import (
+from manifold_oracle.reference.problems import (
     MatrixSensing,
     Procrustes,
     ProjectionProblem,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import (
+from manifold_oracle.reference import (
     SCHEDULES,
     InvalidInputError,
     get_schedule,

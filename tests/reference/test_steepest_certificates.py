@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from reference import (
+from manifold_oracle.reference import (
     DegenerateGeometryError,
     Euclidean,
     FrobeniusSphere,
@@ -27,8 +27,8 @@ from reference import (
     msign,
     polar_factor,
 )
-from reference.generators import random_matrix
-from reference.steepest import METHODS, SteepestResult, certify, steepest_direction
+from manifold_oracle.reference.generators import random_matrix
+from manifold_oracle.reference.steepest import METHODS, SteepestResult, certify, steepest_direction
 
 # Su's adversarial 8×4 Stiefel instance (blog Su 11221, "Test Case 1"), printed there to 8 digits.
 # WᵀW = I holds only to ~1e-6 in the printed digits, so the test uses its polar factor

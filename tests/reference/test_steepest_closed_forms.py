@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference import (
+from manifold_oracle.reference import (
     DegenerateGeometryError,
     Euclidean,
     FrobeniusSphere,
@@ -28,8 +28,8 @@ from reference import (
     msign,
     nuclear_norm,
 )
-from reference.generators import haar_orthogonal, manifold_points, matrices, random_matrix
-from reference.steepest import certify, steepest_direction, weighted_median
+from manifold_oracle.reference.generators import haar_orthogonal, manifold_points, matrices, random_matrix
+from manifold_oracle.reference.steepest import certify, steepest_direction, weighted_median
 
 U = 2.0**-53
 CLOSED = 1e-12  # closed form vs closed form (100·u·n_eff for n_eff ≤ 45)
@@ -244,7 +244,7 @@ def test_commuting_spectral_sphere_and_cvxpy_multiplier_sign(rng: np.random.Gene
     assert abs(float(c.multiplier) + g[0]) <= 1e-6 * abs(g[0])  # sign convention: y = −ν
     assert _rel(c.value, expected_val) <= CVX
     # negative control (L-4): the polar factor puts weight on u₁v₁ᵀ, so it is not tangent
-    from reference import polar_factor
+    from manifold_oracle.reference import polar_factor
 
     Gt = G - g[0] * np.outer(Q1[:, 0], Q2[:, 0])  # = G + λ*Θ, rank 3 < 4
     bad = polar_factor(Gt)

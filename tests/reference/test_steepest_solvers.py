@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference import (
+from manifold_oracle.reference import (
     DegenerateGeometryError,
     FrobeniusSphere,
     Oblique,
@@ -34,8 +34,8 @@ from reference import (
     Stiefel,
     msign,
 )
-from reference.generators import manifold_points, matrices
-from reference.steepest import certify, nuclear_h, steepest_direction
+from manifold_oracle.reference.generators import manifold_points, matrices
+from manifold_oracle.reference.steepest import certify, nuclear_h, steepest_direction
 
 OBJ = 1e-6
 TANG = 1e-8

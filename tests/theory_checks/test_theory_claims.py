@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from theory_checks.registry import Budget, claim_ids, get_claim, run_claim
-from theory_checks.report import save_plot
+from manifold_oracle.theory_checks.registry import Budget, claim_ids, get_claim, run_claim
+from manifold_oracle.theory_checks.report import save_plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reference.errors import InvalidInputError
-from theory_checks import cli
-from theory_checks.registry import REGISTRY, Budget, ClaimResult, ControlResult, register, run_claim
-from theory_checks.schema import load_schema, validate, validation_errors
+from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.theory_checks import cli
+from manifold_oracle.theory_checks.registry import REGISTRY, Budget, ClaimResult, ControlResult, register, run_claim
+from manifold_oracle.theory_checks.schema import load_schema, validate, validation_errors
 
 FAST = ["G-3", "S-2", "A-4"]  # well under a second each
 

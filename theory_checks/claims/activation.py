@@ -6,7 +6,7 @@ import numpy as np
 from scipy import integrate
 from scipy.special import expit
 
-from reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel, msign
+from manifold_oracle.reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel, msign
 
 from .._common import exact_tol, mc_check, new_figure, with_spectrum
 from ..registry import Budget, ClaimResult, ControlResult, register

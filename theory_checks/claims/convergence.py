@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel, msign
+from manifold_oracle.reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel, msign
 
 from .._common import U64, new_figure
 from ..registry import Budget, ClaimResult, ControlResult, register
 
-NEEDS = ("reference.optimizers", "reference.problems", "reference.conditions")
+NEEDS = ("manifold_oracle.reference.optimizers", "manifold_oracle.reference.problems", "manifold_oracle.reference.conditions")
 
 
 def _L_R(problem) -> float:
@@ -28,7 +28,7 @@ def _L_R(problem) -> float:
 
 
 def _problems(rng: np.random.Generator, m: int, n: int) -> dict:
-    from reference.problems import ProjectionProblem, RayleighFrobenius
+    from manifold_oracle.reference.problems import ProjectionProblem, RayleighFrobenius
 
     return {
         "Q1 Rayleigh M_F": RayleighFrobenius.random(rng, m, n, radius=2.0),
@@ -41,8 +41,8 @@ def _problems(rng: np.random.Generator, m: int, n: int) -> dict:
 @register("V-1", "Sufficient decrease: with β = 0 and exact gradients, f(W_{t+1}) ≤ f(W_t) − ηs‖grad f_t‖_* + "
           "(L_R/2)η²s²k", "derived for variant A (MATH §8.3)", "V", needs=NEEDS)
 def v1(seed: int, budget: Budget) -> ClaimResult:
-    from reference.conditions import run
-    from reference.optimizers import MACRO
+    from manifold_oracle.reference.conditions import run
+    from manifold_oracle.reference.optimizers import MACRO
 
     rng = np.random.default_rng(seed)
     m, n = 8, 6
@@ -92,8 +92,8 @@ def v1(seed: int, budget: Budget) -> ClaimResult:
 @register("V-2", "Deterministic rate: min_{t<T}‖grad f‖_* ≤ √(2L_R k(f_0 − f*)/T) at ηs = √(2(f_0 − f*)/(L_R kT)); "
           "log–log slope ≤ −1/2", "derived (MATH §8.4)", "V", needs=NEEDS)
 def v2(seed: int, budget: Budget) -> ClaimResult:
-    from reference.conditions import run
-    from reference.optimizers import MACRO
+    from manifold_oracle.reference.conditions import run
+    from manifold_oracle.reference.optimizers import MACRO
 
     rng = np.random.default_rng(seed)
     m, n = 8, 6
@@ -169,8 +169,8 @@ def _lean_macro_rayleigh(P, W0: np.ndarray, T: int, eta: float, beta: float,
 @register("V-3", "Stochastic rate: with ηs = cT^{−3/4} and 1 − β = T^{−1/2}, (1/T)Σ_t E‖grad f_t‖_* = O(T^{−1/4})",
           "reconstructed template (Cutkosky and Mehta, arXiv 2002.03305); MATH §8.4", "V", needs=NEEDS)
 def v3(seed: int, budget: Budget) -> ClaimResult:
-    from reference.optimizers import MACRO
-    from reference.problems import RayleighFrobenius
+    from manifold_oracle.reference.optimizers import MACRO
+    from manifold_oracle.reference.problems import RayleighFrobenius
 
     rng = np.random.default_rng(seed)
     m, n = 6, 4
@@ -226,9 +226,9 @@ def v3(seed: int, budget: Budget) -> ClaimResult:
 @register("V-4", "On Q1 and Q2, f(W_T) − f* → 0 and the limit satisfies the first-order conditions of MATH §8.2",
           "derived", "V", needs=NEEDS)
 def v4(seed: int, budget: Budget) -> ClaimResult:
-    from reference.conditions import run
-    from reference.optimizers import MACRO
-    from reference.problems import ProjectionProblem
+    from manifold_oracle.reference.conditions import run
+    from manifold_oracle.reference.optimizers import MACRO
+    from manifold_oracle.reference.problems import ProjectionProblem
 
     rng = np.random.default_rng(seed)
     m, n = 8, 6
@@ -272,7 +272,7 @@ def v4(seed: int, budget: Budget) -> ClaimResult:
 # ------------------------------------------------------------------------------------------ V-5
 @register("V-5", "Feasibility is preserved to rounding over long runs", "derived", "V", needs=NEEDS)
 def v5(seed: int, budget: Budget) -> ClaimResult:
-    from reference.optimizers import MACRO
+    from manifold_oracle.reference.optimizers import MACRO
 
     rng = np.random.default_rng(seed)
     m, n = 12, 8

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import FrobeniusSphere, msign
+from manifold_oracle.reference import FrobeniusSphere, msign
 
 from .._common import new_figure
 from ..registry import Budget, ClaimResult, ControlResult, register

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mpmath as mp
 import numpy as np
 
-from reference import (
+from manifold_oracle.reference import (
     FrobeniusSphere,
     Oblique,
     SpectralSphere,

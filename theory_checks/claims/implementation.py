@@ -5,8 +5,8 @@ from __future__ import annotations
 import mpmath as mp
 import numpy as np
 
-from reference import msign, ns_apply
-from reference.schedules import get_schedule
+from manifold_oracle.reference import msign, ns_apply
+from manifold_oracle.reference.schedules import get_schedule
 
 from .._common import exact_tol, new_figure, with_spectrum
 from ..registry import Budget, ClaimResult, ControlResult, register

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel, msign
+from manifold_oracle.reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel, msign
 
 from .._common import U64, new_figure, with_spectrum
 from ..registry import Budget, ClaimResult, ControlResult, register
@@ -57,10 +57,10 @@ def _instances(rng: np.random.Generator, budget: Budget):
 
 @register("M-4", "MACRO vs exact tangent steepest descent: ‖X‖_*/‖D‖₂ ≤ OPT_T(X) ≤ ‖X‖_*, i.e. the normalised "
           "direction is within the factor ‖D‖₂ of the optimum", "derived (MATH §7.2(4)); MACRO reconstructed (§7)",
-          "M", needs=("reference.steepest",))
+          "M", needs=("manifold_oracle.reference.steepest",))
 def m4(seed: int, budget: Budget) -> ClaimResult:
-    from reference.errors import SolverError
-    from reference.steepest import steepest_direction
+    from manifold_oracle.reference.errors import SolverError
+    from manifold_oracle.reference.steepest import steepest_direction
 
     rng = np.random.default_rng(seed)
     rows: dict[str, list[tuple[float, float, float]]] = {}
@@ -81,7 +81,7 @@ def m4(seed: int, budget: Budget) -> ClaimResult:
         rho = (nuc / dn) / opt
         # tolerance: 1e-9 relative for the exact 1-D/Lyapunov solvers (bisection accuracy); the
         # cvxpy certificate gap (≤ 1e-6 relative, MATH §6.9) on the oblique manifold
-        tol = 1e-6 if res.solver != "reference.steepest" and res.method in ("cvxpy",) else 1e-9
+        tol = 1e-6 if res.solver != "manifold_oracle.reference.steepest" and res.method in ("cvxpy",) else 1e-9
         viol = max(1.0 / dn - rho, rho - 1.0, 0.0) / tol
         worst = max(worst, viol)
         ctrl_max = max(ctrl_max, max((np.sum(X * D) / opt) - 1.0, 0.0) / tol)
@@ -125,9 +125,9 @@ class _LeastSquares:
 @register("M-9", "Per-step tangency over a run: MACRO variant A stays at rounding level; variants B, C and MuonH "
           "have a positive residual; on M_S the gap stays above gap_tol",
           "derived; MACRO paper Fig. 10 (per-step tangent space violation, definition not public)", "M",
-          needs=("reference.optimizers",))
+          needs=("manifold_oracle.reference.optimizers",))
 def m9(seed: int, budget: Budget) -> ClaimResult:
-    from reference.optimizers import MACRO, SSO, MuonH
+    from manifold_oracle.reference.optimizers import MACRO, SSO, MuonH
 
     rng = np.random.default_rng(seed)
     m, n = 16, 12
@@ -197,7 +197,7 @@ def _points(rng: np.random.Generator, shape: tuple[int, int]) -> dict:
 
 def _direction(M, W: np.ndarray, G: np.ndarray, variant: str, backend: str = "exact") -> np.ndarray:
     """MACRO directions of MATH §7.3: A = P(msign(PG)), B = msign(PG), C = msign(G)."""
-    from reference import ns_apply
+    from manifold_oracle.reference import ns_apply
 
     sign = msign if backend == "exact" else (lambda Z: ns_apply(backend, Z))  # noqa: E731
     if variant == "A":
@@ -242,8 +242,8 @@ def m1(seed: int, budget: Budget) -> ClaimResult:
 @register("M-2", "Alignment identity ⟨D, X⟩ = ‖X‖_* for variants A and B with exact msign; "
           "= Σφ(σᵢ/(sN))σᵢ with an NS backend of exact map φ", "derived (MATH §7.2(2))", "M")
 def m2(seed: int, budget: Budget) -> ClaimResult:
-    from reference import ns_singular_value_map
-    from reference.schedules import get_schedule
+    from manifold_oracle.reference import ns_singular_value_map
+    from manifold_oracle.reference.schedules import get_schedule
 
     rng = np.random.default_rng(seed)
     reps = budget.pick(5, 40)
@@ -352,9 +352,9 @@ def m5(seed: int, budget: Budget) -> ClaimResult:
 
 @register("M-7", "Static rotation of MACRO on M_F: tan θ_t = η_t·s·‖D_t‖_F/R at every step, from the first step",
           "derived; MACRO paper Fig. 4 caption ('Static Rotational Equilibrium')", "M",
-          needs=("reference.optimizers",))
+          needs=("manifold_oracle.reference.optimizers",))
 def m7(seed: int, budget: Budget) -> ClaimResult:
-    from reference.optimizers import MACRO, MuonH
+    from manifold_oracle.reference.optimizers import MACRO, MuonH
 
     rng = np.random.default_rng(seed)
     shape = (16, 24)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import mclip, msign, polar_factor, schedule_band
-from reference.schedules import get_schedule
+from manifold_oracle.reference import mclip, msign, polar_factor, schedule_band
+from manifold_oracle.reference.schedules import get_schedule
 
 from .._common import U64, exact_tol, new_figure, with_spectrum
 from ..registry import Budget, ClaimResult, ControlResult, register
@@ -176,7 +176,7 @@ def p1(seed: int, budget: Budget) -> ClaimResult:
           "msign(msign X) = msign X, skew → skew, batched = per slice; the same for an eps-free NS schedule",
           "MATH §2.2(5); Modula docs (odd polynomials preserve skew-symmetry)", "P")
 def p2(seed: int, budget: Budget) -> ClaimResult:
-    from reference import ns_apply
+    from manifold_oracle.reference import ns_apply
 
     from .._common import haar
 

@@ -39,7 +39,7 @@ def _size(budget: Budget) -> dict[str, int]:
 def _runs(seed: int, budget_name: str) -> dict[str, dict[str, Any]]:
     import torch
 
-    from gpu_impl.train import TrainConfig, build_model, run_training
+    from manifold_oracle.gpu_impl.train import TrainConfig, build_model, run_training
 
     size = _size(Budget(budget_name))
     out: dict[str, dict[str, Any]] = {}
@@ -82,7 +82,7 @@ def _stable(run: dict[str, Any]) -> tuple[bool, dict[str, float]]:
 @register("T-1", "Small-scale training observation: MACRO-fro and MACRO-spec train the Qwen3-like decoder without "
           "learnable RMSNorm gains stably, with bounded activations, where plain Muon without norms at the same "
           "learning rate degrades or diverges", "MACRO paper Fig. 6 caption (arXiv 2605.04418); small-scale "
-          "reconstruction (criteria reconstructed)", "T", needs=("gpu_impl.train",))
+          "reconstruction (criteria reconstructed)", "T", needs=("manifold_oracle.gpu_impl.train",))
 def t1(seed: int, budget: Budget) -> ClaimResult:
     runs = _runs(seed, budget.name)
     verdicts, figs = {}, {}
@@ -124,7 +124,7 @@ def _kappa(W: np.ndarray) -> float:
           "and on M_F the norm ‖W‖_F stay at their initial values (to fp32 rounding), and MACRO's per-step tangency "
           "residual stays at fp32 rounding; an unconstrained Muon run's κ drifts",
           "MACRO abstract; derived (MATH §10.2, §7.2(1)); CLAIMS A-2 and M-9 measured in the torch decoder", "T",
-          needs=("gpu_impl.train",))
+          needs=("manifold_oracle.gpu_impl.train",))
 def t2(seed: int, budget: Budget) -> ClaimResult:
     runs = _runs(seed, budget.name)
     dmax = max(W.shape[0] for W in runs["MACRO-fro, no gains"]["W0"].values())
