@@ -6,6 +6,8 @@ import importlib
 import sys
 from typing import Sequence
 
+from manifold_oracle.reference.errors import OracleError
+
 BENCHES = {
     "exact": ("manifold_oracle.bench.exact", "exact steepest-descent solvers: time and accuracy per manifold × method × size"),
     "reference": ("manifold_oracle.bench.reference_figures", "float64 reference optimizers: invariants over 1,000 steps, stationarity rates"),
@@ -25,4 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"manifold-oracle bench {args[0]}: not available ({exc})", file=sys.stderr)
         return 2
-    return int(module.main(args[1:]) or 0)
+    try:
+        return int(module.main(args[1:]) or 0)
+    except OracleError as exc:  # e.g. no docs/ to write to outside a source checkout
+        print(f"manifold-oracle bench {args[0]}: {exc}", file=sys.stderr)
+        return 2

@@ -7,7 +7,7 @@ tangency residual, all recomputed by :func:`reference.steepest.certify` in float
 timed up to ``--timeout-cvxpy`` seconds per solve; once a solve exceeds it (or fails), cvxpy is
 not run at larger sizes of that manifold. Fast solvers also run at 256 and 512 (``--fast-sizes``).
 
-Writes a Markdown table to ``--out`` (default ``docs/bench_exact.md``). Exit code 0 on success, 1
+Writes a Markdown table to ``--out`` (default ``docs/bench_exact.md`` of the source checkout). Exit code 0 on success, 1
 if an exact solver failed its certificate, 2 if the benchmark could not run.
 """
 
@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from manifold_oracle.bench import checkout_docs_path
 from manifold_oracle.reference import (
     Euclidean,
     FrobeniusSphere,
@@ -64,7 +65,7 @@ def _cases() -> list[tuple[str, Manifold, Callable[[int], tuple[int, int]], list
         ("SpectralSphere", SpectralSphere(), lambda n: (n, n // 2), ["brent", "bisection", "su_fixed_point", "su_qinv_free"]),
         ("Oblique rows", Oblique(axis="rows"), lambda n: (n, n // 2), ["dual_subgradient"]),
         ("Oblique cols", Oblique(axis="cols"), lambda n: (n // 2, n), ["dual_subgradient"]),
-        ("Stiefel", Stiefel(), lambda n: (n, n // 2), ["su_lyapunov", "dual_ascent"]),
+        ("Stiefel", Stiefel(), lambda n: (n, n // 2), ["stiefel_newton", "su_lyapunov", "dual_ascent"]),
         ("Orthogonal", Orthogonal(), lambda n: (n, n), ["orthogonal"]),
     ]
 
@@ -199,10 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", default="4,8,16,32,64,128", help="sizes n for every method incl. cvxpy")
     ap.add_argument("--fast-sizes", default="256,512", help="extra sizes for the fast solvers only")
     ap.add_argument("--timeout-cvxpy", type=float, default=60.0, help="seconds per cvxpy solve")
-    ap.add_argument("--out", default="docs/bench_exact.md")
+    ap.add_argument("--out", default=None, help="Markdown output (default: docs/bench_exact.md of the source checkout)")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--quick", action="store_true", help="sizes 4,8,16 and fast sizes 64 (smoke run)")
     args = ap.parse_args(list(argv or []))
+    args.out = str(args.out or checkout_docs_path("bench_exact.md"))  # NotAvailableError outside a checkout
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s]
         fast = [int(s) for s in args.fast_sizes.split(",") if s]

@@ -16,8 +16,10 @@ Three benchmarks (issue 5, item 7), written as Markdown tables to ``docs/bench_g
 
 Timing: ``time.perf_counter`` (with ``torch.cuda.synchronize`` on CUDA), warm-up first, then the
 contenders are measured in interleaved rounds (A, B, A, B, …) so that machine drift hits both.
-Each ratio is the ratio of the best block times (the least disturbed by other processes, as
-``timeit`` recommends), with the ratio of medians alongside; absolute times are medians.
+Each ratio is the median over rounds of the paired ratio (contender's block time ÷ the
+baseline's block time of the same round, so drift between rounds cancels), with the spread
+[min–max] of the paired ratios and the ratio of the best block times alongside; absolute times
+are medians.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["main", "machine_info", "bench_msign", "bench_optimizer_step", "bench_throughput"]
+from manifold_oracle.bench import checkout_docs_path
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "bench_gpu.md"
+__all__ = ["main", "machine_info", "bench_msign", "bench_optimizer_step", "bench_throughput"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,10 +87,11 @@ def _med(x: list[float]) -> float:
 
 
 def _ratio_cell(num: list[float], den: list[float]) -> tuple[float, str]:
-    """Ratio of the best (minimum) block times — the estimator least disturbed by other load, as
-    ``timeit`` recommends — with the ratio of the medians in parentheses."""
-    r = min(num) / min(den)
-    return r, f"{r:.3f} (median {_med(num) / _med(den):.3f})"
+    """Median of the per-round paired ratios num[i]/den[i] (interleaved rounds), its spread
+    [min–max] and the ratio of the best (minimum) block times, as a table cell."""
+    paired = [a / b for a, b in zip(num, den)]
+    r = _med(paired)
+    return r, f"{r:.3f} [{min(paired):.3f}–{max(paired):.3f}] (best {min(num) / min(den):.3f})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,10 +217,12 @@ def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float,
                                  gap_policy="report")
         opts["spectral (theta=exact)"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "spectral"}],
                                                lr=0.02, theta="exact", gap_policy="report")
+        opts["spectral (theta=certified)"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "spectral"}],
+                                                   lr=0.02, theta="certified", gap_policy="report")
         with torch.no_grad():
             times = interleaved({k: o.step for k, o in opts.items()}, device, rounds=rounds,
                                 target_s=target_s)
-        for man in ("frobenius", "spectral", "spectral (theta=exact)"):
+        for man in ("frobenius", "spectral", "spectral (theta=exact)", "spectral (theta=certified)"):
             r, cell = _ratio_cell(times[man], times["muon"])
             rows.append({"preset": preset, "manifold": man, "n_matrices": len(ps),
                          "n_params": sum(p.numel() for p in ps),
@@ -233,7 +238,7 @@ def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float,
 def bench_throughput(device: torch.device, *, rounds: int, target_s: float, preset: str,
                      batch: int, seq_len: int) -> list[dict[str, object]]:
     from manifold_oracle.gpu_impl.data import load_corpus, sample_batch
-    from manifold_oracle.gpu_impl.train import TrainConfig, _lm_loss, build_model, build_optimizer
+    from manifold_oracle.gpu_impl.train import TrainConfig, lm_loss, build_model, build_optimizer
 
     corpus = load_corpus(max_bytes=1 << 20)
     names = ("macro-frobenius", "macro-spectral", "macro-spectral (theta=exact)", "muon", "adamw")
@@ -250,7 +255,7 @@ def bench_throughput(device: torch.device, *, rounds: int, target_s: float, pres
             x, y = sample_batch(corpus.train, batch, seq_len, gen)
             x, y = x.to(device), y.to(device)
             bundle.zero_grad()  # type: ignore[attr-defined]
-            _lm_loss(model(x), y).backward()
+            lm_loss(model(x), y).backward()
             bundle.step()  # type: ignore[attr-defined]
         steps[name] = step
     times = interleaved(steps, device, rounds=rounds, target_s=target_s)
@@ -285,8 +290,8 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
         + "` (bench/gpu.py); do not edit by hand.",
         "",
         "Every ratio is measured against its baseline in the same run, over interleaved rounds: the",
-        "ratio of the best block times (the least disturbed by other processes, as `timeit`",
-        "recommends), with the ratio of the medians in parentheses. Absolute times are medians.",
+        "median of the per-round paired ratios, its spread [min–max] over the rounds and, in",
+        "parentheses, the ratio of the best block times. Absolute times are medians.",
         "A ratio below 1 means faster than the baseline.",
         "",
         "## Machine",
@@ -356,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks and write the Markdown report; 0 on success, 2 if it cannot run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="manifold-oracle bench gpu", description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown output (default docs/bench_gpu.md)")
+    p.add_argument("--out", default=None, help="Markdown output (default: docs/bench_gpu.md of the source checkout)")
     p.add_argument("--device", default="auto")
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--target-ms", type=float, default=60.0, help="length of one timed block")
@@ -369,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer shapes and rounds (smoke run)")
     args = p.parse_args(argv)
     args.argv = argv
+    args.out = str(args.out or checkout_docs_path("bench_gpu.md"))  # NotAvailableError outside a checkout
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:

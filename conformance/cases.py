@@ -51,6 +51,7 @@ def adversarial_matrices(rng: np.random.Generator, full: bool = False) -> list[C
 
 def draw_examples(strategy: Any, n: int, seed: int) -> list[Any]:
     """``n`` examples of a hypothesis strategy, deterministic in ``seed``."""
+    _hypothesis_home()
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
 
@@ -103,3 +104,15 @@ def matrix_cases(ctx: Any, salt: str) -> list[Case]:
     if ctx.full:
         cases += golden_matrices()
     return cases
+
+
+def _hypothesis_home() -> None:
+    """Keep hypothesis's files in the user's cache folder ($XDG_CACHE_HOME or ~/.cache, under
+    manifold-oracle/hypothesis), never a ``.hypothesis/`` in the working directory."""
+    import os
+    from pathlib import Path
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    set_hypothesis_home_dir(str(Path(base) / "manifold-oracle" / "hypothesis"))

@@ -17,6 +17,8 @@ from typing import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("manifold_oracle.conformance.info", "versions of every dependency, precision settings, devices"),
     "conform": ("manifold_oracle.conformance.conform_cli", "check an implementation against the reference"),
+    "profiles": ("manifold_oracle.conformance.profiles_cli", "list the convention profiles, show one, and every field's allowed values"),
+    "matrix": ("manifold_oracle.conformance.matrix", "run every installed target in --full mode: docs/conformance_matrix.md + JSON"),
     "theory": ("manifold_oracle.theory_checks.cli", "reproduce the theory claims numerically"),
     "train": ("manifold_oracle.gpu_impl.train", "train the small transformer with a chosen optimizer"),
     "bench": ("manifold_oracle.bench.cli", "benchmarks (exact solvers, gpu_impl), tables into docs/"),

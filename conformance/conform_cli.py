@@ -2,9 +2,9 @@
 
     manifold-oracle conform [--target module:attr] [--profile NAME] [--quick|--full]
                             [--select ID ...] [--deselect ID ...] [--seed N]
-                            [--json PATH] [--junit PATH] [--xfail-file PATH] [-v]
+                            [--json PATH] [--junit PATH] [--waive FILE] [-v]
 
-Exit codes: 0 every check passed (xfail/graded/not-applicable allowed), 1 a check failed or the
+Exit codes: 0 every check passed (waived/xfail/graded/not-applicable allowed), 1 a check failed or the
 target raised, 2 the harness could not run (bad target or arguments, missing dependency).
 """
 
@@ -23,8 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default="gpu_impl",
                    help="module:attribute of an adapter, or a built-in name (gpu_impl, torch_muon, "
-                        "kj_muon, scipy_polar, geoopt, pymanopt); default gpu_impl")
-    p.add_argument("--profile", default=None, help="override the adapter's declared profile (a name "
+                        "kj_muon, scipy_polar, geoopt, pymanopt, ptopt_muon, ptopt_scion, heavyball_muon, "
+                        "optax_muon, …: `manifold-oracle matrix --help`); default gpu_impl")
+    p.add_argument("--profile", default=None, help="override the adapter's declared profile (`manifold-oracle "
+                   "profiles` lists them; a name "
                    "of conformance.profiles)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
@@ -36,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of every generated case (default 0)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report here")
     p.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML here")
-    p.add_argument("--xfail-file", default=None, metavar="PATH",
-                   help="lines 'check-id reason': expected failures (unmatched ids are reported)")
+    p.add_argument("--waive", "--xfail-file", dest="waive", default=None, metavar="FILE",
+                   help="waiver file: lines 'check-id reason' (reason mandatory; unknown ids are an "
+                        "error); a waived failure is reported WAIVED with its reason, exit 0. "
+                        "--xfail-file is the former name of the same option")
     p.add_argument("--repro-dir", default=None, metavar="DIR",
                    help="where failing inputs go (default: next to --json, else ./conform-repro)")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
@@ -61,17 +65,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{c.id:45s} [{', '.join(sorted(c.requires))}] {c.statement}")
         return 0
     from . import report as rep
-    from .runner import read_xfail_file, run
+    from .runner import read_waiver_file, run
 
     try:
-        xfail = read_xfail_file(ns.xfail_file) if ns.xfail_file else None
-    except OSError as exc:
-        print(f"manifold-oracle conform: cannot read --xfail-file: {exc}", file=sys.stderr)
+        waivers = read_waiver_file(ns.waive) if ns.waive else None
+    except (OSError, InvalidInputError) as exc:
+        print(f"manifold-oracle conform: bad --waive file: {exc}", file=sys.stderr)
+        return 2
+    from .selection import validate_selection
+
+    ids = [c.id for c in all_checks()]
+    try:
+        validate_selection(ns.select, ids, "--select")
+        validate_selection(ns.deselect, ids, "--deselect")
+    except InvalidInputError as exc:
+        print(f"manifold-oracle conform: {exc}", file=sys.stderr)
         return 2
     out_dir = Path(ns.repro_dir) if ns.repro_dir else (Path(ns.json).parent if ns.json else Path("conform-repro"))
     try:
         report = run(ns.target, ns.profile, mode=ns.mode, select=ns.select, deselect=ns.deselect,
-                     seed=ns.seed, xfail=xfail, out_dir=out_dir, progress=not ns.no_progress)
+                     seed=ns.seed, waivers=waivers, out_dir=out_dir, progress=not ns.no_progress)
     except NotAvailableError as exc:
         print(f"manifold-oracle conform: target {ns.target!r} not available: {exc}", file=sys.stderr)
         return 2

@@ -14,22 +14,31 @@ Direction conventions per ``Profile.rule`` (the value returned by an adapter's `
 * ``macro``: X = P_W(U), D = s · P_W(orth(X)) (MATH.md §7.1 variant A); W ← R_W(−lr·D).
 * ``muonh``: D = orth(U) (only its direction matters); W ← r·N(W′ − lr·r·N(D)),
   W′ = (1 − lr·λ)W, r = ‖W′‖_F (MATH.md §9.3).
+* ``sso``: W_r = R·W/σ₁(W) (retract), Φ = orth(M̂ + λΘ) with λ the root of ⟨Θ, Φ(λ)⟩ = 0
+  (``reference.optim.sso_lambda``), D = s·Φ, W ← W_r − lr·D (MATH.md §9.4).
+
+Every convention is the reference's (``reference.optim``: ``shape_scale``, ``momentum_buffer``,
+``nesterov_input``, ``apply_weight_decay``/``decay_factor``, ``macro_direction``, ``sso_lambda``; the
+reference manifolds' projections and retractions); an unknown convention name raises
+``InvalidInputError``. The orthogonaliser is injectable (``orth=``) so that the harness can judge
+the rule with the target's own orthogonaliser.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 import manifold_oracle.reference as R
+import manifold_oracle.reference.optim as RO
 from manifold_oracle.reference.errors import InvalidInputError
 
 from .profiles import Profile
 
 __all__ = ["round_to", "orthogonalise", "shape_scale", "momentum_update", "nesterov_input",
-           "direction", "step", "compute_dtype_for"]
+           "momentum_step", "orth_input", "sso_multiplier", "sso_input", "sso_degenerate", "direction", "step", "compute_dtype_for",
+           "return_dtype_for", "reference_momentum_form"]
 
 
 def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -57,15 +66,6 @@ def return_dtype_for(profile: Profile, input_dtype: str) -> str:
     return rd
 
 
-def _initial_x(profile: Profile, g: np.ndarray) -> np.ndarray:
-    """Normalised singular values entering step 1 (for the tolerance model)."""
-    s = np.linalg.svd(g, compute_uv=False)
-    fro = float(np.sqrt(np.sum(s**2)))
-    N = float(R.normaliser(fro, profile.eps, profile.eps_form)) if profile.has_ns else fro
-    N = N if N > 0 else 1.0
-    return s / (profile.safety * N)
-
-
 def orthogonalise(profile: Profile, G: np.ndarray, input_dtype: str = "float64") -> np.ndarray:
     """Expected output of the declared orthogonaliser on ``G`` (float64 values, shape (..., m, n)).
 
@@ -91,93 +91,147 @@ def orthogonalise(profile: Profile, G: np.ndarray, input_dtype: str = "float64")
     # model covers the extra half-ulp)
     fro = np.sqrt(np.sum(g * g, axis=(-2, -1), keepdims=True))
     N = np.asarray(R.normaliser(fro, sch.eps, sch.eps_form))
-    y = round_to(g / (sch.safety * N), cdt)
+    y = round_to(g / (sch.safety * np.where(N > 0, N, 1.0)), cdt)
+    zero = ~np.any(y != 0, axis=(-2, -1))
+    if np.all(zero):  # a zero matrix maps to 0 (the declared eps keeps the normaliser finite)
+        return np.zeros_like(y)
+    if np.any(zero):  # batched with zero slices: those stay 0
+        out = np.zeros_like(y)
+        out[~zero] = R.ns_apply(sch, y[~zero], safety=1.0, eps=0.0, eps_form="none")
+        return out
     return R.ns_apply(sch, y, safety=1.0, eps=0.0, eps_form="none")
 
 
+Orth = Callable[[np.ndarray], np.ndarray]
+
+
 def shape_scale(profile: Profile, shape: tuple[int, ...]) -> float:
-    """The declared shape scale (CONVENTIONS.md §6) for a weight of ``shape``."""
-    if profile.weight_layout == "flax":
-        d_in, d_out = shape[-2], shape[-1]
-    else:
-        d_out, d_in = shape[-2], shape[-1]
-    s = profile.shape_scale
-    if s == "kj":
-        return math.sqrt(max(1.0, d_out / d_in))
-    if s == "moonlight":
-        return 0.2 * math.sqrt(max(d_out, d_in))
-    if s == "spectral_mup":
-        return math.sqrt(d_out / d_in)
-    if s == "spectral":
-        return math.sqrt(max(d_out, d_in))
-    return 1.0
+    """The declared shape scale (CONVENTIONS.md §6) for a weight of ``shape``:
+    ``reference.optim.shape_scale`` in the declared weight layout (an unknown name raises
+    :class:`InvalidInputError`, never 1.0)."""
+    return float(RO.shape_scale(profile.shape_scale, tuple(shape), layout=profile.weight_layout))
+
+
+def reference_momentum_form(profile: Profile) -> str | None:
+    """The reference's combined optimizer form (``reference.optim.update_momentum``) of the
+    declared momentum/Nesterov pair, or None when it is not one of them (bias-corrected, G + M_t,
+    no momentum): then the recurrence involves divisions and is not exact in dyadic arithmetic."""
+    return {("ema", "none"): "ema", ("ema", "ema"): "nesterov_ema", ("accumulate", "none"): "accumulate",
+            ("accumulate", "accumulate"): "nesterov_accumulate"}.get((profile.momentum_form, profile.nesterov_form))
 
 
 def momentum_update(profile: Profile, M: np.ndarray | None, G: np.ndarray, beta: float) -> np.ndarray:
-    """M_t from M_{t−1} (None = zeros) per the declared momentum form (MATH.md §9.1)."""
-    m = np.zeros_like(G) if M is None else M
-    f = profile.momentum_form
-    if f in ("ema", "bias_corrected_ema"):
-        return beta * m + (1.0 - beta) * G
-    if f == "accumulate":
-        return beta * m + G
-    return G.copy()
+    """M_t from M_{t−1} (None = zeros): ``reference.optim.momentum_buffer`` of the declared form."""
+    return RO.momentum_buffer(profile.momentum_form, float(beta), np.zeros_like(G) if M is None else M, G)
 
 
 def nesterov_input(profile: Profile, M: np.ndarray, G: np.ndarray, beta: float, t: int) -> np.ndarray:
-    """The orthogonaliser's input U_t (Nesterov form or the momentum), t = 1-based step."""
-    f = profile.nesterov_form
-    if f == "ema":
-        return (1.0 - beta) * G + beta * M
-    if f == "accumulate":
-        return G + beta * M
-    if f == "bias_corrected":
-        return beta * M / (1.0 - beta ** (t + 1)) + (1.0 - beta) * G / (1.0 - beta**t)
-    if profile.momentum_form == "bias_corrected_ema":
-        return M / (1.0 - beta**t)
-    return M
+    """U_t from the updated buffer (t = 1-based step): ``reference.optim.nesterov_input``."""
+    return RO.nesterov_input(profile.nesterov_form, float(beta), M, G, t=t, buffer_form=profile.momentum_form)
+
+
+def momentum_step(profile: Profile, M: np.ndarray | None, G: np.ndarray, beta: float,
+                  t: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M_t, U_t): the new momentum and the orthogonaliser's input, t = 1-based step."""
+    Mt = momentum_update(profile, M, G, beta)
+    return Mt, nesterov_input(profile, Mt, G, beta, t)
+
+
+def _man(profile: Profile, manifold: Any) -> Any:
+    return manifold if manifold is not None else profile.manifolds[0].reference(point_tol=1e-4)
+
+
+def orth_input(profile: Profile, W: np.ndarray, U: np.ndarray, *, manifold: Any = None,
+               lam: float = 0.0) -> np.ndarray:
+    """The matrix the declared rule orthogonalises: U (muon, muonh), P_W(U) (macro),
+    M̂ + λΘ with M̂ = U/max(‖U‖_F, 1e-8) (sso, Θ = u₁v₁ᵀ of W)."""
+    if profile.rule in ("muon", "muonh"):
+        return U
+    if profile.rule == "macro":
+        return _man(profile, manifold).project_tangent(W, U)
+    if profile.rule == "sso":
+        Uu, _, Vh = np.linalg.svd(W, full_matrices=False)
+        return U / max(float(np.linalg.norm(U)), 1e-8) + lam * np.outer(Uu[:, 0], Vh[0])
+    raise InvalidInputError(f"profile {profile.name!r} declares no optimizer rule")
+
+
+def sso_multiplier(profile: Profile, W: np.ndarray, U: np.ndarray, input_dtype: str = "float64") -> float:
+    """λ of the declared SSO rule: the root of h(λ) = ⟨Θ, msign(M̂ + λΘ)⟩ by the reference's
+    ``reference.optim.sso_lambda`` with the declared orthogonaliser (exact or the schedule's
+    exact map); bracket failures raise (the declared rule has a root: h is monotone)."""
+    Uu, _, Vh = np.linalg.svd(W, full_matrices=False)
+    Th = np.outer(Uu[:, 0], Vh[0])
+    Mh = U / max(float(np.linalg.norm(U)), 1e-8)
+    backend: Any = "exact" if profile.schedule == "exact" else profile.ns_schedule()
+    lam, _ = RO.sso_lambda(Mh, Th, tol=1e-11, max_iter=200, max_expansions=60, backend=backend)
+    return float(lam)
+
+
+def sso_input(profile: Profile, W: np.ndarray, U: np.ndarray, manifold: Any = None) -> tuple[np.ndarray, float]:
+    """(M̂ + λΘ, λ): the orthogonaliser's input of the declared SSO step from W (retracted first)."""
+    Wr = _man(profile, manifold).radius * W / float(np.linalg.norm(W, 2))
+    lam = sso_multiplier(profile, Wr, U)
+    return orth_input(profile, Wr, U, lam=lam), lam
+
+
+def sso_degenerate(X: np.ndarray, rtol: float = 1e-8) -> bool:
+    """True when the SSO root λ* sits where M̂ + λΘ loses rank (σ_min/σ_max ≤ rtol): there h(λ)
+    jumps across 0 and the tangent LMO is set-valued (any completion of msign on the lost
+    direction is a solution), so no single expected step exists. Generic for square matrices:
+    det(M̂ + λΘ) is affine in λ."""
+    s = np.linalg.svd(X, compute_uv=False)
+    return bool(s.size and s[0] > 0 and s[-1] <= rtol * s[0])
 
 
 def direction(profile: Profile, W: np.ndarray, G: np.ndarray, M: np.ndarray | None, *, t: int = 1,
               beta: float | None = None, input_dtype: str = "float64",
-              manifold: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """(D, M_t): the declared direction and the new momentum, float64."""
+              manifold: Any = None, orth: Orth | None = None,
+              lam: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(D, M_t): the declared direction and the new momentum, float64 (``lam``: a precomputed
+    SSO multiplier of this step, from :func:`sso_input`).
+
+    ``orth`` maps the orthogonaliser's input to its output (default: the declared map of
+    :func:`orthogonalise` on the input held in ``input_dtype``); the harness passes the target's
+    own orthogonaliser to judge the rule apart from the orthogonaliser's rounding."""
     beta = profile.momentum if beta is None else beta
-    Mt = momentum_update(profile, M, G, beta)
-    U = nesterov_input(profile, Mt, G, beta, t)
-    if profile.rule == "muon" or profile.rule == "muonh":
-        O = orthogonalise(profile, U, input_dtype)
-        return (shape_scale(profile, W.shape) if profile.rule == "muon" else 1.0) * O, Mt
+    Mt, U = momentum_step(profile, M, G, beta, t)
+    o = orth if orth is not None else (lambda X: orthogonalise(profile, X, input_dtype))
+    if profile.rule in ("muon", "muonh"):
+        return (shape_scale(profile, W.shape) if profile.rule == "muon" else 1.0) * o(U), Mt
     if profile.rule == "macro":
-        man = manifold if manifold is not None else profile.manifolds[0].reference(point_tol=1e-4)
-        X = man.project_tangent(W, U)
-        O = orthogonalise(profile, X, input_dtype)
-        D = man.project_tangent(W, O)
+        man = _man(profile, manifold)
+        D = RO.macro_direction(U, lambda Z: man.project_tangent(W, Z), o, "A")
         return profile.scale * shape_scale(profile, W.shape) * D, Mt
+    if profile.rule == "sso":
+        lam = sso_multiplier(profile, W, U, input_dtype) if lam is None else lam
+        return profile.scale * shape_scale(profile, W.shape) * o(orth_input(profile, W, U, lam=lam)), Mt
     raise InvalidInputError(f"profile {profile.name!r} declares no optimizer rule")
 
 
 def step(profile: Profile, W: np.ndarray, G: np.ndarray, M: np.ndarray | None, *, lr: float,
          weight_decay: float = 0.0, t: int = 1, beta: float | None = None,
-         input_dtype: str = "float64", manifold: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """(W_{t+1}, M_t) of one declared step from W_t, float64."""
-    D, Mt = direction(profile, W, G, M, t=t, beta=beta, input_dtype=input_dtype, manifold=manifold)
+         input_dtype: str = "float64", manifold: Any = None,
+         orth: Orth | None = None, lam: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(W_{t+1}, M_t) of one declared step from W_t, float64 (``orth`` as in :func:`direction`).
+
+    sso is retract-then-step: W_r = R·W/σ₁(W) (R of ``manifolds[0]``, or σ₁ of the starting
+    weights for ``radius_source='init'``: pass ``manifold``), W_{t+1} = W_r − lr·s·Φ."""
+    if profile.rule == "sso":
+        man = _man(profile, manifold)
+        W = man.radius * W / float(np.linalg.norm(W, 2))
+    D, Mt = direction(profile, W, G, M, t=t, beta=beta, input_dtype=input_dtype, manifold=manifold, orth=orth,
+                      lam=lam)
     c = profile.weight_decay_coupling
     wd = weight_decay
     if profile.rule == "muon":
-        if c == "decoupled_raw_lr":
-            return (1.0 - lr * wd) * W - lr * D, Mt
-        if c == "decoupled_adjusted_lr":
-            return (1.0 - lr * shape_scale(profile, W.shape) * wd) * W - lr * D, Mt
-        if c == "added_to_update":
-            return W - lr * (D + wd * W), Mt
-        return W - lr * D, Mt
+        return RO.apply_weight_decay(c, W, D, lr, wd, shape_scale(profile, W.shape)), Mt
     if profile.rule == "macro":
-        man = manifold if manifold is not None else profile.manifolds[0].reference(point_tol=1e-4)
-        decl = profile.manifolds[0]
-        return man.retract(W, -lr * D, method=decl.retraction), Mt
+        man = _man(profile, manifold)
+        return man.retract(W, -lr * D, method=profile.manifolds[0].retraction), Mt
+    if profile.rule == "sso":
+        return W - lr * D, Mt
     if profile.rule == "muonh":
-        Wp = (1.0 - lr * wd) * W if c == "before_radius" else W
+        Wp = RO.decay_factor(c, lr, wd) * W
         r = float(np.linalg.norm(Wp))
         q = max(float(np.linalg.norm(D)), 1e-8)
         X = Wp - lr * (r / q) * D

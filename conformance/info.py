@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 DEPENDENCIES = ("numpy", "scipy", "mpmath", "torch", "cvxpy", "clarabel", "scs", "hypothesis",
                 "matplotlib", "tqdm", "pytest", "pytest-xdist", "geoopt", "pymanopt",
-                "muon-optimizer")
+                "muon-optimizer", "pytorch_optimizer", "heavyball", "optax", "jax")
 
 
 def collect() -> dict[str, Any]:
@@ -76,6 +76,13 @@ def _torch() -> dict[str, Any]:
         "default_dtype": str(torch.get_default_dtype()),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
+    try:  # the hardware choice behind ns_dtype="auto" (gpu_impl.msign.native_ns_dtype)
+        from manifold_oracle.gpu_impl.msign import native_ns_dtype
+
+        info["ns_dtype_auto"] = {d: dict(zip(("dtype", "reason"), (str(native_ns_dtype(d)[0]), native_ns_dtype(d)[1])))
+                                 for d in ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])}
+    except Exception as exc:  # report rather than crash (info must always print)
+        info["ns_dtype_auto"] = {"error": str(exc)}
     return info
 
 
@@ -98,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if t.get("available"):
         print(f"torch {t['version']}: devices {', '.join(t['devices'])}; threads {t['num_threads']}; "
               f"fp32 matmul precision {t['float32_matmul_precision']}; TF32 matmul {t['allow_tf32_matmul']}")
+        for dev, choice in t.get("ns_dtype_auto", {}).items():
+            if isinstance(choice, dict):
+                print(f"Newton–Schulz dtype 'auto' on {dev}: {choice['dtype']} ({choice['reason']})")
     else:
         print(f"torch: not available ({t.get('error')})")
     return 0

@@ -2,30 +2,41 @@
 
 It does nothing unless a target is named. With ``--oracle-target=pkg.mod:attr`` (or a built-in
 name) the conformance checks run inside the user's own test session, one pytest item per
-check (node ids ``manifold-oracle::<check id>``), next to the user's tests:
+check, next to the user's tests:
 
     pytest --oracle-target=mypkg.adapters:MyMuon [--oracle-profile NAME] [--oracle-mode quick|full]
            [--oracle-seed N] [--oracle-select ID ...] [--oracle-deselect ID ...]
-           [--oracle-json PATH] [--oracle-xfail-file PATH] [--junitxml PATH] [-n auto]
+           [--oracle-json PATH] [--oracle-waive FILE] [--junitxml PATH] [-n auto]
 
-A failing check fails its item (the message carries the figure, the bound and its provenance,
-and a re-run snippet whose inputs are saved next to ``--oracle-json``); a not-applicable check
-is skipped with its reason; a failure documented by the profile or the xfail file is an xfail.
-JUnit XML comes from pytest's ``--junitxml`` (each item carries its figures as properties); the
-JSON report (same schema as ``manifold-oracle conform --json``) is written by the controlling
-process, so it also works under pytest-xdist. An unavailable target stops the session with exit
-code 2 (never a pass).
+Items behave like pytest items: node ids ``manifold-oracle/<family>::<check id>`` (e.g.
+``manifold-oracle/safety::safety.determinism``) can be given on the command line (a
+``manifold-oracle[/family]`` argument selects the oracle items only), ``-k``, ``-m oracle``
+(the registered ``oracle`` marker), ``--lf``/``--ff`` and ``--collect-only`` work, and the
+JUnit classname is ``manifold-oracle.<family>``. A failing check fails its item (figure, bound
+and provenance, the failing cases grouped, a re-run snippet); a not-applicable check is skipped
+with its reason; a failure documented by the profile is an xfail, a failure waived by the user's
+``--oracle-waive`` file an xfail "waived: <reason> (was …)" (status ``waived`` in the JSON). The JSON
+report (same schema as ``manifold-oracle conform --json``) is written by the controlling
+process from every worker's results, so it is complete under pytest-xdist. An unavailable
+target or a selection matching no check stops the session with exit code 2 (never a pass).
+
+Users' own tests can call the harness through the ``manifold_oracle`` fixture:
+
+    def test_my_muon(manifold_oracle):
+        manifold_oracle(MyAdapter(), select=["spec", "safety"])   # fails the test on a failure
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 _KEY = "oracle_result"
+#: first component of every oracle node id (an argument starting with it selects oracle items)
+ROOT = "manifold-oracle"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,41 +51,123 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--oracle-select", nargs="+", default=[], metavar="ID", help="check ids/patterns to run")
     group.addoption("--oracle-deselect", nargs="+", default=[], metavar="ID", help="check ids/patterns to skip")
     group.addoption("--oracle-json", default=None, metavar="PATH", help="write the JSON report here")
-    group.addoption("--oracle-xfail-file", default=None, metavar="PATH",
-                    help="lines 'check-id reason' of expected failures")
+    group.addoption("--oracle-waive", "--oracle-xfail-file", dest="oracle_waive", default=None, metavar="FILE",
+                    help="waiver file: lines 'check-id reason' (reason mandatory, unknown ids are an "
+                         "error); a waived failure is an xfail 'waived: reason' and 'waived' in the JSON")
 
 
 def _enabled(config: pytest.Config) -> bool:
     return bool(config.getoption("--oracle-target", default=None))
 
 
+# ------------------------------------------------------------------------------ configuration
+class _Meta:
+    """What every process of the session knows about the oracle run (resolved once)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
+
+        from .adapters import resolve_target
+        from .checks import all_checks
+        from .runner import read_waiver_file, select_checks, target_name
+        from .selection import validate_selection
+
+        target = config.getoption("--oracle-target")
+        try:
+            self.adapter = resolve_target(target, config.getoption("--oracle-profile"))
+        except (NotAvailableError, InvalidInputError) as exc:
+            pytest.exit(f"manifold-oracle: target {target!r} not available: {exc}", returncode=2)
+        self.profile = self.adapter.get_profile()
+        self.target = target_name(self.adapter, target)
+        self.mode = config.getoption("--oracle-mode")
+        self.seed = int(config.getoption("--oracle-seed"))
+        xf_path = config.getoption("oracle_waive")
+        try:
+            self.xfail = read_waiver_file(xf_path) if xf_path else {}
+        except (OSError, InvalidInputError) as exc:
+            raise pytest.UsageError(f"manifold-oracle: bad --oracle-waive file: {exc}") from exc
+        json_path = config.getoption("--oracle-json")
+        self.out_dir = Path(json_path).parent if json_path else None
+        ids = [c.id for c in all_checks()]
+        sel, desel = list(config.getoption("--oracle-select")), list(config.getoption("--oracle-deselect"))
+        try:
+            validate_selection(sel, ids, "--oracle-select")
+            validate_selection(desel, ids, "--oracle-deselect")
+        except InvalidInputError as exc:
+            pytest.exit(f"manifold-oracle: {exc}", returncode=2)
+        self.checks = select_checks(all_checks(), sel, desel, self.mode)
+        self._ctx: Any = None
+
+    @property
+    def ctx(self) -> Any:
+        if self._ctx is None:
+            from .checks import Context
+
+            self._ctx = Context(self.adapter, self.profile, seed=self.seed, mode=self.mode)
+        return self._ctx
+
+
+def _split_oracle_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(other args, oracle node-id selections) of the command-line arguments."""
+    rest, picks = [], []
+    for a in args:
+        (picks if a == ROOT or a.startswith(ROOT + "/") or a.startswith(ROOT + "::") else rest).append(a)
+    return rest, picks
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "oracle: a manifold-oracle conformance check (pytest plugin item)")
+    if not _enabled(config):
+        return
+    # ``manifold-oracle/<family>::<id>`` arguments name items that exist only in this plugin:
+    # take them out of the file arguments and keep them as node-id filters
+    rest, picks = _split_oracle_args(list(config.args))
+    if picks:
+        config.args[:] = rest
+    config._oracle_picks = picks  # type: ignore[attr-defined]
+    config._oracle_only = bool(picks) and not rest  # type: ignore[attr-defined]
+    config._oracle_results = []  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Resolve the target and the selection once per process (an unavailable target or a
+    selection matching no check ends the session with exit code 2)."""
+    if _enabled(session.config):
+        session.config._oracle_meta = _Meta(session.config)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------- items
 class OracleCheckFailed(Exception):
     """A conformance check failed (the message carries figures and the repro)."""
+
+
+class OracleFamily(pytest.Collector):
+    """The virtual collector ``manifold-oracle/<family>`` holding that family's checks."""
+
+    def collect(self) -> list[pytest.Item]:  # items are created by the plugin, not collected
+        return []
 
 
 class OracleItem(pytest.Item):
     """One conformance check as a pytest item."""
 
-    def __init__(self, *, check: Any, state: dict[str, Any], **kw: Any) -> None:
+    def __init__(self, *, check: Any, meta: _Meta, **kw: Any) -> None:
         super().__init__(**kw)
         self.check = check
-        self.state = state
+        self.meta = meta
+        self.add_marker("oracle")
 
     def runtest(self) -> None:
-        from .runner import FAILING, run_check
+        from .runner import FAILING, apply_waivers, run_check, waiver_log
 
-        ctx = self.state["ctx"]
-        res = run_check(ctx, self.check)
-        for pat, why in self.state["xfail"].items():
-            import fnmatch
-
-            if fnmatch.fnmatch(res.id, pat) or res.id == pat:
-                if res.status in FAILING:
-                    res.status, res.reason = "xfail", f"xfail file: {why}"
-        if res.status in FAILING and res._case is not None and self.state["out_dir"] is not None:
+        meta = self.meta
+        res = run_check(meta.ctx, self.check)
+        apply_waivers(res, meta.xfail, waiver_log(meta.xfail))
+        if res.status in FAILING and res._case is not None and meta.out_dir is not None:
             from . import repro
 
-            res.repro = repro.write(self.state["out_dir"], self.state["report_stub"], res)
+            res.repro = repro.write(meta.out_dir, _report_stub(meta), res)
         d = res.to_dict()
         self.user_properties.append((_KEY, json.dumps(d)))
         for k in ("status", "figure", "measured", "margin", "grade", "worst_case"):
@@ -85,17 +178,12 @@ class OracleItem(pytest.Item):
             self.user_properties.append(("tolerance_provenance", d["tolerance"]["provenance"]))
         if res.status == "not_applicable":
             pytest.skip(f"not applicable: {res.reason}")
-        if res.status == "xfail":
+        if res.status in ("xfail", "waived"):  # reported as xfail: never a pass
             pytest.xfail(res.reason or "documented failure")
         if res.status in FAILING:
-            tol = res.tolerance or {}
-            msg = [f"{res.id}: {res.statement}",
-                   f"{res.figure} = {res.measured} > bound {tol.get('bound')} "
-                   f"[{tol.get('formula', '')}; {tol.get('provenance', '')}]" if res.figure else (res.reason or ""),
-                   f"worst case: {res.worst_case}"]
-            if res.repro:
-                msg += [f"inputs: {res.repro['inputs']}", "re-run:", res.repro["snippet"]]
-            raise OracleCheckFailed("\n".join(msg))
+            from .report import failure_text
+
+            raise OracleCheckFailed(failure_text(res))
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:  # type: ignore[override]
         if isinstance(excinfo.value, OracleCheckFailed):
@@ -103,51 +191,52 @@ class OracleItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"manifold-oracle::{self.check.id}"
+        return self.path, None, f"{ROOT}/{self.check.family}::{self.check.id}"
 
 
+def _report_stub(meta: _Meta) -> Any:
+    """What ``repro.write`` reads from a report."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(target=meta.target, profile=meta.profile, seed=meta.seed, mode=meta.mode)
+
+
+def _picked(nodeid: str, picks: list[str]) -> bool:
+    return any(nodeid == p or nodeid.startswith(p.rstrip("/") + "/") or nodeid.startswith(p + "::")
+               or (p == ROOT) for p in picks)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     if not _enabled(config):
         return
-    from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
-
-    from .adapters import resolve_target
-    from .checks import Context, all_checks
-    from .runner import read_xfail_file, select_checks, target_name
-
-    target = config.getoption("--oracle-target")
-    try:
-        adapter = resolve_target(target, config.getoption("--oracle-profile"))
-    except (NotAvailableError, InvalidInputError) as exc:
-        pytest.exit(f"manifold-oracle: target {target!r} not available: {exc}", returncode=2)
-    prof = adapter.get_profile()
-    mode = config.getoption("--oracle-mode")
-    seed = int(config.getoption("--oracle-seed"))
-    xf_path = config.getoption("--oracle-xfail-file")
-    xfail = read_xfail_file(xf_path) if xf_path else {}
-    json_path = config.getoption("--oracle-json")
-    out_dir = Path(json_path).parent if json_path else None
-
-    class _Stub:  # what repro.write needs from a report
-        pass
-
-    stub = _Stub()
-    stub.target, stub.profile, stub.seed, stub.mode = target_name(adapter, target), prof, seed, mode  # type: ignore[attr-defined]
-    state = {"ctx": Context(adapter, prof, seed=seed, mode=mode), "xfail": xfail, "out_dir": out_dir,
-             "report_stub": stub}
-    config._oracle_meta = {"target": stub.target, "adapter": adapter.name, "profile": prof,  # type: ignore[attr-defined]
-                           "mode": mode, "seed": seed, "xfail": xfail}
-    checks = select_checks(all_checks(), config.getoption("--oracle-select"),
-                           config.getoption("--oracle-deselect"), mode)
-    for chk in checks:
-        items.append(OracleItem.from_parent(session, name=f"manifold-oracle::{chk.id}", check=chk, state=state))
+    meta: _Meta = config._oracle_meta  # type: ignore[attr-defined]
+    picks: list[str] = config._oracle_picks  # type: ignore[attr-defined]
+    if config._oracle_only:  # type: ignore[attr-defined]
+        items[:] = []  # only oracle node ids were named: no user test files
+    families: dict[str, OracleFamily] = {}
+    root = Path(str(config.rootpath)) / ROOT
+    new = []
+    for chk in meta.checks:
+        fam = families.get(chk.family)
+        if fam is None:
+            fam = families[chk.family] = OracleFamily.from_parent(
+                session, name=f"{ROOT}/{chk.family}", nodeid=f"{ROOT}/{chk.family}", path=root / chk.family)
+        item = OracleItem.from_parent(fam, name=chk.id, check=chk, meta=meta)
+        if picks and not _picked(item.nodeid, picks):
+            continue
+        new.append(item)
+    # report the virtual collectors as collected (terminal counts, --collect-only, lastfailed)
+    for fam in families.values():
+        mine = [it for it in new if it.parent is fam]
+        config.hook.pytest_collectreport(report=pytest.CollectReport(fam.nodeid, "passed", None, mine))
+    if picks and not new:
+        pytest.exit(f"manifold-oracle: {' '.join(picks)} names no oracle item; node ids look like "
+                    f"{ROOT}/safety::safety.determinism", returncode=2)
+    items.extend(new)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if _enabled(config):
-        config._oracle_results = []  # type: ignore[attr-defined]
-
-
+# ------------------------------------------------------------------------- results and JSON
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" and not (report.when == "setup" and report.skipped):
         return
@@ -156,7 +245,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             _RESULTS.append(json.loads(v))
 
 
+#: results received in this process (the controller receives every worker's reports)
 _RESULTS: list[dict[str, Any]] = []
+
+
+def _result_from_dict(d: dict[str, Any]) -> Any:
+    from dataclasses import fields
+
+    from .runner import CheckResult
+
+    names = {f.name for f in fields(CheckResult) if not f.name.startswith("_")}
+    return CheckResult(**{k: v for k, v in d.items() if k in names})
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -164,28 +263,65 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _enabled(config) or hasattr(config, "workerinput"):
         return
     path = config.getoption("--oracle-json")
-    if not path:
+    meta: _Meta | None = getattr(config, "_oracle_meta", None)
+    if not path or meta is None:
         return
+    import fnmatch
     import time
 
     from .info import collect
-    from .runner import SCHEMA_VERSION, _jsonable, _precision_state
+    from .runner import Report, precision_state
 
-    meta = getattr(config, "_oracle_meta", None)
-    results = list(_RESULTS)
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    ok = not any(r["status"] in ("fail", "error") for r in results)
+    order = {c.id: i for i, c in enumerate(meta.checks)}
+    seen: dict[str, dict[str, Any]] = {}
+    for r in _RESULTS:
+        seen[r["id"]] = r
+    results = [_result_from_dict(d) for d in sorted(seen.values(), key=lambda d: order.get(d["id"], 1 << 30))]
     env = collect()
-    env["precision_state"] = _precision_state()
-    prof = meta["profile"].to_dict() if meta else {}
-    doc = {"schema_version": SCHEMA_VERSION, "tool": "manifold-oracle pytest plugin",
-           "target": meta["target"] if meta else config.getoption("--oracle-target"),
-           "adapter": meta["adapter"] if meta else "", "profile": prof,
-           "mode": config.getoption("--oracle-mode"), "seed": int(config.getoption("--oracle-seed")),
-           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "duration_s": 0.0, "environment": env,
-           "summary": {"counts": counts, "ok": ok, "exit_code": 0 if ok else 1},
-           "xfail_unmatched": [], "checks": results}
+    env["precision_state"] = precision_state()
+    used = {p for p in meta.xfail for r in results if fnmatch.fnmatch(r.id, p) or r.id == p}
+    wlog = [{"check": p, "reason": why, "matched": [r.id for r in results if fnmatch.fnmatch(r.id, p) or r.id == p],
+             "waived": [r.id for r in results if (fnmatch.fnmatch(r.id, p) or r.id == p) and r.status == "waived"]}
+            for p, why in meta.xfail.items()]
+    report = Report(meta.target, meta.adapter.name, meta.profile, meta.mode, meta.seed, results, env,
+                    time.strftime("%Y-%m-%dT%H:%M:%S%z"), float(sum(r.duration_s for r in results)),
+                    sorted(set(meta.xfail) - used), wlog)
+    doc = report.to_dict()
+    doc["tool"] = "manifold-oracle pytest plugin"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(_jsonable(doc), indent=2, ensure_ascii=False))
+    Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+# ---------------------------------------------------------------------------------- fixture
+@pytest.fixture
+def manifold_oracle(tmp_path: Path) -> Callable[..., Any]:
+    """Run the harness on an adapter from a user's own test.
+
+    ``manifold_oracle(target, *, profile=None, select=(), deselect=(), mode="quick", seed=0,
+    check=True)`` returns the :class:`~conformance.runner.Report`; with ``check=True`` a failing
+    or erroring check fails the calling test with the console summary (repro files under the
+    test's ``tmp_path``). A target that is not available raises ``NotAvailableError``.
+    """
+
+    def run_oracle(target: Any, *, profile: Any = None, select: Any = (), deselect: Any = (),
+                   mode: str = "quick", seed: int = 0, check: bool = True) -> Any:
+        import io
+
+        from . import report as rep
+        from .checks import all_checks
+        from .runner import run
+        from .selection import validate_selection
+
+        ids = [c.id for c in all_checks()]
+        validate_selection(list(select), ids, "select")
+        validate_selection(list(deselect), ids, "deselect")
+        report = run(target, profile, mode=mode, select=list(select), deselect=list(deselect), seed=seed,
+                     out_dir=tmp_path)
+        if check and not report.ok:
+            buf = io.StringIO()
+            rep.console_table(report, buf)
+            pytest.fail(f"manifold-oracle: {report.target} fails its declared profile\n{buf.getvalue()}",
+                        pytrace=False)
+        return report
+
+    return run_oracle

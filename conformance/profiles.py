@@ -16,16 +16,28 @@ Field vocabulary (values in brackets):
   ``compute_dtype`` [bfloat16, float16, float32, float64, input], ``return_dtype`` [input,
   bfloat16, float32, compute], ``transpose_rule`` [tall, wide, right_multiply, none],
   ``weight_layout`` [torch, flax], ``ndim_handling`` [2d_only, batched, flatten];
-* optimizer: ``rule`` [muon, macro, muonh, none], ``momentum_form`` [ema, accumulate,
+* optimizer: ``rule`` [muon, macro, muonh, sso, none] (sso: spectral sphere, Φ = msign(M̂ + λΘ)
+  with the tangent multiplier λ, retract-then-step to σ_max = R, MATH §9.4), ``momentum_form`` [ema, accumulate,
   bias_corrected_ema, none], ``momentum``, ``nesterov_form`` [none, ema, accumulate,
-  bias_corrected], ``shape_scale`` [none, kj, moonlight, spectral_mup, spectral, unit],
+  bias_corrected, grad_plus_ema (U = G + M_t, HeavyBall)], ``shape_scale`` [none, kj, moonlight, spectral_mup, spectral, unit],
   ``scale`` (extra constant factor s of MACRO), ``weight_decay_coupling`` [decoupled_raw_lr,
   decoupled_adjusted_lr, added_to_update, before_radius, none], ``weight_decay``, ``lr``;
 * manifold: ``manifolds`` (tuple of :class:`ManifoldDecl`), ``direction_tangent`` (the declared
-  direction lies in the tangent space);
-* ``mutation`` (which inputs/state a step writes, documented), ``precision_dependencies``,
+  direction lies in the tangent space), ``radius_source`` [declared (the radius of
+  ``manifolds[0]``, whatever the starting weights), init (the norm of the weights the optimizer
+  is constructed on: MuonH, MACRO radius='init')]; ``update_dtype`` [parameter (the shape scale and
+  lr meet the orthogonaliser's output in the parameter dtype, e.g. ``p.add_(O, alpha=-lr·s)``),
+  return (the update s·O is formed in the orthogonaliser's return dtype first, e.g. KJ's bf16
+  ``update *= scale``: one more rounding of that dtype)];
+* ``mutation`` (which state a step writes, documentation only: a write into an input or into
+  ``p.grad`` is a failure whatever is declared here), ``precision_dependencies``,
   ``nan_policy`` [propagate, raise, nan_to_num], ``zero_policy`` [zero, nan, raise, identity],
-  ``routing`` (text), ``scale_range`` (‖G‖_F range over which scale invariance is promised).
+  ``routing`` (text), ``scale_range`` (‖G‖_F range over which scale invariance is promised;
+  default None = the input dtype's whole finite range; it never exempts a silent wrong output).
+
+A built-in profile of a third-party package declares **conventions** (schedule, eps form, scale,
+momentum form, axis, radius), never defects: a defect of the package is a FAIL of its target
+(docs/conformance.md, "Verdicts"); a user accepts one for their CI with a waiver file.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.reference.kinds import canonical_kind, manifold_from_kind
 
 __all__ = ["ManifoldDecl", "Profile", "PROFILES", "PROFILES_REGISTRY", "get_profile", "register_profile"]
 
@@ -49,6 +62,7 @@ class ManifoldDecl:
     ``retraction``: the reference retraction name it implements; ``retraction_order``: 1 or 2
     (the tangent part of R(tξ) − W − tξ is O(t^{order+1})). ``name`` is how the adapter calls it.
     ``dtype``: the dtype the adapter computes in (float64 for numpy libraries).
+    ``extra_dtypes``, ``transport``, ``unsupported``: see the fields (geometry capabilities).
     """
 
     name: str
@@ -59,6 +73,14 @@ class ManifoldDecl:
     retraction_order: int = 2
     dtype: str = "float64"
     shapes: tuple[tuple[int, int], ...] = ((6, 4), (4, 6))
+    #: dtypes besides float64 and ``dtype`` in which the geometry capabilities (dist, log, exp,
+    #: project_point, riemannian_gradient, transport) are checked
+    extra_dtypes: tuple[str, ...] = ()
+    #: the declared vector transport: "projection" (P_Y(ξ)) or "parallel" (along the geodesic)
+    transport: str = "projection"
+    #: geometry capabilities the target does not provide for this manifold (checks are N/A for it,
+    #: with this declaration as the reason)
+    unsupported: tuple[str, ...] = ()
 
     def reference(self, point_tol: float = 1e-8) -> Any:
         """The reference manifold of ``reference.manifolds`` with these conventions.
@@ -66,18 +88,36 @@ class ManifoldDecl:
         ``point_tol``: how far off the manifold an input point may be (1e-8 for float64 points;
         the harness passes 1e-4 for points held in fp32/bf16 and measures feasibility itself).
         """
-        import manifold_oracle.reference as R
-        if self.kind == "frobenius_sphere":
-            return R.FrobeniusSphere(self.radius, point_tol=point_tol)
-        if self.kind == "spectral_sphere":
-            return R.SpectralSphere(self.radius, point_tol=point_tol)
-        if self.kind == "oblique":
-            return R.Oblique(self.radius, axis=self.axis or "rows", point_tol=point_tol)
-        if self.kind == "stiefel":
-            return R.Stiefel(self.radius, point_tol=point_tol)
-        if self.kind == "euclidean":
-            return R.Euclidean(point_tol=point_tol)
-        raise InvalidInputError(f"unknown manifold kind {self.kind!r}")
+        return manifold_from_kind(self.kind, self.radius, axis=self.axis, point_tol=point_tol)
+
+    @property
+    def canonical_kind(self) -> str:
+        """The canonical kind of ``reference.kinds`` (``oblique`` + axis → oblique_rows/cols)."""
+        return canonical_kind(self.kind, self.axis)
+
+
+#: allowed values of every enumerated Profile field (``manifold-oracle profiles --fields``)
+FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
+        "extension": ("repeat_last", "cycle"),
+        "normalisation": ("frobenius_per_matrix", "frobenius_whole_tensor"),
+        "eps_form": ("+eps", "clamp", "none"),
+        "cast_point": ("cast_then_normalise", "normalise_then_cast", "stochastic_rounding", "none"),
+        "compute_dtype": ("bfloat16", "float16", "float32", "float64", "input"),
+        "return_dtype": ("input", "bfloat16", "float32", "float64", "compute"),
+        "transpose_rule": ("tall", "wide", "right_multiply", "none"),
+        "weight_layout": ("torch", "flax"),
+        "ndim_handling": ("2d_only", "batched", "flatten"),
+        "rule": ("none", "muon", "macro", "muonh", "sso"),
+        "radius_source": ("declared", "init"),
+        "update_dtype": ("parameter", "return"),
+        "momentum_form": ("none", "ema", "accumulate", "bias_corrected_ema"),
+        "nesterov_form": ("none", "ema", "accumulate", "bias_corrected", "grad_plus_ema"),
+        "shape_scale": ("none", "kj", "moonlight", "spectral_mup", "spectral", "unit"),
+        "weight_decay_coupling": ("none", "decoupled_raw_lr", "decoupled_adjusted_lr",
+                                  "added_to_update", "before_radius"),
+        "nan_policy": ("propagate", "raise", "nan_to_num"),
+        "zero_policy": ("zero", "nan", "raise", "identity"),
+}
 
 
 @dataclass(frozen=True)
@@ -120,32 +160,16 @@ class Profile:
     # --- behaviour
     mutation: tuple[str, ...] = ()
     precision_dependencies: tuple[str, ...] = ()
+    radius_source: str = "declared"
+    update_dtype: str = "parameter"
     nan_policy: str = "propagate"
     zero_policy: str = "zero"
     routing: str = "every 2-D parameter"
-    scale_range: tuple[float, float] = (1e-12, 1e12)
+    scale_range: tuple[float, float] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        choices: Mapping[str, tuple[Any, ...]] = {
-            "extension": ("repeat_last", "cycle"),
-            "normalisation": ("frobenius_per_matrix", "frobenius_whole_tensor"),
-            "eps_form": ("+eps", "clamp", "none"),
-            "cast_point": ("cast_then_normalise", "normalise_then_cast", "stochastic_rounding", "none"),
-            "compute_dtype": ("bfloat16", "float16", "float32", "float64", "input"),
-            "return_dtype": ("input", "bfloat16", "float32", "float64", "compute"),
-            "transpose_rule": ("tall", "wide", "right_multiply", "none"),
-            "weight_layout": ("torch", "flax"),
-            "ndim_handling": ("2d_only", "batched", "flatten"),
-            "rule": ("none", "muon", "macro", "muonh"),
-            "momentum_form": ("none", "ema", "accumulate", "bias_corrected_ema"),
-            "nesterov_form": ("none", "ema", "accumulate", "bias_corrected"),
-            "shape_scale": ("none", "kj", "moonlight", "spectral_mup", "spectral", "unit"),
-            "weight_decay_coupling": ("none", "decoupled_raw_lr", "decoupled_adjusted_lr",
-                                      "added_to_update", "before_radius"),
-            "nan_policy": ("propagate", "raise", "nan_to_num"),
-            "zero_policy": ("zero", "nan", "raise", "identity"),
-        }
+        choices: Mapping[str, tuple[Any, ...]] = FIELD_CHOICES
         for fname, allowed in choices.items():
             if getattr(self, fname) not in allowed:
                 raise InvalidInputError(f"profile {self.name!r}: {fname}={getattr(self, fname)!r} "
@@ -218,8 +242,8 @@ register_profile(Profile(
     return_dtype="bfloat16", transpose_rule="tall", ndim_handling="batched", rule="muon",
     momentum_form="ema", momentum=0.95, nesterov_form="ema", shape_scale="kj",
     weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.02,
-    param_dtypes=("float32", "bfloat16"),
-    mutation=("momentum_buffer", "grad (Nesterov blend written into p.grad; CONVENTIONS §10 #3)"),
+    param_dtypes=("float32", "bfloat16"), update_dtype="return",
+    mutation=("momentum_buffer",),
     nan_policy="propagate", zero_policy="zero", routing="hidden 2-D (and 4-D viewed as (out, rest))",
 ))
 register_profile(Profile(
@@ -286,9 +310,10 @@ register_profile(Profile(
     "EuclideanStiefel (projection u − x·sym(xᵀu), QR retraction with sign fix)",
     source="CONVENTIONS.md §4.14", compute_dtype="float64", return_dtype="input",
     manifolds=(ManifoldDecl("Sphere", "oblique", axis="rows", radius=1.0, retraction="normalize",
-                            retraction_order=2),
+                            retraction_order=2, extra_dtypes=("float32",)),
                ManifoldDecl("Stiefel", "stiefel", radius=1.0, retraction="qr", retraction_order=1,
-                            shapes=((7, 3), (5, 5)))),
+                            shapes=((7, 3), (5, 5)), extra_dtypes=("float32",),
+                            unsupported=("dist", "log"))),
 ))
 register_profile(Profile(
     name="pymanopt", description="pymanopt 2.2.1: Sphere(*shape) Frobenius, Oblique(m, n) unit "
@@ -299,9 +324,9 @@ register_profile(Profile(
                ManifoldDecl("Oblique", "oblique", axis="cols", radius=1.0, retraction="normalize",
                             retraction_order=2),
                ManifoldDecl("Stiefel(qr)", "stiefel", radius=1.0, retraction="qr", retraction_order=1,
-                            shapes=((7, 3), (5, 5))),
+                            shapes=((7, 3), (5, 5)), unsupported=("dist", "log")),
                ManifoldDecl("Stiefel(polar)", "stiefel", radius=1.0, retraction="polar",
-                            retraction_order=2, shapes=((7, 3), (5, 5)))),
+                            retraction_order=2, shapes=((7, 3), (5, 5)), unsupported=("dist", "log"))),
 ))
 
 
@@ -323,7 +348,7 @@ def _gpu_manifolds(first: str) -> tuple[ManifoldDecl, ...]:
         "oblique_cols": ManifoldDecl("oblique_cols", "oblique", axis="cols", radius=1.0,
                                      retraction="normalize", retraction_order=2),
         "stiefel": ManifoldDecl("stiefel", "stiefel", radius=1.0, retraction="polar", retraction_order=2,
-                                shapes=((7, 3), (3, 7), (5, 5))),
+                                shapes=((7, 3), (3, 7), (5, 5)), unsupported=("dist", "log")),
     }
     return (decls[first],) + tuple(d for k, d in decls.items() if k != first)
 
@@ -366,17 +391,122 @@ register_profile(Profile(
     rule="muonh", momentum_form="accumulate", momentum=0.95, nesterov_form="accumulate",
     shape_scale="none", weight_decay_coupling="before_radius", weight_decay=0.0, lr=0.02,
     param_dtypes=("float32",), mutation=("momentum_buffer",), nan_policy="raise", zero_policy="zero",
+    radius_source="init",
     notes=("with weight_decay > 0 the radius shrinks by (1 − ηλ) per step (CONVENTIONS §10 #13)",),
 ))
 register_profile(Profile(
-    name="gpu_impl_sso", description="gpu_impl SSO direction: Φ = msign(M̂ + λΘ) with SSO's λ "
+    name="gpu_impl_sso", description="gpu_impl SSO: Φ = msign(M̂ + λΘ) with SSO's λ "
     "bracket-and-bisect (bracket from 0, step 1e-3, ≤ 10 doublings; on failure λ = 0, SSO's default), "
-    "Polar Express (EO) 5 steps in fp32, exact Θ",
-    source="MATH.md §9.4; gpu_impl/optim/baselines.py SSO._solve_lambda", schedule="polar_express_eo",
+    "Polar Express (EO) 5 steps in fp32, retract-then-step to σ_max = R (R = 1 declared)",
+    source="MATH.md §9.4; gpu_impl/optim/baselines.py SSO", schedule="polar_express_eo",
     steps=5, eps_form="clamp", eps=1e-15, compute_dtype="float32", return_dtype="input",
-    ndim_handling="batched", param_dtypes=("float32",),
+    ndim_handling="batched", param_dtypes=("float32",), rule="sso", momentum_form="ema", momentum=0.9,
+    nesterov_form="none", shape_scale="moonlight", weight_decay_coupling="none", lr=0.02,
+    mutation=("momentum_buffer", "parameters (rescaled onto the sphere at construction, documented)"),
     manifolds=(ManifoldDecl("spectral", "spectral_sphere", radius=1.0, retraction="rescale",
                             retraction_order=1),),
     direction_tangent=True, nan_policy="raise",
     notes=("the declared direction is the exact tangent LMO (⟨Θ, Φ⟩ = 0 up to the bisection tolerance)",),
+))
+
+# ------------------------------------------------------------------- third-party built-in targets
+# pytorch_optimizer 4.1.0, HeavyBall 3.2.1, optax 0.2.8: the conventions each package documents or
+# implements on purpose, read from its installed source (file cited in ``source``) and confirmed by
+# measurement — never its defects (those are what the checks report; docs/conformance_matrix.md).
+_PT = "pytorch_optimizer 4.1.0 "
+#: zero_power_via_newton_schulz_5 (optimizer/utils/matrix.py): tall inputs transposed, cast to
+#: bf16 (copy), ‖·‖_F clamped at eps = 1e-7, KJ coefficients repeated, bf16 result returned.
+_PT_NS = dict(schedule="keller_jordan", steps=5, eps_form="clamp", eps=1e-7, cast_point="cast_then_normalise",
+              compute_dtype="bfloat16", return_dtype="bfloat16", transpose_rule="tall", ndim_handling="batched")
+
+register_profile(Profile(
+    name="ptopt_muon", description=_PT + "Muon (use_muon=True group)",
+    source="pytorch_optimizer/optimizer/muon/{muon,base}.py; utils/matrix.py zero_power_via_newton_schulz_5",
+    **_PT_NS, rule="muon", momentum_form="ema", momentum=0.95, nesterov_form="ema", shape_scale="kj",
+    weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.02, param_dtypes=("float32", "bfloat16"),
+    mutation=("momentum_buffer",), routing="use_muon=True groups; > 2-D weights viewed as (out, rest)",
+    notes=("get_adjusted_lr: lr·√max(1, out/in) (use_adjusted_lr=False, the default)",),
+))
+register_profile(Profile(
+    name="ptopt_adamuon", description=_PT + "AdaMuon (orthogonaliser only; the adaptive rule is not modelled)",
+    source="pytorch_optimizer/optimizer/muon/adamuon.py", **_PT_NS, rule="none", momentum_form="ema",
+    momentum=0.9, lr=0.02, param_dtypes=("float32",), mutation=("momentum_buffer",),
+    notes=("AdaMuon divides msign(M) element-wise by a second moment and rescales to RMS 0.2: no "
+           "reference rule models it, so the optimizer step checks are not applicable (only msign and "
+           "the safety checks run)",),
+))
+register_profile(Profile(
+    name="ptopt_normuon", description=_PT + "NorMuon (orthogonaliser only; neuron-wise normalisation not modelled)",
+    source="pytorch_optimizer/optimizer/muon/normuon.py", **_PT_NS, rule="none", momentum_form="ema",
+    momentum=0.95, nesterov_form="ema", lr=0.02, param_dtypes=("float32",), mutation=("momentum_buffer",),
+    notes=("NorMuon divides msign(U) row-wise by a second moment of its row means: no reference rule "
+           "models it, so the optimizer step checks are not applicable",),
+))
+register_profile(Profile(
+    name="ptopt_scion", description=_PT + "SCION with norm_type=LMONorm.SPECTRAL (unconstrained)",
+    source="pytorch_optimizer/optimizer/scion.py (Spectral.lmo, SCION._step_per_param)", **_PT_NS,
+    rule="muon", momentum_form="ema", momentum=0.9, nesterov_form="none", shape_scale="spectral_mup",
+    scale=1.0, weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=1e-3,
+    param_dtypes=("float32",), mutation=("momentum_buffer",), routing="every parameter of the group",
+    notes=("the package's `momentum` is the weight of the new gradient (d.lerp_(g, momentum)): the "
+           "adapter passes 1 − β",),
+))
+#: sso.msign: Polar Express coefficients rounded to 4 digits, x/max(‖x‖_F, 1e-7) in the input
+#: dtype (F.normalize), then cast to bf16; tall inputs transposed.
+_SSO_PE = ((8.2051, -22.9019, 16.4607), (4.0664, -2.8612, 0.5184), (3.9096, -2.8234, 0.5250),
+           (3.2856, -2.4153, 0.4853), (2.2779, -1.6198, 0.3985), (1.8726, -1.2307, 0.3585),
+           (1.8564, -1.2132, 0.3568), (1.8750, -1.2500, 0.3750))
+register_profile(Profile(
+    name="ptopt_spectral_sphere", description=_PT + "SpectralSphere (SSO: Φ = msign(M̂ + λΘ) on the spectral sphere)",
+    source="pytorch_optimizer/optimizer/sso.py (msign, compute_spectral_ball_update, SpectralSphere.step)",
+    schedule="polar_express", coefficients=_SSO_PE, steps=5, extension="repeat_last", eps_form="clamp",
+    eps=1e-7, cast_point="normalise_then_cast", compute_dtype="bfloat16", return_dtype="bfloat16",
+    transpose_rule="tall", ndim_handling="batched", rule="sso", momentum_form="ema", momentum=0.9,
+    nesterov_form="ema", shape_scale="none", weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0,
+    lr=3e-4, param_dtypes=("float32",), radius_source="init",
+    manifolds=(ManifoldDecl("spectral", "spectral_sphere", radius=1.0, retraction="rescale",
+                            retraction_order=1),),
+    mutation=("momentum_buffer",), routing="2-D parameters only (init_group raises otherwise)",
+    notes=("the sphere is the one of the starting weights (radius_source='init'): the class is named "
+           "SpectralSphere and implements SSO's tangent LMO; Θ comes from 10 bf16 power-iteration steps",),
+))
+
+_HB = "HeavyBall 3.2.1 (eager: heavyball.utils.compile_mode = None) "
+#: zeropower_via_newtonschulz5 (utils.py): G/‖G‖_F.clamp(1e-7) in the input dtype, stochastic
+#: rounding to bf16 (float64 inputs stay float64), You Jiacheng's 5 steps, result cast back.
+_HB_NS = dict(schedule="you_jiacheng_5", steps=5, eps_form="clamp", eps=1e-7, cast_point="stochastic_rounding",
+              compute_dtype="bfloat16", return_dtype="input", transpose_rule="tall", ndim_handling="batched")
+#: HeavyBall clears p.grad after step() unless consume_grad=False (README); the adapters pass
+#: consume_grad=False, the documented switch for loops that read gradients after a step
+_HB_NOTE = "adapter passes consume_grad=False (README: by default step() clears p.grad)"
+register_profile(Profile(
+    name="heavyball_muon", description=_HB + "Muon (nesterov=True default)",
+    source="heavyball/__init__.py Muon; chainable.py nesterov_ema, orthogonalize_update; utils.py "
+           "nesterov_ema, zeropower_via_newtonschulz5, _compilable_update_",
+    **_HB_NS, rule="muon", momentum_form="ema", momentum=0.9, nesterov_form="grad_plus_ema",
+    shape_scale="kj", weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.0025,
+    param_dtypes=("float32",), mutation=("momentum_buffer",),
+    routing="every ≥ 2-D parameter (flattened to (out, rest)); 1-D updates pass through",
+    notes=("orthogonaliser input G + M_t with M_t = βM + (1 − β)G (nesterov_ema, 'equivalent to Grokfast')",
+           _HB_NOTE),
+))
+register_profile(Profile(
+    name="heavyball_muon_svd", description=_HB + "Muon with heavyball.utils.zeroth_power_mode = 'svd' "
+    "(declared: the exact polar factor U Vᵀ in fp32)",
+    source="heavyball/utils.py _compilable_orthogonal_ (ZerothPowerMode.svd)", schedule="exact",
+    compute_dtype="float32", return_dtype="input", transpose_rule="none", ndim_handling="batched",
+    rule="muon", momentum_form="ema", momentum=0.9, nesterov_form="grad_plus_ema", shape_scale="kj",
+    weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.0025, param_dtypes=("float32",),
+    mutation=("momentum_buffer",), notes=(_HB_NOTE,),
+))
+register_profile(Profile(
+    name="heavyball_scion", description=_HB + "Scion (auto norm: spectral LMO for matrices)",
+    source="heavyball/__init__.py Scion; chainable.py exp_avg, scion_auto_norm; utils.py scion_auto_lmo_, "
+           "_scion_spectral_direction, beta_debias",
+    **_HB_NS, rule="muon", momentum_form="bias_corrected_ema", momentum=0.9, nesterov_form="none",
+    shape_scale="spectral_mup", scale=1.0, weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0,
+    lr=0.0025, param_dtypes=("float32",), mutation=("momentum_buffer",),
+    routing="matrices: spectral LMO; 3-/4-D: unfolded spectral; vectors: RMS",
+    notes=("exp_avg uses the debiased β_t = 1 − (1 − β)/(1 − βᵗ): the state equals the bias-corrected EMA",
+           _HB_NOTE),
 ))

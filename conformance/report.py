@@ -1,19 +1,26 @@
-"""Outputs of a run: console table, JSON report (versioned schema ``docs/report_schema.json``)
-and JUnit XML."""
+"""Outputs of a run: console table, JSON report (versioned schema ``conformance/schemas/report_schema.json``,
+shipped as package data; :func:`report_schema` loads it) and JUnit XML."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
 
 from .runner import Report
 
-__all__ = ["console_table", "write_json", "write_junit", "fmt"]
+__all__ = ["console_table", "write_json", "write_junit", "fmt", "report_schema"]
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "xfail": "XFAIL", "xpass": "XPASS",
-         "graded": "GRADE", "not_applicable": "N/A"}
+         "graded": "GRADE", "not_applicable": "N/A", "waived": "WAIVED"}
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON report schema (package data ``manifold_oracle/conformance/schemas/report_schema.json``)."""
+    text = (files("manifold_oracle.conformance") / "schemas" / "report_schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
 
 
 def fmt(x: Any) -> str:
@@ -45,7 +52,7 @@ def console_table(report: Report, stream: TextIO, verbose: bool = False) -> None
         if r.status == "not_applicable" and not verbose:
             continue
         extra = r.worst_case or ""
-        if r.status in ("not_applicable", "xfail", "xpass", "error") and r.reason:
+        if r.status in ("not_applicable", "xfail", "xpass", "error", "waived") and r.reason:
             extra = r.reason.splitlines()[0][:110]
         if r.grade:
             extra = f"grade {r.grade}; {extra}"
@@ -54,25 +61,116 @@ def console_table(report: Report, stream: TextIO, verbose: bool = False) -> None
                      f"{fmt(r.margin):>8s}  {extra}\n")
     c = report.counts
     na = c.get("not_applicable", 0)
-    parts = [f"{c.get(k, 0)} {k}" for k in ("pass", "fail", "error", "xfail", "xpass", "graded") if c.get(k)]
+    parts = [f"{c.get(k, 0)} {k}" for k in ("pass", "fail", "error", "waived", "xfail", "xpass", "graded") if c.get(k)]
     stream.write(f"{', '.join(parts) or 'nothing run'}; {na} not applicable"
                  f"{' (shown with -v)' if na and not verbose else ''}; {report.duration_s:.1f} s\n")
     for r in report.results:
         if r.status in ("fail", "error"):
-            stream.write(f"\n{_MARK[r.status]} {r.id}: {r.statement}\n")
-            if r.figure is not None:
-                tol = r.tolerance or {}
-                stream.write(f"  {r.figure} = {fmt(r.measured)} > bound {fmt(tol.get('bound'))} "
-                             f"[{tol.get('formula', '')}; {tol.get('provenance', '')}]\n")
-            if r.reason:
-                stream.write(f"  {r.reason.splitlines()[0]}\n")
-            stream.write(f"  case: {r.worst_case}\n")
-            if r.repro:
-                stream.write(f"  inputs: {r.repro['inputs']}\n  re-run:\n")
-                for line in r.repro["snippet"].splitlines():
-                    stream.write(f"    {line}\n")
-    if report.xfail_unmatched:
-        stream.write(f"xfail entries matching no check: {', '.join(report.xfail_unmatched)}\n")
+            stream.write("\n" + failure_text(r, indent="  ") + "\n")
+    if report.waivers:
+        stream.write("\nwaivers (user's waiver file; a waived failure is not a pass):\n")
+        for w in report.waivers:
+            state = (f"waived {', '.join(w['waived'])}" if w["waived"] else
+                     ("not needed: passed" if w["matched"] else "not run in this selection"))
+            stream.write(f"  {w['check']}: {w['reason']} [{state}]\n")
+    if any(r.grade for r in report.results):
+        stream.write(f"\n{grade_legend()}\n")
+    stream.write(verdict_line(report) + "\n")
+
+
+def grade_legend() -> str:
+    """What the quality grades mean (quality checks grade a figure, they never fail)."""
+    from .checks.quality import GRADES
+
+    bands = ", ".join(f"{g} ≤ {b:g}" for b, g in GRADES)
+    return (f"grades of the quality checks (the check's figure, e.g. ‖O − msign G‖₂; graded, never a "
+            f"failure): {bands}, E above")
+
+
+def verdict_line(report: Report) -> str:
+    """The one closing line: CONFORMS / DOES NOT CONFORM with the counts that decide it."""
+    c = report.counts
+    bad = c.get("fail", 0) + c.get("error", 0)
+    if bad:
+        ids = ", ".join(r.id for r in report.results if r.status in ("fail", "error"))
+        return (f"VERDICT: {report.adapter} DOES NOT CONFORM to profile {report.profile.name} "
+                f"({c.get('fail', 0)} failed, {c.get('error', 0)} errored: {ids})")
+    if not c.get("pass", 0):
+        return (f"VERDICT: nothing was checked for {report.adapter} (no applicable check passed or "
+                "failed; see -v for the not-applicable reasons)")
+    extra = "".join(f", {c[k]} {k}" for k in ("waived", "xfail") if c.get(k))
+    return (f"VERDICT: {report.adapter} CONFORMS to profile {report.profile.name} "
+            f"({c.get('pass', 0)} passed{extra})")
+
+
+def _case_key(label: str) -> tuple[str, str, str]:
+    """(shape class, dtype, condition) parsed from a case label ("-" where the label has none).
+
+    Shapes are classed square / tall / wide (a single m×n would split every hypothesis example
+    into its own group); the condition is κ=…, cond…, rank-deficient, clustered, … as labelled."""
+    import re
+
+    m = re.search(r"\((\d+),\s*(\d+)\)|(\d+)[×x](\d+)", label)
+    if m:
+        a, b = (int(m.group(1)), int(m.group(2))) if m.group(1) else (int(m.group(3)), int(m.group(4)))
+        shape = "square" if a == b else ("tall" if a > b else "wide")
+    else:
+        shape = "-"
+    dtype = re.search(r"bfloat16|float16|float32|float64|bf16|fp16|fp32|fp64", label)
+    kappa = re.search(r"κ\s*=\s*[0-9.e+\-]+|cond\s*[0-9.e+\-]+|rank[- ]deficient|ill-conditioned|"
+                      r"well-conditioned|clustered|repeated|zero", label)
+    return (shape, dtype.group(0) if dtype else "-", kappa.group(0) if kappa else "-")
+
+
+def failing_case_groups(r: Any) -> list[dict[str, Any]]:
+    """The cases of a result grouped by (shape class, dtype, condition): groups with a failing
+    case only, worst group first (smallest bound/measured margin), with failing/total counts
+    and the shapes that fail."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for c in r.cases:
+        key = _case_key(str(c.get("case", "")))
+        g = groups.setdefault(key, {"shape": key[0], "dtype": key[1], "condition": key[2], "n": 0, "total": 0,
+                                    "worst_margin": float("inf"), "worst_case": None, "labels": []})
+        g["total"] += 1
+        if c.get("passed", True):
+            continue
+        try:
+            m, b = float(c.get("measured")), float(c.get("bound"))
+            margin = 0.0 if m != m else (float("inf") if m == 0 else b / abs(m))
+        except (TypeError, ValueError):
+            margin = 0.0
+        g["n"] += 1
+        g["labels"].append(str(c.get("case")))
+        if margin < g["worst_margin"]:
+            g["worst_margin"], g["worst_case"] = margin, c.get("case")
+    return sorted((g for g in groups.values() if g["n"]), key=lambda g: g["worst_margin"])
+
+
+def failure_text(r: Any, indent: str = "") -> str:
+    """The explanation of one failing/erroring result: figure, bound, failing cases grouped by
+    shape, dtype and condition number (worst first) and the re-run snippet."""
+    lines = [f"{_MARK[r.status]} {r.id}: {r.statement}"]
+    if r.figure is not None:
+        tol = r.tolerance or {}
+        lines.append(f"{indent}{r.figure} = {fmt(r.measured)} > bound {fmt(tol.get('bound'))} "
+                     f"[{tol.get('formula', '')}; {tol.get('provenance', '')}]")
+    if r.reason:
+        lines.append(f"{indent}{r.reason.splitlines()[0]}")
+    lines.append(f"{indent}worst case: {r.worst_case}")
+    groups = failing_case_groups(r)
+    if groups:
+        n_fail = sum(g["n"] for g in groups)
+        lines.append(f"{indent}{n_fail} of {len(r.cases)} cases fail; by shape (square/tall/wide) / dtype / condition, worst first:")
+        for g in groups[:12]:
+            lines.append(f"{indent}  {g['shape']:>6s} {g['dtype']:>8s} {g['condition']:>16s}: {g['n']} of "
+                         f"{g['total']} fail, worst margin {fmt(g['worst_margin'])} ({g['worst_case']})")
+        if len(groups) > 12:
+            lines.append(f"{indent}  ... {len(groups) - 12} more groups in the JSON report")
+    if r.repro:
+        lines.append(f"{indent}inputs: {r.repro['inputs']}")
+        lines.append(f"{indent}re-run (exits 1 while the check fails):")
+        lines += [f"{indent}  {line}" for line in r.repro["snippet"].splitlines()]
+    return "\n".join(lines)
 
 
 def write_json(report: Report, path: str | Path) -> None:
@@ -88,7 +186,7 @@ def write_junit(report: Report, path: str | Path) -> None:
         "tests": str(len(report.results)),
         "failures": str(c.get("fail", 0)),
         "errors": str(c.get("error", 0)),
-        "skipped": str(c.get("not_applicable", 0) + c.get("xfail", 0)),
+        "skipped": str(c.get("not_applicable", 0) + c.get("xfail", 0) + c.get("waived", 0)),
         "time": f"{report.duration_s:.3f}",
         "timestamp": report.started,
     })
@@ -96,6 +194,9 @@ def write_junit(report: Report, path: str | Path) -> None:
     for k, v in (("target", report.target), ("profile", report.profile.name), ("mode", report.mode),
                  ("seed", str(report.seed))):
         ET.SubElement(props, "property", {"name": k, "value": v})
+    for w in report.waivers:
+        ET.SubElement(props, "property", {"name": f"waiver:{w['check']}",
+                                          "value": f"{w['reason']} (waived: {', '.join(w['waived']) or 'none'})"})
     for r in report.results:
         tc = ET.SubElement(suite, "testcase", {"classname": f"conform.{r.family}", "name": r.id,
                                                "time": f"{r.duration_s:.3f}"})
@@ -110,7 +211,7 @@ def write_junit(report: Report, path: str | Path) -> None:
         elif r.status == "error":
             el = ET.SubElement(tc, "error", {"message": (r.reason or "")[:200]})
             el.text = text + "\n" + str(r.details.get("traceback", ""))
-        elif r.status in ("not_applicable", "xfail"):
+        elif r.status in ("not_applicable", "xfail", "waived"):
             ET.SubElement(tc, "skipped", {"message": f"{r.status}: {r.reason}"})
         else:
             out = ET.SubElement(tc, "system-out")

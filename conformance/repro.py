@@ -48,9 +48,11 @@ def write(out_dir: Path, report: Any, result: Any) -> dict[str, Any]:
 
 def snippet(path: str | Path) -> str:
     """The copy-pasteable re-run snippet for a saved case."""
-    return ("from manifold_oracle.conformance.repro import rerun_case\n"
+    return ("import sys\n"
+            "from manifold_oracle.conformance.repro import rerun_case\n"
             f"m = rerun_case({str(Path(path).resolve())!r})\n"
-            "print(m.figure, m.value, 'bound', m.tolerance.bound, 'passed', m.passed)\n")
+            "print(m.figure, m.value, 'bound', m.tolerance.bound, 'passed', m.passed)\n"
+            "sys.exit(0 if m.passed else 1)  # non-zero while the defect is present\n")
 
 
 def load_case(path: str | Path) -> tuple[dict[str, Any], Case]:
@@ -83,3 +85,25 @@ def rerun_case(path: str | Path, target: Any = None) -> Measurement:
     ctx = Context(adapter, adapter.get_profile(), seed=int(meta["seed"]), mode=meta["mode"])
     check = {c.id: c for c in all_checks()}[meta["check"]]
     return check.evaluate(ctx, case)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m manifold_oracle.conformance.repro CASE.npz``: re-run one saved case; exit 0 if it
+    passes now, 1 while it still fails, 2 if it cannot run."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m manifold_oracle.conformance.repro CASE.npz", file=sys.stderr)
+        return 2
+    try:
+        m = rerun_case(args[0])
+    except OSError as exc:
+        print(f"cannot read {args[0]}: {exc}", file=sys.stderr)
+        return 2
+    print(m.figure, m.value, "bound", m.tolerance.bound, "passed", m.passed)
+    return 0 if m.passed else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -3,8 +3,8 @@
 One check = one result: every case is evaluated, the worst case (smallest margin bound/measured,
 failures first) is kept with its figures; a failing or erroring case gets a reproduction
 (``conformance.repro``). Statuses: ``pass``, ``fail``, ``error`` (the target raised), ``xfail``
-(a failure documented by the profile or listed in an xfail file), ``xpass`` (listed as xfail
-but passed), ``graded`` (quality checks, never a failure) and ``not_applicable`` (with the
+(a failure documented by the profile), ``waived`` (a failure of a check the user waived with a
+reason: ``--waive FILE``; never a pass, listed in every report), ``graded`` (quality checks, never a failure) and ``not_applicable`` (with the
 reason: capability not declared, profile makes it moot).
 """
 
@@ -13,26 +13,29 @@ from __future__ import annotations
 import fnmatch
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from manifold_oracle.reference.serialization import JsonRecord, to_jsonable
 
 from .adapters import Adapter, resolve_target
 from .checks import Case, Check, Context, Declared, Measurement, NotApplicable, all_checks
 from .profiles import Profile
 
-__all__ = ["CheckResult", "Report", "run", "run_check", "select_checks", "read_xfail_file",
-           "target_name", "SCHEMA_VERSION"]
+__all__ = ["CheckResult", "Report", "run", "run_check", "select_checks", "read_xfail_file", "read_waiver_file",
+           "target_name", "SCHEMA_VERSION", "precision_state"]
 
-#: version of the JSON report schema (docs/report_schema.json)
-SCHEMA_VERSION = "1.0.0"
+#: version of the JSON report schema (conformance/schemas/report_schema.json)
+SCHEMA_VERSION = "1.1.0"
 
 FAILING = ("fail", "error")
 
 
 @dataclass
-class CheckResult:
-    """The outcome of one check (serialised into the JSON report)."""
+class CheckResult(JsonRecord):
+    """The outcome of one check (serialised into the JSON report by ``JsonRecord.to_dict``: the
+    one encoding of ``reference.serialization``: a non-finite float is ``null``)."""
 
     id: str
     family: str
@@ -42,6 +45,9 @@ class CheckResult:
     measured: float | None = None
     tolerance: dict[str, Any] | None = None
     margin: float | None = None
+    #: bound ÷ measured of the worst case when the check passes: how tight the bound is on this
+    #: (correct) implementation; ∞ for exact (bit-equality) checks; None unless status is pass
+    tightness: float | None = None
     grade: str | None = None
     n_cases: int = 0
     worst_case: str | None = None
@@ -51,38 +57,8 @@ class CheckResult:
     repro: dict[str, Any] | None = None
     duration_s: float = 0.0
     catches: list[str] = field(default_factory=list)
-    # not serialised: the worst case itself, for the repro writer
+    # not serialised (a private field): the worst case itself, for the repro writer
     _case: Case | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("_case", None)
-        return _jsonable(d)
-
-
-def _jsonable(x: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    return x
 
 
 @dataclass
@@ -99,6 +75,9 @@ class Report:
     started: str
     duration_s: float
     xfail_unmatched: list[str] = field(default_factory=list)
+    #: every waiver of the run: {"check": id or pattern, "reason", "waived": ids whose failure it
+    #: waived, "matched": ids it matched in this run}
+    waivers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -116,7 +95,7 @@ class Report:
         return 0 if self.ok else 1
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({
+        return to_jsonable({
             "schema_version": SCHEMA_VERSION,
             "tool": "manifold-oracle conform",
             "target": self.target,
@@ -129,6 +108,7 @@ class Report:
             "environment": self.environment,
             "summary": {"counts": self.counts, "ok": self.ok, "exit_code": self.exit_code},
             "xfail_unmatched": self.xfail_unmatched,
+            "waivers": self.waivers,
             "checks": [r.to_dict() for r in self.results],
         })
 
@@ -161,16 +141,51 @@ def select_checks(checks: Sequence[Check], select: Iterable[str] = (), deselect:
     return out
 
 
-def read_xfail_file(path: str | Path) -> dict[str, str]:
-    """``check-id-pattern  reason...`` per line; ``#`` comments and blank lines ignored."""
+def read_waiver_file(path: str | Path) -> dict[str, str]:
+    """Read a waiver file: one ``check-id  reason`` per line (the reason is mandatory; ``#``
+    starts a comment; blank lines are ignored). The id is an exact check id or an fnmatch
+    pattern; it must name at least one registered check. Raises :class:`InvalidInputError` on a
+    missing reason, an unknown id or a duplicate (the CLI exits 2)."""
+    from manifold_oracle.reference.errors import InvalidInputError
+
+    known = [c.id for c in all_checks()]
     out: dict[str, str] = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for no, raw in enumerate(Path(path).read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split(None, 1)
-        out[parts[0]] = parts[1].strip() if len(parts) > 1 else "listed in the xfail file"
+        cid = parts[0]
+        if len(parts) < 2 or not parts[1].strip():
+            raise InvalidInputError(f"{path}:{no}: waiver of {cid!r} has no reason (format: 'check-id reason')")
+        if not any(fnmatch.fnmatch(k, cid) or k == cid for k in known):
+            raise InvalidInputError(f"{path}:{no}: {cid!r} names no check (see manifold-oracle conform --list)")
+        if cid in out:
+            raise InvalidInputError(f"{path}:{no}: {cid!r} is waived twice")
+        out[cid] = parts[1].strip()
     return out
+
+
+#: the former xfail file is the waiver file (one mechanism): same format and rules
+read_xfail_file = read_waiver_file
+
+
+def apply_waivers(r: CheckResult, waivers: dict[str, str], log: list[dict[str, Any]]) -> None:
+    """Turn a failing result into ``waived`` when a waiver names its id; record the use in ``log``."""
+    for entry in log:
+        pat = entry["check"]
+        if fnmatch.fnmatch(r.id, pat) or r.id == pat:
+            entry["matched"].append(r.id)
+            if r.status in FAILING:
+                entry["waived"].append(r.id)
+                r.details = {**r.details, "waived_status": r.status}
+                r.status, r.reason = "waived", (f"waived: {waivers[pat]} (was {r.status}: "
+                                                f"{r.reason or (f'{r.figure} = {r.measured}' if r.figure else '')})")
+
+
+def waiver_log(waivers: dict[str, str]) -> list[dict[str, Any]]:
+    """The report's record of each waiver (filled in by :func:`apply_waivers`)."""
+    return [{"check": k, "reason": v, "matched": [], "waived": []} for k, v in waivers.items()]
 
 
 def run_check(ctx: Context, check: Check) -> CheckResult:
@@ -236,6 +251,8 @@ def run_check(ctx: Context, check: Check) -> CheckResult:
         res.status = "graded"
     res.figure, res.measured, res.tolerance = m.figure, m.value, m.tolerance.to_dict()
     res.margin, res.grade, res.worst_case, res.details = m.margin, m.grade, case.label, dict(m.details)
+    if res.status == "pass":
+        res.tightness = m.margin
     res._case = case
     return res
 
@@ -243,11 +260,13 @@ def run_check(ctx: Context, check: Check) -> CheckResult:
 def run(target: str | Adapter | type, profile: str | Profile | None = None, *, mode: str = "quick",
         select: Iterable[str] = (), deselect: Iterable[str] = (), seed: int = 0,
         xfail: dict[str, str] | None = None, out_dir: str | Path | None = None,
-        progress: bool = False) -> Report:
+        progress: bool = False, waivers: dict[str, str] | None = None) -> Report:
     """Resolve ``target``, run the selected checks and return the report.
 
     Raises ``NotAvailableError``/``InvalidInputError`` when the target cannot be resolved (the
     CLI maps these to exit code 2). Reproductions of failures are written under ``out_dir``.
+    ``waivers`` (:func:`read_waiver_file`; ``xfail`` is its former name) turn the named checks'
+    failures into ``waived`` results (exit 0), each listed with its reason in every report.
     """
     from . import repro
     from .info import collect
@@ -267,25 +286,21 @@ def run(target: str | Adapter | type, profile: str | Profile | None = None, *, m
         bar = tqdm(checks, desc=f"conform {adapter.name}", unit="check", leave=False)
         iterator = bar
     xf = dict(xfail or {})
-    used: set[str] = set()
+    xf.update(waivers or {})
+    wlog = waiver_log(xf)
     for chk in iterator:
         if bar is not None:
             bar.set_postfix_str(chk.id)
         r = run_check(ctx, chk)
-        for pat, why in xf.items():
-            if fnmatch.fnmatch(chk.id, pat) or chk.id == pat:
-                used.add(pat)
-                if r.status in FAILING:
-                    r.status, r.reason = "xfail", f"xfail file: {why} (was {r.status}: {r.reason or r.figure})"
-                elif r.status == "pass":
-                    r.status, r.reason = "xpass", f"listed as xfail ({why}) but passed"
+        apply_waivers(r, xf, wlog)
         results.append(r)
     if bar is not None:
         bar.close()
     env = collect()
-    env["precision_state"] = _precision_state()
+    env["precision_state"] = precision_state()
     report = Report(target_name(adapter, target), adapter.name, prof, mode, int(seed), results, env,
-                    started, time.perf_counter() - t0, sorted(set(xf) - used))
+                    started, time.perf_counter() - t0, sorted(w["check"] for w in wlog if not w["matched"]),
+                    wlog)
     if out_dir is not None:
         for r in results:
             if r.status in FAILING and r._case is not None:
@@ -293,7 +308,7 @@ def run(target: str | Adapter | type, profile: str | Profile | None = None, *, m
     return report
 
 
-def _precision_state() -> dict[str, Any]:
+def precision_state() -> dict[str, Any]:
     """Precision settings that change results (CONVENTIONS §12.11)."""
     import os
 

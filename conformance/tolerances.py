@@ -40,7 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["Tolerance", "UNIT_ROUNDOFF", "unit_roundoff", "exact_identity", "newton_schulz",
-           "trajectory_gain", "rounding", "slope", "bitwise", "ASSERT_CLOSE_RTOL", "torch_dtype_name"]
+           "trajectory_gain", "rounding", "slope", "bitwise", "ASSERT_CLOSE_RTOL", "torch_dtype_name",
+           "initial_x", "orth_tolerance", "step_tolerance", "param_rounding", "cast_ambiguity"]
 
 #: unit roundoff u = 2^-p of each dtype name (p = significand bits incl. the implicit one)
 UNIT_ROUNDOFF: dict[str, float] = {
@@ -155,3 +156,90 @@ def slope(expected: float, tol: float = 0.05) -> Tolerance:
 def bitwise() -> Tolerance:
     """Bit equality (no-mutation and determinism checks; CLAIMS X-3)."""
     return Tolerance(0.0, "bit equality", "CLAIMS.md X-3 (checksums before and after)")
+
+
+# ----------------------------------------------------------------------------- shared by the check families
+def initial_x(profile: Any, g: np.ndarray) -> np.ndarray:
+    """Normalised singular values entering Newton–Schulz step 1 (input of :func:`trajectory_gain`)."""
+    import manifold_oracle.reference as R
+
+    s = np.linalg.svd(g, compute_uv=False)
+    fro = float(np.sqrt(np.sum(s**2)))
+    N = float(R.normaliser(fro, profile.eps, profile.eps_form)) if profile.has_ns else fro
+    N = N if N > 0 else 1.0
+    return s / (profile.safety * N)
+
+
+def orth_tolerance(profile: Any, g: np.ndarray, expected: np.ndarray, dtype: str) -> Tolerance:
+    """Bound on ‖O − O*‖₂ of the declared orthogonaliser for an input held in ``dtype``: the exact
+    identity bound (schedule 'exact') or :func:`newton_schulz` in the compute dtype, plus the
+    return cast when the declared return dtype differs from the compute dtype."""
+    from .checks._util import kappa, spec2
+    from .expected import compute_dtype_for, return_dtype_for, round_to
+
+    cdt = compute_dtype_for(profile, dtype)
+    rdt = return_dtype_for(profile, dtype)
+    n_eff = max(g.shape[-2:])
+    if profile.schedule == "exact":
+        _, kap = kappa(round_to(g, cdt), cdt)
+        tol = exact_identity(cdt, n_eff, scale=kap)
+    else:
+        x0 = initial_x(profile, round_to(g, cdt))
+        tol = newton_schulz(cdt, n_eff, profile.ns_schedule().coefficients_for(profile.steps), x0)
+    if rdt != cdt and rdt != "float64":
+        extra = 2 * unit_roundoff(rdt) * max(spec2(expected), 1.0) * np.sqrt(n_eff)
+        tol = Tolerance(tol.bound + extra, tol.formula + f" + 2·u_{rdt}·√n_eff·‖O*‖₂ (return cast)",
+                        tol.provenance, tol.dtype)
+    return tol
+
+
+def step_tolerance(profile: Any, W: np.ndarray, U: np.ndarray, dt: str, lr: float) -> Tolerance:
+    """Bound on ‖W_target − W_expected‖₂ after one step against the declared map (no replay):
+    lr·s·proj·2·(orthogonaliser bound) + rounding of the update in the parameter dtype. The 2:
+    the target's own momentum differs from the float64 one by its rounding, one more input
+    perturbation of the orthogonaliser's size; proj = 2 for MACRO (‖P(E)‖ ≤ ‖E‖, inner and
+    outer projection)."""
+    from .expected import orthogonalise, shape_scale
+
+    p = profile
+    if p.has_ns or p.schedule == "exact":
+        t_orth = orth_tolerance(p, U, orthogonalise(p, U, dt), dt)
+        orth_b, desc = 2.0 * t_orth.bound, t_orth.formula
+    else:
+        orth_b, desc = 0.0, "no orthogonaliser"
+    s = p.scale * shape_scale(p, W.shape)
+    proj = 2.0 if p.rule == "macro" else 1.0
+    if p.rule == "muonh":  # only the direction of O matters: relative step lr·‖W‖_F
+        s = float(np.linalg.norm(W)) / max(float(np.linalg.norm(orthogonalise(p, U, dt))), 1e-300)
+    upd = lr * s * proj * orth_b
+    r = rounding(dt, 16, scale=float(np.linalg.norm(W)))
+    return Tolerance(upd + r.bound, f"lr·s·{proj:g}·2·[{desc}] + {r.formula}",
+                     "conformance.tolerances.step_tolerance (CLAIMS X-1 dtype model)", dt)
+
+
+def param_rounding(dtype: Any, n_ops: float, scale: float) -> Tolerance:
+    """Rounding of a short elementwise op sequence on a parameter held in ``dtype`` (no
+    assert_close floor): n_ops·u·scale, with ``scale`` a Frobenius norm of the values rounded.
+
+    Error model: every op rounds each entry once, |fl(x) − x| ≤ u·|x|, so a sequence of n_ops
+    ops on values bounded entrywise by |y| leaves ‖δ‖₂ ≤ ‖δ‖_F ≤ n_ops·u·‖y‖_F."""
+    u = unit_roundoff(dtype)
+    b = float(n_ops) * u * float(scale)
+    return Tolerance(b, f"n_ops·u·‖y‖_F = {n_ops:g}·{u:.3e}·{scale:.3e}",
+                     "elementwise rounding |fl(x) − x| ≤ u|x| per op (Higham, Thm 2.2)", torch_dtype_name(dtype))
+
+
+def cast_ambiguity(x: np.ndarray, cast_dtype: str, rel: float) -> np.ndarray:
+    """Entries of ``x`` whose rounding to ``cast_dtype`` may differ between two computations of
+    ``x`` that agree to ``rel``·|x| (a value within rel·|x| of a rounding midpoint can round either
+    way): returns the size of the possible one-ulp flip per entry (0 where the cast is certain)."""
+    if cast_dtype in ("float64", "input"):
+        return np.zeros_like(x)
+    u = unit_roundoff(cast_dtype)
+    a = np.abs(np.asarray(x, dtype=np.float64))
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.where(a > 0, a, 1.0)))
+    ulp = 2.0 * u * 2.0**e  # spacing of cast_dtype numbers in [2^e, 2^{e+1})
+    frac = a / ulp - np.floor(a / ulp)  # position between two representable numbers
+    near_mid = np.abs(frac - 0.5) * ulp <= rel * a
+    return np.where(near_mid & (a > 0), ulp, 0.0)

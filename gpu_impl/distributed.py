@@ -3,20 +3,33 @@
 DDP keeps a full replica of every parameter on every rank and all-reduces (averages) the
 gradients before the optimizer step, so any per-matrix optimizer (MACRO, Muon, …) runs
 unchanged: every rank applies the same deterministic update to the same averaged gradient.
-The sharded (FSDP2/DTensor) design is in docs/distributed.md.
+Sharded parameters (FSDP2/DTensor) are handled by :mod:`gpu_impl.fsdp`.
 
 :func:`spawn_training` launches ``world_size`` processes with ``torch.multiprocessing.spawn``
 (``MASTER_ADDR=127.0.0.1``, a free TCP port), runs :func:`gpu_impl.train.run_training` on each
 rank with the same :class:`~gpu_impl.train.TrainConfig`, and returns every rank's final
 ``state_dict`` and its records.
+
+:func:`run_ranks` is the robust launcher used by the tests and the conformance harness: one
+subprocess per rank (each in its own session / process group), a global timeout, and on any
+failure (non-zero exit, signal, timeout) every remaining rank's process group is killed, so no
+process is left behind and a dying worker is reported with its signal and last stderr lines.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +38,7 @@ import torch.distributed as dist
 
 from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
 
-__all__ = ["free_port", "init_process_group", "spawn_training"]
+__all__ = ["free_port", "init_process_group", "spawn_training", "RankOutcome", "run_ranks", "launch_failure"]
 
 
 def free_port() -> int:
@@ -73,3 +86,128 @@ def spawn_training(cfg: Any, world_size: int = 2, *, backend: str = "gloo",
         mp.spawn(_worker, args=(world_size, free_port(), asdict(cfg), tmp, backend, threads_per_rank),
                  nprocs=world_size, join=True)
         return [torch.load(Path(tmp) / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
+
+
+@dataclass
+class RankOutcome:
+    """How one rank of :func:`run_ranks` ended: ``result`` is the target's return value (or None)."""
+
+    rank: int
+    returncode: int | None       # None: killed by the launcher after the timeout
+    signal: str | None           # e.g. "SIGKILL" when the process died from a signal
+    stderr_tail: str
+    result: Any = None
+    timed_out: bool = False
+    killed_by_launcher: bool = False
+    ended_s: float = float("inf")  # seconds after the launch when the launcher saw the exit
+    pid: int = -1
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def _secondary(stderr: str) -> bool:
+    """A failure that only reports a peer's death (gloo/NCCL connection closed)."""
+    last = stderr.strip().splitlines()[-1:] or [""]
+    return any(k in last[0] for k in ("Connection closed by peer", "Connection reset by peer",
+                                      "remote worker crashing"))
+
+
+def launch_failure(outcomes: list[RankOutcome]) -> str | None:
+    """One line describing the first failed rank (signal / exit code / timeout + message), or None."""
+    bad = [o for o in outcomes if not o.ok]
+    if not bad:
+        return None
+    # the root cause is the rank that failed first (the others then lose their peer)
+    first = min(bad, key=lambda o: (o.killed_by_launcher, _secondary(o.stderr_tail), o.ended_s, o.rank))
+    how = ("timed out" if first.timed_out else f"died from {first.signal}" if first.signal
+           else f"exited with code {first.returncode}")
+    msg = first.stderr_tail.strip().splitlines()[-1:] or [""]
+    return f"rank {first.rank} {how}: {msg[0][:300]}"
+
+
+def run_ranks(target: str, world_size: int, payload: dict[str, Any] | None = None, *, timeout: float = 120.0,
+              backend: str = "gloo", threads: int = 1) -> list[RankOutcome]:
+    """Run ``target`` ("package.module:function", called as ``fn(payload)`` after
+    ``init_process_group``) in ``world_size`` fresh processes; return one outcome per rank.
+
+    Every rank is a ``python -m manifold_oracle.gpu_impl.distributed`` subprocess in its own
+    session. The launch has one deadline (``timeout`` seconds); when any rank fails or the deadline
+    passes, the process groups of all ranks still running are killed (SIGKILL) and reaped.
+    """
+    if world_size < 1:
+        raise InvalidInputError(f"world_size must be >= 1, got {world_size}")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="mo_ranks_") as tmp:
+        spec = Path(tmp) / "spec.json"
+        spec.write_text(json.dumps({"target": target, "payload": payload or {}, "port": port,
+                                    "world_size": world_size, "backend": backend, "threads": threads,
+                                    "timeout": timeout, "out": tmp}))
+        # the ranks import what this process can import (targets defined next to a test, say)
+        path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+        procs, errs = [], []
+        for r in range(world_size):
+            err = open(Path(tmp) / f"rank{r}.err", "w+b")
+            errs.append(err)
+            procs.append(subprocess.Popen([sys.executable, "-m", "manifold_oracle.gpu_impl.distributed",
+                                           str(spec), str(r)], stdout=subprocess.DEVNULL, stderr=err,
+                                          env=env, start_new_session=True))
+        start = time.monotonic()
+        deadline = start + timeout
+        ended = [float("inf")] * world_size
+        timed_out = killed = False
+        while None in [p.poll() for p in procs]:  # poll every rank (not any(): it stops at the first)
+            for r, p in enumerate(procs):
+                if p.returncode is not None and ended[r] == float("inf"):
+                    ended[r] = time.monotonic() - start
+            failed = any(p.returncode not in (None, 0) for p in procs)
+            if failed or time.monotonic() > deadline:
+                timed_out = not failed
+                killed = True
+                break
+            time.sleep(0.05)
+        was_running = [p.poll() is None for p in procs]
+        for r, p in enumerate(procs):
+            if p.returncode is not None and ended[r] == float("inf"):
+                ended[r] = time.monotonic() - start
+        if killed:
+            for p in procs:
+                if p.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGKILL)
+        for p in procs:
+            p.wait()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)  # children the rank may have left in its group
+        out = []
+        for r, (p, err) in enumerate(zip(procs, errs)):
+            err.seek(0)
+            tail = err.read()[-4000:].decode(errors="replace")
+            err.close()
+            res_path = Path(tmp) / f"rank{r}.pt"
+            result = torch.load(res_path, weights_only=False) if (p.returncode == 0 and res_path.exists()) else None
+            sig = signal.Signals(-p.returncode).name if p.returncode is not None and p.returncode < 0 else None
+            out.append(RankOutcome(r, p.returncode, sig, tail, result, timed_out=timed_out and was_running[r],
+                                   killed_by_launcher=was_running[r], ended_s=ended[r], pid=p.pid))
+        return out
+
+
+def _rank_main(spec_path: str, rank: int) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    torch.set_num_threads(int(spec["threads"]))
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(spec["world_size"]), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(spec["port"]))
+    dist.init_process_group(backend=spec["backend"], rank=rank, world_size=int(spec["world_size"]),
+                            timeout=timedelta(seconds=float(spec["timeout"])))
+    try:
+        mod, fn = spec["target"].split(":")
+        result = getattr(importlib.import_module(mod), fn)(spec["payload"])
+        torch.save(result, Path(spec["out"]) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    _rank_main(sys.argv[1], int(sys.argv[2]))

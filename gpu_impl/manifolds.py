@@ -31,6 +31,7 @@ the estimated gap can be larger or smaller than the true one by the estimation e
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ import torch
 from torch import Tensor
 
 from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
+from manifold_oracle.reference.kinds import get_kind
 
 
 __all__ = [
@@ -54,9 +56,12 @@ __all__ = [
     "frobenius_project",
     "spectral_project",
     "MANIFOLD_NAMES",
+    "TORCH_KINDS",
 ]
 
 DEFAULT_POINT_TOL = 1e-8
+#: sources of the spectral sphere's top pair (``SpectralSphere(theta=...)``)
+THETA_SOURCES = ("power", "exact", "certified")
 Radius = float | Tensor
 
 
@@ -164,6 +169,7 @@ class Euclidean(TorchManifold):
     """R^{m×n}: P = I, R_W(ξ) = W + ξ, zero residuals (MATH.md §4.1)."""
 
     name = "euclidean"
+    kind = "euclidean"
 
     def violation(self, W: Tensor) -> Tensor:
         return W.new_zeros(W.shape[:-2])
@@ -194,6 +200,7 @@ class FrobeniusSphere(TorchManifold):
 
     retractions = ("rescale", "projection", "exp")
     name = "frobenius"
+    kind = "frobenius_sphere"
 
     def __init__(self, radius: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL) -> None:
         super().__init__(point_tol)
@@ -243,7 +250,10 @@ def spectral_project(G: Tensor, u: Tensor, v: Tensor) -> Tensor:
 class TopPair:
     """Top singular pair of a batch of matrices: ``sigma`` (...), ``u`` (..., m), ``v`` (..., n);
     ``sigma2`` (...) (estimate, or exact with ``theta="exact"``; ``None`` when not computed),
-    ``gap = (σ₁ − σ₂)/σ₁`` and the power-iteration ``residual`` ‖Wv − σu‖/σ (0 for exact)."""
+    ``gap = (σ₁ − σ₂)/σ₁`` and the power-iteration ``residual`` ‖Wv − σu‖/σ (0 for exact).
+    ``theta="certified"`` adds ``bound`` (..., the a-posteriori bound ρ/(ĝ − ρ) on
+    max(sin∠(u, u₁), sin∠(v, v₁)), ρ = residual, ĝ = gap; ∞ where ĝ ≤ ρ), ``fallback`` (..., bool:
+    the exact pair was used because the bound was not met) and ``steps`` (power steps taken)."""
 
     sigma: Tensor
     u: Tensor
@@ -252,6 +262,9 @@ class TopPair:
     gap: Tensor | None = None
     residual: Tensor | None = None
     retraction_residual: Tensor | None = None
+    bound: Tensor | None = None
+    fallback: Tensor | None = None
+    steps: int = 0
 
     @property
     def theta(self) -> Tensor:
@@ -285,7 +298,14 @@ class SpectralSphere(TorchManifold):
     """M_S(R) = {‖W‖₂ = R} (MATH.md §4.4), ``P_W(G) = G − ⟨G, Θ⟩Θ`` with Θ = u₁v₁ᵀ.
 
     Options: ``theta`` ``"power"`` (warm-started bilateral subspace iteration of width ``block``,
-    ``power_steps`` steps per call, Rayleigh–Ritz finish) or ``"exact"`` (SVD); ``gap_tol`` and
+    ``power_steps`` steps per call, Rayleigh–Ritz finish), ``"exact"`` (SVD) or ``"certified"``
+    (the same warm-started iteration, continued two steps at a time until the a-posteriori bound
+    ρ/(ĝ − ρ) on the pair's angle (ρ = ‖Wᵀû − σ̂v̂‖/σ̂, ĝ = (σ̂₁ − σ̂₂)/σ̂₁; Wedin's sin θ theorem
+    with the gap shrunk by ρ) is ≤ ``cert_tol`` (default √ε of W's dtype: 3.5e-4 in float32, where the
+    rescale retraction's σ̂₁ is then exact to ~σ₁·sin²θ ≈ 1e-7, the dtype's rounding) for every matrix, at
+    most ``cert_max_steps`` steps; matrices still above it get the exact pair (``fallback``)).
+    The bound holds when the Ritz values have captured σ₁ and σ₂ (σ̂₂ is a lower bound of σ₂ by
+    interlacing, so an unconverged σ̂₂ makes ĝ too large); tests check it against the exact pair; ``gap_tol`` and
     ``gap_policy`` (``"raise"`` | ``"report"`` (default) | ``"off"``) for the spectral-gap guard,
     whose σ₂ is the second Ritz value (``block`` ≥ 2; ``block=1`` is SSO's single-vector
     iteration and gives no σ₂, so it cannot be combined with ``gap_policy="raise"``).
@@ -295,14 +315,24 @@ class SpectralSphere(TorchManifold):
 
     retractions = ("rescale", "projection")
     name = "spectral"
+    kind = "spectral_sphere"
 
     def __init__(self, radius: Radius = 1.0, *, theta: str = "power", power_steps: int = 4,
                  block: int = 8, gap_tol: float = 1e-6, gap_policy: str = "report",
-                 point_tol: float = DEFAULT_POINT_TOL) -> None:
+                 point_tol: float = DEFAULT_POINT_TOL, cert_tol: float | None = None,
+                 cert_max_steps: int = 24) -> None:
         super().__init__(point_tol)
         self.radius = _check_radius(radius)
-        if theta not in ("power", "exact"):
-            raise InvalidInputError(f"theta must be 'power' or 'exact', got {theta!r}")
+        if theta not in THETA_SOURCES:
+            raise InvalidInputError(f"theta must be one of {THETA_SOURCES}, got {theta!r}")
+        if theta == "certified" and int(block) < 2:
+            raise InvalidInputError("theta='certified' needs block >= 2 (the second Ritz value bounds the gap)")
+        if cert_tol is not None:
+            cert_tol = float(_check_radius(cert_tol, "cert_tol"))
+        if int(cert_max_steps) < 0:
+            raise InvalidInputError(f"cert_max_steps must be >= 0, got {cert_max_steps!r}")
+        self.cert_tol = cert_tol
+        self.cert_max_steps = int(cert_max_steps)
         if gap_policy not in ("raise", "report", "off"):
             raise InvalidInputError(f"gap_policy must be 'raise', 'report' or 'off', got {gap_policy!r}")
         if int(power_steps) < 1:
@@ -333,6 +363,8 @@ class SpectralSphere(TorchManifold):
         with_gap = (self.gap_policy != "off") if with_gap is None else with_gap
         if self.theta_source == "exact":
             pair = self._exact_pair(W)
+        elif self.theta_source == "certified":
+            pair = self._certified_pair(W, state, self.power_steps if steps is None else int(steps))
         else:
             pair = self._power_pair(W, state, self.power_steps if steps is None else int(steps), with_gap,
                                     with_residual)
@@ -366,6 +398,64 @@ class SpectralSphere(TorchManifold):
             gap = torch.where(s1 > 0, torch.ones_like(s1), torch.zeros_like(s1))
         dt = W.dtype
         return TopPair(s1.to(dt), u.to(dt), v.to(dt), s2.to(dt), gap.to(dt), torch.zeros_like(s1).to(dt))
+
+    @staticmethod
+    def pair_bound(pair: TopPair) -> Tensor:
+        """ρ/(ĝ − ρ): bound on max(sin∠(û, u₁), sin∠(v̂, v₁)) from the relative residual ρ and gap ĝ
+        of ``pair`` (∞ where ĝ ≤ ρ). Wedin: sin θ ≤ ‖Wᵀû − σ̂v̂‖/δ with Wv̂ = σ̂û and δ = σ̂ − σ₂;
+        σ₂ ≤ σ̂₂ + ρσ̂ when the second Ritz pair has converged to σ₂ (Kahan), so δ ≥ σ̂(ĝ − ρ)."""
+        assert pair.residual is not None and pair.gap is not None
+        den = pair.gap - pair.residual
+        inf = torch.full_like(den, float("inf"))
+        return torch.where(den > 0, pair.residual / torch.where(den > 0, den, torch.ones_like(den)), inf)
+
+    def _certified_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int) -> TopPair:
+        """Warm-started subspace iteration until :meth:`pair_bound` ≤ tol, exact pair otherwise
+        (class docstring). One device sync per check."""
+        tol = self.cert_tol if self.cert_tol is not None else math.sqrt(torch.finfo(W.dtype).eps)
+        state = {} if state is None else state  # the rounds continue from each other's basis
+        pair = self._power_pair(W, state, steps, True, True)
+        taken = steps
+        bound = self.pair_bound(pair)
+        while taken < self.cert_max_steps and not bool((bound <= tol).all()):
+            pair = self._power_pair(W, state, 2, True, True)
+            taken += 2
+            prev, bound = bound, self.pair_bound(pair)
+            # stop early when no matrix still above tol can reach it at its observed contraction rate
+            rate = (bound / prev).clamp(max=1.0).nan_to_num(nan=1.0)
+            reach = bound * rate ** ((self.cert_max_steps - taken) / 2)
+            if bool(((bound > tol) & (reach > tol)).any()) and not bool(((bound > tol) & (reach <= tol)).any()):
+                break
+        ok = bound <= tol
+        pair.steps = taken
+        if not bool(ok.all()):
+            # the exact pair (float64 SVD) for the failing matrices only, scattered into the batch
+            batch = W.shape[:-2]
+            flat_ok = ok.reshape(-1)
+            bad = (~flat_ok).nonzero().squeeze(-1)
+            Wb = W.reshape(-1, *W.shape[-2:])[bad]
+            ex = self._exact_pair(Wb)
+            # its residual measured in W's dtype like the iterate's (the rounded float64 pair)
+            ex.residual = torch.linalg.vector_norm((ex.u.unsqueeze(-2) @ Wb).squeeze(-2) - ex.sigma[..., None] * ex.v,
+                                                   dim=-1) / torch.where(ex.sigma > 0, ex.sigma, torch.ones_like(ex.sigma))
+
+            def put(x: Tensor, y: Tensor) -> Tensor:
+                out = x.reshape(-1, *x.shape[len(batch):]).clone()
+                out[bad] = y.to(out.dtype)
+                return out.reshape(x.shape)
+
+            pair = TopPair(put(pair.sigma, ex.sigma), put(pair.u, ex.u), put(pair.v, ex.v),
+                           put(pair.sigma2, ex.sigma2), put(pair.gap, ex.gap), put(pair.residual, ex.residual),
+                           steps=taken)
+            bound = put(bound, self.pair_bound(ex))
+            if "basis" in state:  # re-seed the cached basis with the exact v₁, re-orthonormalised
+                basis = state["basis"]
+                rows = basis.reshape(-1, *basis.shape[len(batch):]).clone()
+                rows[bad, 0, :] = ex.v.to(rows.dtype)
+                state["basis"] = _orth_rows(rows).reshape(basis.shape)  # QR keeps row 0's direction
+        pair.bound = bound
+        pair.fallback = ~ok
+        return pair
 
     def _power_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int,
                     with_gap: bool, with_residual: bool = True) -> TopPair:
@@ -501,7 +591,7 @@ class Oblique(TorchManifold):
             raise InvalidInputError(f"axis must be 'rows' or 'cols', got {axis!r}")
         self.axis = axis
         self.radius = _check_radius(radius)
-        self.name = "oblique_" + axis
+        self.name = self.kind = "oblique_" + axis
 
     def __repr__(self) -> str:
         return f"Oblique(radius={self.radius!r}, axis={self.axis!r})"
@@ -554,6 +644,7 @@ class Stiefel(TorchManifold):
 
     retractions = ("polar", "qr")
     name = "stiefel"
+    kind = "stiefel"
 
     def __init__(self, scale: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL) -> None:
         super().__init__(point_tol)
@@ -603,19 +694,25 @@ class Stiefel(TorchManifold):
         return (_bcast(self.scale, Y) * (U @ Vh).to(Y.dtype))
 
 
+#: the torch twin of each canonical kind of ``reference.kinds`` that has one
+TORCH_KINDS: dict[str, type[TorchManifold]] = {
+    "euclidean": Euclidean,
+    "frobenius_sphere": FrobeniusSphere,
+    "spectral_sphere": SpectralSphere,
+    "oblique_rows": Oblique,
+    "oblique_cols": Oblique,
+    "stiefel": Stiefel,
+}
+#: the optimizers' names (aliases of ``reference.kinds``; the canonical names are accepted too)
 MANIFOLD_NAMES = ("euclidean", "frobenius", "spectral", "oblique_rows", "oblique_cols", "stiefel")
 
 
 def make_manifold(name: str, radius: Radius = 1.0, **options: Any) -> TorchManifold:
-    """Construct a manifold by the optimizer's name (``MANIFOLD_NAMES``) with radius/scale."""
-    if name == "euclidean":
-        return Euclidean()
-    if name == "frobenius":
-        return FrobeniusSphere(radius)
-    if name == "spectral":
-        return SpectralSphere(radius, **options)
-    if name in ("oblique_rows", "oblique_cols"):
-        return Oblique(radius, axis=name.split("_")[1])
-    if name == "stiefel":
-        return Stiefel(radius)
-    raise InvalidInputError(f"unknown manifold {name!r}; known: {MANIFOLD_NAMES}")
+    """The torch twin of a manifold kind (a name or alias of ``reference.kinds``) with radius/scale
+    (unused for euclidean); ``options`` go to the constructor (e.g. the spectral sphere's)."""
+    kind = get_kind(name)
+    cls = TORCH_KINDS.get(kind.name)
+    if cls is None:
+        raise InvalidInputError(f"manifold kind {name!r} has no torch twin; known: {tuple(TORCH_KINDS)}")
+    args = () if kind.size_param is None else (radius,)
+    return cls(*args, **dict(kind.fixed), **options)

@@ -17,8 +17,10 @@ Per-step record (``metrics.jsonl``)::
      "matrices": {name: {"feasibility": c_M(W_{t+1}) (constrained matrices only, MATH.md §4),
                          "rotation_angle": ∠(W_t, W_{t+1}) in radians (MATH.md §5.3/§5.4),
                          "tangency": v_M of the step direction, "d_fro": ‖D‖_F,
-                         "update_rel": ‖W_{t+1} − W_t‖_F/‖W_t‖_F, "gap", "power_residual"
-                         (these five from the gpu_impl optimizer's own diagnostics, when present)}},
+                         "update_rel": ‖W_{t+1} − W_t‖_F/‖W_t‖_F, "gap", "power_residual",
+                         "pair_bound", "pair_fallback" (theta="certified": the angle bound of Θ's
+                         pair and 1 where the exact pair was used) (these from the gpu_impl
+                         optimizer's own diagnostics, when present)}},
      "activation_rms": {"block{i}.attn"|"block{i}.mlp"|"block{i}": RMS of that module's output}}
 
 The per-matrix and activation entries are written every ``--diag-every`` steps (default 1).
@@ -29,9 +31,10 @@ retraction, so it is O(η²), not rounding-level.
 Optimizers: ``macro-frobenius``, ``macro-spectral``, ``macro-oblique`` (row-oblique) —
 ``gpu_impl.optim.MACRO`` (MATH.md §7, variant A, ambient EMA momentum 0.95, radius ``--radius``
 (default "init": the norm at construction), scale ``--scale`` (default 1), KJ 5-step msign in
-``--msign-dtype`` (default bf16), on the spectral sphere Θ from ``--theta`` (default "exact": the
-SVD; "power" is the fast warm-started power iteration, whose accuracy is limited by the spectral
-gap)) on the hidden matrices, its internal AdamW on embedding and LM head; ``muon``
+``--msign-dtype`` (default bf16), on the spectral sphere Θ from ``--theta`` (default "certified":
+the warm-started power iteration continued until an a-posteriori bound on the pair's angle is
+≤ √ε of the dtype, the exact SVD pair where it cannot be met; "exact" is the SVD every step; "power"
+the fixed-step iteration, whose accuracy is limited by the spectral gap)) on the hidden matrices, its internal AdamW on embedding and LM head; ``muon``
 (``torch.optim.Muon``, KJ "original" LR adjustment, on the hidden matrices + ``torch.optim.AdamW``
 for the rest); ``muonh`` (MATH.md §9.3) and ``sso`` (MATH.md §9.4) from ``gpu_impl.optim`` on the
 hidden matrices + ``torch.optim.AdamW`` for the rest; ``adamw`` (everything on
@@ -46,7 +49,8 @@ so two runs with the same options produce identical metrics.
 
 Data parallel: :func:`run_training` with ``world_size > 1`` (process group already initialised,
 see :mod:`gpu_impl.distributed`) wraps the model in DDP; every rank draws the same global batch
-and keeps its contiguous slice of ``batch // world_size`` rows.
+and keeps its contiguous slice of ``batch // world_size`` rows. ``manifold-oracle train --nproc N``
+runs MACRO on N local processes with FSDP2 and distributed checkpoints (:mod:`gpu_impl.train_fsdp`).
 """
 
 from __future__ import annotations
@@ -69,8 +73,12 @@ from torch import nn
 from manifold_oracle.reference.errors import InvalidInputError, OracleError
 from manifold_oracle.gpu_impl.data import DEFAULT_MAX_BYTES, ByteCorpus, fixed_batches, load_corpus, sample_batch
 from manifold_oracle.gpu_impl.model import NORM_VARIANTS, PRESETS, Decoder, make_config
+from manifold_oracle.gpu_impl.manifolds import THETA_SOURCES
 
 __all__ = [
+    "lm_loss",
+    "lr_factor",
+    "msign_dtype_of",
     "OPTIMIZERS",
     "DEFAULT_LR",
     "TrainConfig",
@@ -156,7 +164,7 @@ class TrainConfig:
     radius: str = "init"
     scale: str = "one"
     msign_dtype: str = "bfloat16"
-    theta: str = "exact"
+    theta: str = "certified"
     power_steps: int = 3
 
     def resolved_norm(self) -> str:
@@ -175,8 +183,8 @@ class TrainConfig:
             raise InvalidInputError(f"unknown dtype {self.dtype!r}; choose from {sorted(DTYPES)}")
         if self.schedule not in ("constant", "linear"):
             raise InvalidInputError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
-        if self.msign_dtype not in ("bfloat16", "float32", "float64", "param"):
-            raise InvalidInputError(f"msign_dtype must be bfloat16, float32, float64 or param, got {self.msign_dtype!r}")
+        if self.msign_dtype not in ("bfloat16", "float32", "float64", "param", "auto"):
+            raise InvalidInputError(f"msign_dtype must be bfloat16, float32, float64, param or auto, got {self.msign_dtype!r}")
         if self.radius not in ("init", "mup"):
             try:
                 ok = float(self.radius) > 0
@@ -184,8 +192,8 @@ class TrainConfig:
                 ok = False
             if not ok:
                 raise InvalidInputError(f"radius must be 'init', 'mup' or a positive number, got {self.radius!r}")
-        if self.theta not in ("exact", "power"):
-            raise InvalidInputError(f"theta must be 'exact' or 'power', got {self.theta!r}")
+        if self.theta not in THETA_SOURCES:
+            raise InvalidInputError(f"theta must be one of {THETA_SOURCES}, got {self.theta!r}")
         if self.power_steps < 1:
             raise InvalidInputError("--power-steps must be >= 1")
         if self.threads is not None and self.threads < 1:
@@ -292,7 +300,7 @@ def _build_constrained(cfg: TrainConfig, model: Decoder, hidden: list[tuple[str,
     hidden_p = [p for _, p in hidden]
     rest_p = [p for _, p in rest]
     common = dict(adamw_lr=adam_kw["lr"], adamw_betas=adam_kw["betas"], adamw_eps=adam_kw["eps"],
-                  adamw_wd=adam_kw["weight_decay"], ns_dtype=_msign_dtype(cfg), diagnostics=False)
+                  adamw_wd=adam_kw["weight_decay"], ns_dtype=msign_dtype_of(cfg), diagnostics=False)
     kind = MANIFOLD_OF[cfg.optimizer]
     assert kind is not None
     # the MuonH radius is the norm at construction (λ = 0): measure it before any step
@@ -337,10 +345,11 @@ def _diag_switch(opt: torch.optim.Optimizer) -> Callable[[bool], None]:
 
 #: Figures taken from the optimizer's own diagnostics (gpu_impl.optim); the feasibility and the
 #: rotation angle are computed here independently (float64, exact σ₁).
-DIAG_KEYS = ("tangency", "d_fro", "update_rel", "gap", "power_residual")
+DIAG_KEYS = ("tangency", "d_fro", "update_rel", "gap", "power_residual", "pair_bound", "pair_fallback")
 
 
-def _msign_dtype(cfg: TrainConfig) -> str | None:
+def msign_dtype_of(cfg: TrainConfig) -> str | None:
+    """The msign compute dtype of a run (None: the parameter dtype)."""
     return None if cfg.msign_dtype == "param" else cfg.msign_dtype
 
 
@@ -417,7 +426,7 @@ def _grad_norm(params: list[nn.Parameter]) -> float:
     return float(torch.linalg.vector_norm(torch.cat(gs)))
 
 
-def _lr_factor(cfg: TrainConfig, step: int) -> float:
+def lr_factor(cfg: TrainConfig, step: int) -> float:
     """Warmup (linear from 1/warmup) then constant or linear decay to 0.1 (HyperP-style)."""
     if cfg.warmup and step <= cfg.warmup:
         return step / cfg.warmup
@@ -519,7 +528,7 @@ def _run(cfg: TrainConfig, rank: int, world_size: int, corpus: ByteCorpus | None
         tot = 0.0
         with torch.no_grad(), autocast:
             for x, y in val_set:
-                tot += float(_lm_loss(model(x.to(device)), y.to(device)))
+                tot += float(lm_loss(model(x.to(device)), y.to(device)))
         model.train()
         return tot / len(val_set)
 
@@ -541,7 +550,7 @@ def _run(cfg: TrainConfig, rank: int, world_size: int, corpus: ByteCorpus | None
     failed = False
     with activation_rms_hooks(model) as act:
         for step in range(1, cfg.steps + 1):
-            factor = _lr_factor(cfg, step)
+            factor = lr_factor(cfg, step)
             bundle.set_lr_factor(factor)
             x, y = sample_batch(corpus.train, cfg.batch, cfg.seq_len, train_gen)
             x, y = x[lo:hi].to(device), y[lo:hi].to(device)
@@ -550,7 +559,7 @@ def _run(cfg: TrainConfig, rank: int, world_size: int, corpus: ByteCorpus | None
             bundle.want_diagnostics(diag)
             bundle.zero_grad()
             with autocast:
-                loss = _lm_loss(net(x), y)
+                loss = lm_loss(net(x), y)
             loss.backward()
             gnorm = _grad_norm(all_params)
             # DDP averages the gradients; the logged loss is the global-batch mean.
@@ -615,7 +624,8 @@ def _run(cfg: TrainConfig, rank: int, world_size: int, corpus: ByteCorpus | None
     return TrainResult(records, summary, state)
 
 
-def _lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Next-token cross entropy of logits ``(..., V)`` against ``y`` ``(...)`` (fp32 for half inputs)."""
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
@@ -668,7 +678,9 @@ def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str = "") -
     if diag:
         names = list(diag[0]["matrices"])
         for n in names:
-            a.plot([r["step"] for r in diag], [r["matrices"][n]["rotation_angle"] for r in diag], lw=0.6)
+            a.plot([r["step"] for r in diag], [r["matrices"][n]["rotation_angle"] for r in diag], lw=0.6,
+                   label=n)
+        a.legend(fontsize=5, ncol=2 if len(names) > 8 else 1, title="matrix", title_fontsize=6)
     a.set(xlabel="step", ylabel="θ_t (rad)", title="per-matrix rotation angle")
     a = ax[1, 0]
     _plot_max_residual(a, diag, "feasibility", "max feasibility residual c_M", "unconstrained run")
@@ -726,16 +738,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--diag-every", type=int, default=d.diag_every)
     p.add_argument("--corpus", default=None, help="a text file (default: the embedded stdlib corpus)")
     p.add_argument("--max-corpus-bytes", type=int, default=d.max_corpus_bytes, help="0 = no cap")
-    p.add_argument("--out", default=d.out, help="output directory")
+    p.add_argument("--out", default=d.out, help="output directory (an existing non-empty one is refused "
+                   "unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty --out directory (its files are replaced)")
     p.add_argument("--radius", default=d.radius,
                    help="MACRO radius rule: init (norm at construction), mup (MATH.md §4.9) or a number")
     p.add_argument("--scale", default=d.scale, choices=("one", "radius", "kj", "moonlight", "spectral_mup"),
                    help="MACRO step scale s (MATH.md §7.3)")
-    p.add_argument("--msign-dtype", default=d.msign_dtype, choices=("bfloat16", "float32", "float64", "param"),
-                   help="compute dtype of the Newton–Schulz msign (gpu_impl optimizers); param = parameter dtype")
-    p.add_argument("--theta", default=d.theta, choices=("exact", "power"),
-                   help="macro-spectral: top singular pair by exact SVD (default; feasibility to rounding) "
-                        "or warm-started block power iteration (about 2x faster; measured c_S <= 1.1e-4 over 300 tiny-model steps)")
+    p.add_argument("--msign-dtype", default=d.msign_dtype, choices=("bfloat16", "float32", "float64", "param", "auto"),
+                   help="compute dtype of the Newton–Schulz msign (gpu_impl optimizers); param = parameter dtype; "
+                        "auto = the hardware's native one (bf16 on CUDA/AMX CPUs, else float32; see `info`)")
+    p.add_argument("--theta", default=d.theta, choices=THETA_SOURCES,
+                   help="macro-spectral top singular pair: certified (default: warm-started power iteration "
+                        "until its a-posteriori angle bound is <= sqrt(eps), else the exact pair; measured 1.8x "
+                        "faster than exact on the tiny model), exact (SVD every step) or power (fixed steps, "
+                        "no certificate; measured c_S <= 1.1e-4 over 300 tiny-model steps)")
     p.add_argument("--power-steps", type=int, default=d.power_steps,
                    help="power-iteration steps per call with --theta power")
     p.add_argument("--threads", type=int, default=None,
@@ -745,14 +763,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(argv: Sequence[str]) -> TrainConfig:
-    ns = _parser().parse_args(list(argv))
-    return TrainConfig(**vars(ns))
+    ns = vars(_parser().parse_args(list(argv)))
+    ns.pop("overwrite", None)  # a CLI safeguard, not part of the run's configuration
+    return TrainConfig(**ns)
+
+
+def _refuse_overwrite(args: list[str]) -> str | None:
+    """The message refusing an existing non-empty ``--out`` directory (None if allowed)."""
+    if "--overwrite" in args:
+        return None
+    out: str | None = TrainConfig().out
+    for i, a in enumerate(args):
+        if a == "--out" and i + 1 < len(args):
+            out = args[i + 1]
+        elif a.startswith("--out="):
+            out = a.split("=", 1)[1]
+    if out and Path(out).is_dir() and any(Path(out).iterdir()):
+        return (f"manifold-oracle train: output directory {out!r} already holds a run; pass --overwrite to "
+                "replace it or choose another --out")
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``manifold-oracle train``: 0 success, 1 the run diverged, 2 could not run."""
+    """Entry point of ``manifold-oracle train``: 0 success, 1 the run diverged, 2 could not run.
+
+    ``--nproc N`` runs on N local processes with FSDP2 (:mod:`gpu_impl.train_fsdp`, which also
+    takes ``--checkpoint-dir``, ``--checkpoint-every`` and ``--resume``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a in ("-h", "--help") for a in args):
+        refusal = _refuse_overwrite(args)
+        if refusal:
+            print(refusal, file=sys.stderr)
+            return 2
+    if any(a == "--nproc" or a.startswith("--nproc=") for a in args):
+        args = [a for a in args if a != "--overwrite"]
+        from manifold_oracle.gpu_impl.train_fsdp import main_nproc
+
+        return main_nproc(args)
     try:
-        cfg = config_from_args(sys.argv[1:] if argv is None else argv)
+        cfg = config_from_args(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     try:

@@ -88,3 +88,6 @@ from .golden import GoldenCase, GoldenChecksumError, GoldenCorpus, load_golden
 from . import exact, steepest
 from .exact import solve_exact
 from .steepest import METHODS, NORMS, Certificate, SteepestResult, certify, steepest_direction
+# the one table of manifold kinds, the tangent constraints, the JSON encoding of results
+from . import constraints, kinds, serialization, subproblem
+from .kinds import KINDS, canonical_kind, kind_of, manifold_from_kind

@@ -11,8 +11,11 @@ computed *exactly* by the float64 BLAS whatever its summation order. Slice produ
 (row-/column-wise), i.e. the result is as accurate as a product carried out in ~106-bit
 arithmetic and then rounded to ``hi + lo``.
 
-Valid for finite inputs with |entries| < 2⁹⁰⁰ (the splitting constant must not overflow);
-the package's scale range is 1e-30 … 1e30.
+Valid for all finite inputs: ``A`` and ``B`` are first scaled by exact powers of two so that
+max|entry| ∈ [½, 1) (the splitting constant 2^(e+β) then cannot overflow, and subnormal entries
+are lifted into the normal range), and ``hi``, ``lo`` are scaled back exactly. A product whose
+exact value exceeds the float64 range comes back as ±inf; ``lo`` can underflow when the product
+is near the bottom of the range (it then carries less than the full second word).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ._scaling import pow2_exponent
 
 F64 = NDArray[np.float64]
 
@@ -60,6 +65,12 @@ def matmul_dd(A: F64, B: F64) -> tuple[F64, F64]:
     if p == 0:
         z = np.zeros(np.broadcast_shapes(A.shape[:-1], (1,))[:-1] + (A.shape[-2], B.shape[-1]))
         return z, z.copy()
+    ea, eb = pow2_exponent(A), pow2_exponent(B)
+    if np.any(ea) or np.any(eb):  # exact power-of-two scaling (see module docstring)
+        hi, lo = matmul_dd(np.ldexp(A, -ea[..., None, None]), np.ldexp(B, -eb[..., None, None]))
+        e = (ea + eb)[..., None, None]
+        with np.errstate(over="ignore"):
+            return np.ldexp(hi, e), np.ldexp(lo, e)
     beta = math.ceil((53 + math.log2(max(p, 1))) / 2)
     bits = 53 - beta
     count = math.ceil(_TARGET_BITS / bits) + 1

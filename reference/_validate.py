@@ -7,6 +7,8 @@ input. Empty batches are allowed; a matrix with a zero-length side is not.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -75,14 +77,61 @@ def same_shape(a: F64, b: F64, names: tuple[str, str]) -> None:
 def positive_scalar(value: float, name: str) -> float:
     try:
         v = float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"{name} must be a real number, got {value!r}") from exc
     if not np.isfinite(v) or v <= 0:
         raise InvalidInputError(f"{name} must be finite and > 0, got {value!r}")
     return v
 
 
+def nonnegative_scalar(value: float, name: str) -> float:
+    """``value`` as a float, refusing NaN, ±Inf, negative values and non-numbers (InvalidInputError)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"{name} must be a real number, got {value!r}") from exc
+    if not np.isfinite(v) or v < 0:
+        raise InvalidInputError(f"{name} must be finite and >= 0, got {value!r}")
+    return v
+
+
+def count(value: int, name: str, minimum: int = 1) -> int:
+    """``value`` as an int ≥ ``minimum``; refuses floats with a fraction, bools, NaN and strings."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not (np.isfinite(value) and value == int(value)):
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def flag(value: object, name: str) -> bool:
+    """A boolean option (bool or numpy bool); anything else raises InvalidInputError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def shape_tuple(shape: object, name: str = "shape", min_ndim: int = 0) -> tuple[int, ...]:
+    """A shape as a tuple of ints ≥ 0 with at least ``min_ndim`` axes (InvalidInputError otherwise)."""
+    try:
+        dims = tuple(shape)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise InvalidInputError(f"{name} must be a sequence of non-negative integers, got {shape!r}") from exc
+    out = tuple(count(d, f"{name} entry", 0) for d in dims)
+    if len(out) < min_ndim:
+        raise InvalidInputError(f"{name} needs at least {min_ndim} axes, got {shape!r}")
+    if math.prod(out) > MAX_ELEMENTS:
+        raise InvalidInputError(f"{name} {out} has more than {MAX_ELEMENTS:.0e} elements")
+    return out
+
+
+#: largest array (in elements) a shape argument may ask for (2³¹ float64 values = 16 GiB)
+MAX_ELEMENTS = 2**31
+
+
 def choice(value: str, allowed: tuple[str, ...], name: str) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise InvalidInputError(f"{name} must be one of {allowed}, got {value!r}")
     return value

@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_matrix, positive_scalar
-from .errors import InvalidInputError, NotAvailableError
-from .manifolds import Euclidean, FrobeniusSphere, Manifold, Oblique, SpectralSphere, Stiefel
+from ._validate import as_matrix, count, nonnegative_scalar, positive_scalar
+from .errors import InvalidInputError
+from .manifolds import Manifold
 
 F64 = NDArray[np.float64]
 U64 = float(np.finfo(np.float64).eps) / 2  # unit roundoff u = 2⁻⁵³
@@ -76,6 +76,19 @@ class ProblemConstants:
     gap: float | None = None
     ell_P: float | None = None
 
+    def __post_init__(self) -> None:
+        # NaN, ±Inf and negative constants are refused: no condition may be certified from them
+        for name in ("L", "G_max", "alpha", "beta_R", "sigma"):
+            object.__setattr__(self, name, nonnegative_scalar(getattr(self, name), name))
+        object.__setattr__(self, "k", count(self.k, "k"))
+        for name in ("f_gap", "gap"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, nonnegative_scalar(getattr(self, name), name))
+        if self.ell_P is not None:  # +inf is allowed: it is what "projector_regularity" reports
+            v = float(self.ell_P) if isinstance(self.ell_P, (int, float, np.number)) else np.nan
+            if np.isnan(v) or v < 0:
+                raise InvalidInputError(f"ell_P must be >= 0 (or +inf), got {self.ell_P!r}")
+
     @property
     def L_R(self) -> float:
         """Pullback smoothness constant L_R = β_R²·L + 2α·G_max (A1′, MATH.md §8.1)."""
@@ -89,7 +102,7 @@ class ProblemConstants:
         largest step norm ‖ξ‖_F ≤ ηs√k, used by the Stiefel bound on β_R) and f(W₀) − f*."""
         alpha, beta_R = retraction_constants(problem.manifold, step_bound)
         f_gap = None if W0 is None else float(problem.loss(W0) - problem.optimal_value)
-        ell = 2.0 / problem.manifold.radius if isinstance(problem.manifold, FrobeniusSphere) else None
+        ell = problem.manifold.projector_lipschitz()
         return cls(L=float(problem.lipschitz), G_max=float(problem.gradient_bound), alpha=alpha,
                    beta_R=beta_R, k=int(min(problem.shape)), f_gap=f_gap,
                    sigma=float(problem.noise if sigma is None else sigma), ell_P=ell)
@@ -105,18 +118,9 @@ def retraction_constants(manifold: Manifold, step_bound: float = 0.0) -> tuple[f
     Euclidean: (0, 1). The spectral sphere has no closed form (α ∝ 1/gap): raises
     :class:`NotAvailableError`; use :func:`estimate_retraction_constant`.
     """
-    if isinstance(manifold, Euclidean):
-        return 0.0, 1.0
-    if isinstance(manifold, FrobeniusSphere):
-        return 1.0 / (2.0 * manifold.radius), 1.0
-    if isinstance(manifold, Oblique):
-        return 1.0 / (2.0 * float(np.min(manifold.radius))), 1.0
-    if isinstance(manifold, Stiefel):
-        return 1.0 / (2.0 * manifold.scale), 1.0 + float(step_bound) / (2.0 * manifold.scale)
-    if isinstance(manifold, SpectralSphere):
-        raise NotAvailableError("the spectral-sphere retraction constants depend on the gap; "
-                                "estimate them with estimate_retraction_constant")
-    raise InvalidInputError(f"no retraction constants for {manifold!r}")
+    if not isinstance(manifold, Manifold):
+        raise InvalidInputError(f"no retraction constants for {manifold!r}")
+    return manifold.retraction_constants(step_bound)  # each manifold owns its constants
 
 
 @dataclass(frozen=True)
@@ -192,18 +196,38 @@ def check_hyperparameters(
     * ``stationarity_target`` the §8.4 bound ≤ ε (when ``epsilon``, ``T`` and f_gap are given).
     """
     c = constants
+    if not isinstance(c, ProblemConstants):
+        raise InvalidInputError(f"constants must be a ProblemConstants, got {type(c).__name__}")
+    for value, name in ((manifold, "manifold"), (variant, "variant"), (momentum, "momentum")):
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{name} must be a string, got {value!r}")
+    T = None if T is None else count(T, "T")
     T_eff = T if T is not None else (len(lr) if isinstance(lr, Sequence) else None)
-    if isinstance(lr, Sequence):
-        etas = np.asarray(lr, dtype=np.float64)
-    elif callable(lr):
-        if T_eff is None:
-            raise InvalidInputError("a callable lr needs T")
-        etas = np.array([float(lr(t)) for t in range(T_eff)])
-    else:
-        etas = np.array([float(lr)])
-    if etas.size == 0 or not np.all(np.isfinite(etas)) or np.any(etas < 0):
-        raise InvalidInputError("learning rates must be finite and >= 0")
+    try:
+        if isinstance(lr, Sequence) and not isinstance(lr, str):
+            etas = np.asarray(lr, dtype=np.float64)
+        elif callable(lr):
+            if T_eff is None:
+                raise InvalidInputError("a callable lr needs T")
+            etas = np.array([float(lr(t)) for t in range(T_eff)])
+        else:
+            etas = np.array([float(lr)])  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"lr must be a number, a callable or a sequence of numbers, got {lr!r}") from exc
+    # a zero learning rate (every η_t = 0) makes no step and divides the §8.4 bound by zero
+    if etas.ndim != 1 or etas.size == 0 or not np.all(np.isfinite(etas)) or np.any(etas < 0) \
+            or not np.max(etas) > 0:
+        raise InvalidInputError("learning rates must be finite and >= 0, and not all zero")
     s = positive_scalar(scale, "scale")
+    try:  # out-of-range finite β is reported by "momentum_range" below
+        beta = float(beta) if not isinstance(beta, (bool, np.bool_)) else np.nan
+    except (TypeError, ValueError, OverflowError):
+        beta = np.nan
+    if not np.isfinite(beta):
+        raise InvalidInputError(f"beta must be a finite number, got {beta!r}")
+    gap_tol = positive_scalar(gap_tol, "gap_tol")
+    if epsilon is not None:
+        epsilon = positive_scalar(epsilon, "epsilon")
     LR_ = c.L_R
     out: list[ConditionResult] = []
     out.append(ConditionResult("momentum_range", bool(0.0 <= beta < 1.0), "0 ≤ β < 1", float(beta), 1.0,
@@ -237,7 +261,7 @@ def check_hyperparameters(
         eta_s = float(np.mean(etas)) * s
         det = c.f_gap / (eta_s * T_eff) + LR_ * eta_s * c.k / 2.0
         bounds.update(deterministic_bound=det,
-                      optimal_step=float(np.sqrt(2.0 * c.f_gap / (LR_ * c.k * T_eff))),
+                      optimal_step=float(np.sqrt(2.0 * c.f_gap / (LR_ * c.k * T_eff))) if LR_ > 0 else np.inf,
                       optimal_bound=float(np.sqrt(2.0 * LR_ * c.k * c.f_gap / T_eff)))
         total = det
         if c.sigma > 0 or beta > 0:
@@ -408,26 +432,42 @@ class DescentReport:
     violations: tuple[int, ...]
     increases: tuple[int, ...]
     uncertified: tuple[int, ...]
+    nonfinite: tuple[int, ...] = ()
 
     @property
     def flagged(self) -> bool:
-        return bool(self.violations) or bool(set(self.increases) & set(self.uncertified))
+        return (bool(self.violations) or bool(self.nonfinite)
+                or bool(set(self.increases) & set(self.uncertified)))
 
 
 def descent_monitor(trajectory: Trajectory, L_R: float, k: int, *, c: float = 100.0) -> DescentReport:
     """Check the one-step inequality of MATH.md §8.3 (β = 0, exact gradients) at every step.
 
     Tolerance per step: c·u·(|f_t| + |f_{t+1}| + η_ts‖grad f_t‖_*) with c = 100 (CLAIMS.md §0.2,
-    V-1: rounding of the two loss evaluations and of the nuclear norm).
+    V-1: rounding of the two loss evaluations and of the nuclear norm). A step whose loss, gradient
+    norm or step size is NaN or ±Inf is listed in ``nonfinite`` and flags the run (a diverged run
+    is never certified). ``L_R`` must be finite and ≥ 0, ``k`` an integer ≥ 1.
     """
-    f, g, st = trajectory.loss, trajectory.grad_nuclear, trajectory.step_scales
+    if not isinstance(trajectory, Trajectory):
+        raise InvalidInputError(f"trajectory must be a Trajectory, got {type(trajectory).__name__}")
+    L_R = nonnegative_scalar(L_R, "L_R")
+    k = count(k, "k")
+    c = positive_scalar(c, "c")
+    f, g, st = (np.asarray(a, dtype=np.float64) for a in
+                (trajectory.loss, trajectory.grad_nuclear, trajectory.step_scales))
     T = st.size
-    slack = f[:T] - st * g[:T] + 0.5 * L_R * st**2 * k - f[1:T + 1]
-    tol = c * U64 * (np.abs(f[:T]) + np.abs(f[1:T + 1]) + st * g[:T])
-    viol = tuple(int(i) for i in np.nonzero(slack < -tol)[0])
-    inc = tuple(int(i) for i in np.nonzero(f[1:T + 1] > f[:T] + tol)[0])
-    unc = tuple(int(i) for i in np.nonzero(st > 1.0 / (L_R * k))[0])
-    return DescentReport(slack, tol, viol, inc, unc)
+    if f.shape != (T + 1,) or g.shape != (T + 1,):
+        raise InvalidInputError(f"trajectory: {T} step sizes need {T + 1} losses and gradient norms, "
+                                f"got {f.shape} and {g.shape}")
+    bad = ~(np.isfinite(f[:T]) & np.isfinite(f[1:T + 1]) & np.isfinite(g[:T]) & np.isfinite(st))
+    nonfinite = tuple(int(i) for i in np.nonzero(bad)[0])
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite steps are reported above
+        slack = f[:T] - st * g[:T] + 0.5 * L_R * st**2 * k - f[1:T + 1]
+        tol = c * U64 * (np.abs(f[:T]) + np.abs(f[1:T + 1]) + st * g[:T])
+        viol = tuple(int(i) for i in np.nonzero(slack < -tol)[0])
+        inc = tuple(int(i) for i in np.nonzero(f[1:T + 1] > f[:T] + tol)[0])
+    unc = tuple(int(i) for i in np.nonzero(st * (L_R * k) > 1.0)[0])  # η_ts > 1/(L_R·k), no division
+    return DescentReport(slack, tol, viol, inc, unc, nonfinite)
 
 
 @dataclass(frozen=True)

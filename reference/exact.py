@@ -42,23 +42,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._validate import count, positive_scalar
 from .errors import InvalidInputError, NotAvailableError, SolverError
 from .linalg import msign
 from .manifolds import Manifold
-from .steepest import (
+from .subproblem import (
     NORMS,
     SteepestResult,
-    _as_gradient,
-    _Geometry,
-    _rel_gap,
+    TangentGeometry,
+    as_gradient,
+    build_result,
     degenerate_completion,
     dual_norm,
     primal_norm,
+    relative_gap,
 )
 
 F64 = NDArray[np.float64]
 
-__all__ = ["solve_exact", "CLARABEL_MAX_SIDE", "DEFAULT_GAP_TOL", "DEFAULT_FEAS_TOL",
+__all__ = ["solve_exact", "CLARABEL_MAX_SIDE", "SCS_CERTIFIABLE_EPS", "DEFAULT_GAP_TOL", "DEFAULT_FEAS_TOL",
            "DEFAULT_TANGENCY_TOL"]
 
 #: Clarabel is used up to this max(m, n) (memory bound beyond); SCS above.
@@ -67,6 +69,8 @@ CLARABEL_MAX_SIDE = 16
 DEFAULT_GAP_TOL = 1e-6
 #: independent feasibility σ₁(Â) − 1 accepted for the raw solver output (CLAIMS §0.2)
 DEFAULT_FEAS_TOL = 1e-7
+#: largest SCS eps_abs = eps_rel whose answers can be accepted (MATH §6.9 item 4)
+SCS_CERTIFIABLE_EPS = 1e-9
 #: raw tangency residual of Â accepted (normalised, as the manifold's tangent_violation)
 DEFAULT_TANGENCY_TOL = 1e-7
 
@@ -79,55 +83,14 @@ def _cvxpy() -> Any:
     return cp
 
 
-def _upper(n: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    return np.triu_indices(n)
-
-
-def _sym_from_upper(nu: F64, n: int) -> F64:
-    iu, ju = _upper(n)
-    S = np.zeros((n, n))
-    np.add.at(S, (iu, ju), nu)
-    np.add.at(S, (ju, iu), nu)
-    return S
-
-
-def _constraints(cp: Any, geo: _Geometry, A: Any) -> tuple[list[Any], Any]:
-    """Equality constraints 𝓛(A) = 0 and a function mapping their dual values to y (our sign)."""
-    k = geo.kind
-    if k == "euclidean":
-        return [], lambda: np.zeros((0,))
-    if k in ("sphere", "frobenius_sphere", "spectral_sphere"):
-        c = cp.sum(cp.multiply(geo.theta, A)) == 0
-        return [c], lambda: np.asarray(-float(np.asarray(c.dual_value).reshape(())))
-    if k == "spectral_strict":
-        q = geo.q
-        M = geo.U1.T @ A @ geo.V1
-        iu, ju = _upper(q)
-        c = (M + M.T)[iu, ju] == 0
-        return [c], lambda: -_sym_from_upper(np.asarray(c.dual_value, dtype=np.float64).ravel(), q)
-    if k == "oblique_rows":
-        c = cp.sum(cp.multiply(A, geo.w), axis=1) == 0
-        return [c], lambda: -np.asarray(c.dual_value, dtype=np.float64).ravel()
-    if k == "oblique_cols":
-        c = cp.sum(cp.multiply(A, geo.w), axis=0) == 0
-        return [c], lambda: -np.asarray(c.dual_value, dtype=np.float64).ravel()
-    # Stiefel: the adjoint of A ↦ (WᵀA + AᵀW)_{i≤j} is ν ↦ W·S(ν) (tall), S(ν)·W (wide)
-    w = geo.w
-    M = (A @ w.T) if geo.wide else (w.T @ A)
-    p = M.shape[0]
-    iu, ju = _upper(p)
-    c = (M + M.T)[iu, ju] == 0
-    return [c], lambda: -_sym_from_upper(np.asarray(c.dual_value, dtype=np.float64).ravel(), p)
-
-
-def _polish(geo: _Geometry, A: F64, norm: str) -> F64:
+def _polish(geo: TangentGeometry, A: F64, norm: str) -> F64:
     """Exact tangent projection, then scale into the unit ball (float64)."""
     P = geo.project(A)
     s = primal_norm(P, norm)
     return P / s if s > 1.0 else P
 
 
-def _recover(geo: _Geometry, G: F64, y: F64, norm: str) -> F64:
+def _recover(geo: TangentGeometry, G: F64, y: F64, norm: str) -> F64:
     """Φ_rec from the multipliers (certificate 6): the dual-norm subgradient of G + 𝓛*(y)."""
     Z = G + geo.adjoint(y)
     if norm == "frobenius":
@@ -138,7 +101,7 @@ def _recover(geo: _Geometry, G: F64, y: F64, norm: str) -> F64:
         # Φ_rec is only a candidate: if the completion fails, the uncompleted msign is kept and
         # is then rejected by its own tangency certificate below.
         with contextlib.suppress(SolverError):
-            Phi, _ = degenerate_completion(Z, geo.theta)
+            Phi, _ = degenerate_completion(Z, geo.constraint.theta)
     return Phi
 
 
@@ -151,29 +114,39 @@ def solve_exact(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str = "spe
     """Certified cvxpy solution of the steepest-descent subproblem (MATH §6.9).
 
     ``solver``: ``"CLARABEL"``, ``"SCS"`` or None (Clarabel if max(m, n) ≤ CLARABEL_MAX_SIDE).
-    ``eps`` is SCS's eps_abs = eps_rel (≤ 1e-9 for a certifiable answer; larger values are accepted
-    only so that the certificate can be shown to reject them, CLAIMS L-11); Clarabel always uses 1e-8. ``max_iters``/``time_limit`` are
-    passed to the solver; hitting either gives a non-optimal status and :class:`SolverError`.
+    ``eps`` is SCS's eps_abs = eps_rel; Clarabel ignores it (it always uses 1e-8). Acceptance rule:
+    an answer is returned only if the status is exactly "optimal", the raw float64 certificates
+    (gap ≤ ``gap_tol``, ‖Â‖ − 1 ≤ ``feas_tol``, tangency ≤ ``tangency_tol``) and the final gap pass,
+    **and**, for SCS, eps ≤ ``SCS_CERTIFIABLE_EPS`` (1e-9, MATH §6.9 item 4). A looser eps is
+    allowed only so that the certificate can be shown to reject its answers (CLAIMS L-11): such a
+    run always raises :class:`SolverError` — with the failed certificate's message and figures, or,
+    when the loose answer happens to pass every certificate, with status ``"loose_eps"`` and the
+    figures (it is still not accepted). ``max_iters``/``time_limit`` are passed to the solver;
+    hitting either gives a non-optimal status and :class:`SolverError`.
     """
     t0 = time.perf_counter() if _t0 is None else _t0
     cp = _cvxpy()
-    if norm not in NORMS:
+    if not isinstance(norm, str) or norm not in NORMS:
         raise InvalidInputError(f"norm must be one of {NORMS}, got {norm!r}")
-    geo = _Geometry(manifold, W)
-    g = _as_gradient(geo, G)
+    geo = TangentGeometry(manifold, W)
+    g = as_gradient(geo, G)
     m, n = geo.shape
     name = solver.upper() if isinstance(solver, str) else ("CLARABEL" if max(m, n) <= CLARABEL_MAX_SIDE else "SCS")
     if name not in ("CLARABEL", "SCS"):
         raise InvalidInputError(f"solver must be 'CLARABEL' or 'SCS', got {solver!r}")
-    if not (np.isfinite(eps) and eps > 0):
-        raise InvalidInputError(f"eps must be positive, got {eps!r}")
+    eps = positive_scalar(eps, "eps")
+    gap_tol, feas_tol, tangency_tol = (positive_scalar(v, k) for v, k in (
+        (gap_tol, "gap_tol"), (feas_tol, "feas_tol"), (tangency_tol, "tangency_tol")))
+    if max_iters is not None:
+        max_iters = count(max_iters, "max_iters")
+    if time_limit is not None:
+        time_limit = positive_scalar(time_limit, "time_limit")
 
     # scale G to unit spectral norm for the solver (conditioning); undo in float64 afterwards
     gscale = float(np.linalg.svd(g, compute_uv=False)[0])
     if gscale == 0.0:
-        from .steepest import _result
         y0 = np.zeros(geo.multiplier_shape())
-        return _result(geo, g, np.zeros_like(g), y0, norm, "cvxpy", name, "optimal", 0, t0,
+        return build_result(geo, g, np.zeros_like(g), y0, norm, "cvxpy", name, "optimal", 0, t0,
                        notes="zero gradient")
     gs = g / gscale
 
@@ -185,7 +158,7 @@ def solve_exact(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str = "spe
             ball = cp.sigma_max(A) <= 1
     else:
         ball = cp.norm(A, "fro") <= 1
-    eqs, get_y = _constraints(cp, geo, A)
+    eqs, get_y = geo.constraint.cvxpy_constraints(cp, A)
     prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(gs, A))), [ball] + eqs)
 
     kwargs: dict[str, Any] = {}
@@ -197,7 +170,7 @@ def solve_exact(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str = "spe
         tight = 1e-8  # Clarabel's default: tighter gap/KKT tolerances stall it as optimal_inaccurate
         kwargs.update(tol_gap_abs=tight, tol_gap_rel=tight, tol_feas=tight,
                       max_iter=int(max_iters or 200))
-        if geo.kind == "stiefel":
+        if geo.family == "gram":
             kwargs["static_regularization_constant"] = 1e-6
         if time_limit is not None:
             kwargs["time_limit"] = float(time_limit)
@@ -224,7 +197,7 @@ def solve_exact(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str = "spe
     # raw certificates (MATH §6.9 items 2–5), in float64, independent of the solver's own report
     p_raw = float(np.sum(g * A_raw))
     d = dual_norm(g + geo.adjoint(y), norm)
-    gap_raw = _rel_gap(d, p_raw)
+    gap_raw = relative_gap(d, p_raw)
     feas_raw = primal_norm(A_raw, norm) - 1.0
     tang_raw = geo.tangency(A_raw)
     figures.update(primal=p_raw, dual=d, gap=gap_raw, feasibility=feas_raw, tangency=tang_raw)
@@ -242,17 +215,21 @@ def solve_exact(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str = "spe
     Phi = _recover(geo, g, y, norm)
     p_rec = float(np.sum(g * Phi))
     rec_ok = (geo.tangency(Phi) <= 1e-12 and primal_norm(Phi, norm) <= 1 + 1e-12
-              and abs(_rel_gap(d, p_rec)) <= gap_tol)
+              and abs(relative_gap(d, p_rec)) <= gap_tol)
     use_rec = rec_ok and p_rec >= p_pol
     direction = Phi if use_rec else A_pol
-    from .steepest import _result
     notes = ("direction recovered from the multipliers (certificate 6)" if use_rec
              else "direction: solver output projected onto T_W and scaled into the ball")
     extras = {"raw_value": p_raw, "raw_gap": gap_raw, "raw_feasibility": feas_raw, "raw_tangency": tang_raw,
               "recovered_value": p_rec, "recovered_ok": bool(rec_ok), "polished_value": p_pol,
               "solver_objective": figures["objective"], "gradient_scale": gscale}
-    res = _result(geo, g, direction, y, norm, "cvxpy", name, "optimal", iters, t0, notes=notes, extras=extras)
+    res = build_result(geo, g, direction, y, norm, "cvxpy", name, "optimal", iters, t0, notes=notes, extras=extras)
     if not abs(res.gap) <= gap_tol:
         raise SolverError(f"cvxpy/{name}: final certificate failed", "optimal",
                           {**figures, "final_gap": res.gap})
+    if name == "SCS" and eps > SCS_CERTIFIABLE_EPS:
+        raise SolverError(f"cvxpy/SCS at eps = {eps:.1e} > {SCS_CERTIFIABLE_EPS:.0e} is not certifiable "
+                          "(MATH §6.9 item 4): this answer passed the float64 certificates, but a loose "
+                          "eps is run only to show the certificate rejecting answers, never accepted",
+                          "loose_eps", {**figures, "final_gap": res.gap, "eps": eps})
     return res

@@ -22,9 +22,9 @@ import numpy as np
 from hypothesis import strategies as st
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_float64
+from ._validate import as_float64, choice, count, flag, positive_scalar, shape_tuple
 from .errors import InvalidInputError
-from .manifolds import Manifold, Orthogonal, Sphere
+from .manifolds import Manifold
 
 F64 = NDArray[np.float64]
 SpectrumKind = Literal["geometric", "linear", "random", "clustered"]
@@ -50,11 +50,17 @@ __all__ = [
 ]
 
 
+def _check_rng(rng: Any) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise InvalidInputError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
 def haar_orthogonal(rng: np.random.Generator, n: int, batch: Sequence[int] = ()) -> F64:
     """Haar-distributed orthogonal matrices, shape ``(*batch, n, n)`` (QR with sign fix)."""
-    if n < 1:
-        raise InvalidInputError(f"n must be >= 1, got {n}")
-    z = rng.standard_normal(tuple(batch) + (n, n))
+    n = count(n, "n")
+    shape = shape_tuple(shape_tuple(batch, "batch") + (n, n), "shape")
+    z = _check_rng(rng).standard_normal(shape)
     q, r = np.linalg.qr(z)
     d = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     d = np.where(d == 0, 1.0, d)
@@ -85,18 +91,20 @@ def spectrum(
     ``rng``) or ``clustered`` (all retained values within a relative ``cluster_width`` of σ₁ —
     ``cond`` is ignored). ``multiplicity`` q makes σ₁ = … = σ_q exactly (a repeated top value).
     """
-    r = k if rank is None else int(rank)
-    if not (1 <= k and 0 <= r <= k):
-        raise InvalidInputError(f"need k >= 1 and 0 <= rank <= k, got k={k}, rank={rank}")
-    if not (1.0 <= cond <= 1e16 and np.isfinite(cond)):
+    (k,) = shape_tuple((count(k, "k"),), "k")
+    r = k if rank is None else count(rank, "rank", 0)
+    multiplicity = count(multiplicity, "multiplicity")
+    cond, scale = positive_scalar(cond, "cond"), positive_scalar(scale, "scale")
+    if not 0 <= r <= k:
+        raise InvalidInputError(f"need 0 <= rank <= k, got k={k}, rank={rank}")
+    if not 1.0 <= cond <= 1e16:
         raise InvalidInputError(f"cond must be in [1, 1e16], got {cond}")
-    if not (scale > 0 and np.isfinite(scale)):
-        raise InvalidInputError(f"scale must be finite and > 0, got {scale}")
     if not (1 <= multiplicity <= max(r, 1)):
         raise InvalidInputError(f"multiplicity must be in [1, rank], got {multiplicity}")
     s = np.zeros(k)
     if r == 0:
         return s
+    choice(kind, ("geometric", "linear", "random", "clustered"), "kind")
     if kind == "geometric":
         core = np.geomspace(1.0, 1.0 / cond, r)
     elif kind == "linear":
@@ -104,6 +112,7 @@ def spectrum(
     elif kind == "random":
         if rng is None:
             raise InvalidInputError("kind='random' needs rng")
+        _check_rng(rng)
         inner = np.sort(rng.uniform(-np.log10(cond), 0.0, max(r - 2, 0)))[::-1]
         core = np.concatenate([[1.0], 10.0**inner, [1.0 / cond]])[:r] if r > 1 else np.array([1.0])
     elif kind == "clustered":
@@ -124,14 +133,17 @@ def matrix_with_spectrum(rng: np.random.Generator, sigma: ArrayLike, shape: Sequ
     permutations only), so the result is exactly rank deficient; the non-zero block still uses
     Haar factors.
     """
-    shape = tuple(int(d) for d in shape)
+    _check_rng(rng)
+    shape = shape_tuple(shape, "shape")
     if len(shape) < 2 or min(shape[-2:]) < 1:
         raise InvalidInputError(f"shape must be (..., m, n) with m, n >= 1, got {shape}")
     *batch, m, n = shape
     k = min(m, n)
+    exact_zeros = flag(exact_zeros, "exact_zeros")
     s = as_float64(sigma, "sigma")
-    if s.shape[-1] != k:
-        raise InvalidInputError(f"sigma has length {s.shape[-1]}, expected k = min(m, n) = {k}")
+    if s.ndim < 1 or s.shape[-1] != k or s.shape[:-1] not in ((), tuple(batch)):
+        raise InvalidInputError(f"sigma has shape {s.shape}, expected (k,) or (*batch, k) with k = "
+                                f"min(m, n) = {k}")
     if np.any(s < 0) or not np.all(np.isfinite(s)):
         raise InvalidInputError("sigma must be finite and >= 0")
     s = np.broadcast_to(s, tuple(batch) + (k,))
@@ -162,7 +174,8 @@ def random_matrix(
     exact_zeros: bool = False,
 ) -> F64:
     """A matrix of ``shape`` with the spectrum of :func:`spectrum` (σ₁ = scale)."""
-    k = min(int(shape[-1]), int(shape[-2]))
+    shape = shape_tuple(shape, "shape", 2)
+    k = min(shape[-1], shape[-2])
     s = spectrum(k, cond=cond, rank=rank, scale=scale, kind=kind, multiplicity=multiplicity, rng=rng)
     return matrix_with_spectrum(rng, s, shape, exact_zeros=exact_zeros)
 
@@ -218,7 +231,7 @@ def matrices(draw: Any, shape: tuple[int, ...] | Any = None, *, max_cond: float 
 
 
 def _point_shape_ok(manifold: Manifold, shp: tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(manifold, Sphere):
+    if manifold.point_ndim == 1:
         return shp[:-2] + (shp[-1] * shp[-2],)
     return shp
 
@@ -227,7 +240,7 @@ def _point_shape_ok(manifold: Manifold, shp: tuple[int, ...]) -> tuple[int, ...]
 def manifold_points(draw: Any, manifold: Manifold, shape: tuple[int, ...] | Any = None) -> F64:
     """Random points of ``manifold`` (its own ``random_point`` from a drawn seed)."""
     if shape is None:
-        shape = shapes(kind="square") if isinstance(manifold, Orthogonal) else shapes()
+        shape = shapes(kind="square") if manifold.square_only else shapes()
     shp = draw(shape) if isinstance(shape, st.SearchStrategy) else tuple(shape)
     seed = draw(st.integers(0, 2**32 - 1))
     return manifold.random_point(np.random.default_rng([seed, 0]), _point_shape_ok(manifold, shp))

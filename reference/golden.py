@@ -55,17 +55,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import linalg, precise, schedules
+from ._validate import flag
 from .errors import InvalidInputError, OracleError
-from .manifolds import (
-    Euclidean,
-    FrobeniusSphere,
-    Manifold,
-    Oblique,
-    Orthogonal,
-    SpectralSphere,
-    Sphere,
-    Stiefel,
-)
+from .kinds import get_kind, kind_params
+from .manifolds import Manifold
 
 __all__ = [
     "GOLDEN_SCHEMA",
@@ -171,49 +164,31 @@ def decode_value(d: Mapping[str, Any]) -> Any:
 # ---------------------------------------------------------------------------------------------
 # manifolds as JSON
 # ---------------------------------------------------------------------------------------------
-_MANIFOLDS: dict[str, type[Manifold]] = {
-    "Euclidean": Euclidean,
-    "Sphere": Sphere,
-    "FrobeniusSphere": FrobeniusSphere,
-    "SpectralSphere": SpectralSphere,
-    "Oblique": Oblique,
-    "Stiefel": Stiefel,
-    "Orthogonal": Orthogonal,
-}
-
-
 def manifold_from_spec(spec: Mapping[str, Any]) -> Manifold:
-    """Instantiate ``{"class": name, "kwargs": {...}}`` (a list ``radius`` becomes an array)."""
+    """Instantiate ``{"class": name, "kwargs": {...}}`` (a list ``radius`` becomes an array).
+
+    ``name`` is the class name, an alias of the kind table (:mod:`reference.kinds`)."""
     try:
-        cls = _MANIFOLDS[spec["class"]]
-    except KeyError:
+        name = spec["class"]
+        kwargs = dict(spec.get("kwargs", {}))
+    except (KeyError, TypeError, AttributeError):
         raise InvalidInputError(f"unknown manifold spec {spec!r}") from None
-    kwargs = dict(spec.get("kwargs", {}))
     if isinstance(kwargs.get("radius"), list):
         kwargs["radius"] = np.array(kwargs["radius"], dtype=np.float64)
-    return cls(**kwargs)
+    axis = kwargs.pop("axis", None) if name == "Oblique" else None
+    try:
+        kind = get_kind(name, axis)
+    except InvalidInputError:
+        raise InvalidInputError(f"unknown manifold spec {spec!r}") from None
+    if kind.cls.__name__ != name:
+        raise InvalidInputError(f"unknown manifold spec {spec!r}: 'class' must be a class name")
+    return kind.build(**kwargs)
 
 
 def manifold_spec(manifold: Manifold) -> dict[str, Any]:
     """The JSON spec of a reference manifold (inverse of :func:`manifold_from_spec`)."""
-    name = type(manifold).__name__
-    if name not in _MANIFOLDS or type(manifold) is not _MANIFOLDS[name]:
-        raise InvalidInputError(f"no JSON spec for {manifold!r}")
-    kw: dict[str, Any] = {}
-    if isinstance(manifold, (Sphere, FrobeniusSphere, SpectralSphere)):
-        kw["radius"] = float(manifold.radius)
-    if isinstance(manifold, SpectralSphere):
-        kw["gap_tol"] = float(manifold.gap_tol)
-        kw["degenerate"] = manifold.degenerate
-    if isinstance(manifold, Oblique):
-        r = manifold.radius
-        kw["radius"] = float(r) if np.ndim(r) == 0 else [float(v) for v in np.asarray(r)]
-        kw["axis"] = manifold.axis
-    if type(manifold) is Stiefel:
-        kw["scale"] = float(manifold.scale)
-    if float(manifold.point_tol) != 1e-8:
-        kw["point_tol"] = float(manifold.point_tol)
-    return {"class": name, "kwargs": kw}
+    kw = kind_params(manifold)  # raises InvalidInputError for an unregistered class or subclass
+    return {"class": type(manifold).__name__, "kwargs": kw}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,8 +312,14 @@ def load_golden(path: str | Path | None = None, *, verify: bool = True) -> Golde
     Raises :class:`GoldenChecksumError` if the file does not match ``<file>.sha256`` (or the
     checksum file is missing) and :class:`InvalidInputError` for an unknown schema version.
     """
+    if path is not None and not isinstance(path, (str, Path)):
+        raise InvalidInputError(f"path must be a str or Path, got {type(path).__name__}")
+    verify = flag(verify, "verify")
     p = golden_path() if path is None else Path(path)
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the golden corpus {p}: {exc}") from exc
     if verify:
         want = _read_checksum(p)
         got = hashlib.sha256(raw).hexdigest()

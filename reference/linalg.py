@@ -26,6 +26,12 @@ are O((κ_r u)²) and the residuals carry O(κ_r u²) error, so the refined resu
 ``O(k·u) + O((κ_r·u)²)``: about 1e-15 relative for κ_r ≤ 1e6 (measured against mpmath at 50
 digits in tests/reference/test_precise_vs_float64.py). Denominators are sums σ_i + σ_j, never
 differences, so repeated and clustered singular values are handled.
+
+Range. Every function scales each matrix by an exact power of two chosen from max|xᵢⱼ| before
+forming sums, SVDs or double-double splittings, and undoes it exactly (``reference._scaling``), so
+finite input at any magnitude, from the smallest subnormal 2⁻¹⁰⁷⁴ to the largest finite float64,
+gets the scale-invariant answer (bit-for-bit the unscaled one on ordinary input). A result that is
+not representable (a norm or inner product above 1.8e308) raises :class:`InvalidInputError`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _accurate as acc
-from ._validate import as_matrix, positive_scalar
+from ._scaling import fro, pow2_scale, pow2_unscale
+from ._validate import as_float64, as_matrix, flag, nonnegative_scalar, positive_scalar, shape_tuple
 from .errors import InvalidInputError
 
 F64 = NDArray[np.float64]
@@ -71,22 +78,25 @@ def inner(A: ArrayLike, B: ArrayLike) -> F64 | float:
     b = as_matrix(B, "B")
     if a.shape[-2:] != b.shape[-2:]:
         raise InvalidInputError(f"A and B must have equal matrix shapes, got {a.shape} and {b.shape}")
-    return _scalar_or_array(np.sum(a * b, axis=(-2, -1)))
+    (a_s, ea), (b_s, eb) = pow2_scale(a), pow2_scale(b)
+    return _scalar_or_array(pow2_unscale(np.sum(a_s * b_s, axis=(-2, -1)), ea + eb, "⟨A, B⟩"))
 
 
 def frobenius_norm(X: ArrayLike) -> F64 | float:
-    """‖X‖_F over the last two axes, overflow-safe (scaled by max |x_ij|). Shape ``(...)``."""
-    x = as_matrix(X)
-    scale = np.max(np.abs(x), axis=(-2, -1), keepdims=True)
-    safe = np.where(scale > 0, scale, 1.0)
-    out = np.sqrt(np.sum((x / safe) ** 2, axis=(-2, -1))) * safe[..., 0, 0]
-    return _scalar_or_array(out)
+    """‖X‖_F over the last two axes, overflow-safe (power-of-two scaling). Shape ``(...)``."""
+    return _scalar_or_array(fro(as_matrix(X)))
 
 
 def singular_values(X: ArrayLike) -> F64:
     """σ₁ ≥ … ≥ σ_k ≥ 0 of each matrix, shape ``(..., k)``."""
-    x = as_matrix(X)
-    return np.linalg.svd(x, compute_uv=False)
+    s, e = _scaled_singular_values(as_matrix(X))
+    return pow2_unscale(s, e[..., None], "a singular value")
+
+
+def _scaled_singular_values(x: F64) -> tuple[F64, NDArray[np.int64]]:
+    """Singular values of x·2⁻ᵉ and e (see :mod:`reference._scaling`)."""
+    xs, e = pow2_scale(x)
+    return np.linalg.svd(xs, compute_uv=False), e
 
 
 def spectral_norm(X: ArrayLike) -> F64 | float:
@@ -96,12 +106,13 @@ def spectral_norm(X: ArrayLike) -> F64 | float:
 
 def nuclear_norm(X: ArrayLike) -> F64 | float:
     """‖X‖_* = Σ σᵢ(X) (nuclear norm), shape ``(...)``."""
-    return _scalar_or_array(np.sum(singular_values(X), axis=-1))
+    s, e = _scaled_singular_values(as_matrix(X))
+    return _scalar_or_array(pow2_unscale(np.sum(s, axis=-1), e, "the nuclear norm"))
 
 
 def stable_rank(X: ArrayLike) -> F64 | float:
     """srank(X) = ‖X‖_F²/‖X‖₂² ∈ [1, rank]; raises for X = 0 (undefined)."""
-    s = singular_values(X)
+    s, _ = _scaled_singular_values(as_matrix(X))
     s1 = s[..., 0]
     if np.any(s1 == 0):
         raise InvalidInputError("stable_rank is undefined for the zero matrix")
@@ -118,27 +129,35 @@ def rank_threshold(
     """
     if rank_tol is not None and rank_rtol is not None:
         raise InvalidInputError("pass at most one of rank_tol (absolute) and rank_rtol (relative)")
+    sigma = as_float64(sigma, "sigma")
+    if sigma.ndim < 1 or sigma.shape[-1] == 0:
+        raise InvalidInputError(f"sigma must have shape (..., k) with k >= 1, got {sigma.shape}")
+    shp = shape_tuple(shape, "shape", 2)
     s1 = sigma[..., 0]
     if rank_tol is not None:
-        t = float(rank_tol)
-        if not np.isfinite(t) or t < 0:
-            raise InvalidInputError(f"rank_tol must be finite and >= 0, got {rank_tol!r}")
-        return np.full(s1.shape, t)
+        return np.full(s1.shape, nonnegative_scalar(rank_tol, "rank_tol"))
     if rank_rtol is not None:
-        t = float(rank_rtol)
-        if not np.isfinite(t) or t < 0:
-            raise InvalidInputError(f"rank_rtol must be finite and >= 0, got {rank_rtol!r}")
-        return t * s1
-    return max(shape) * EPS * s1
+        return nonnegative_scalar(rank_rtol, "rank_rtol") * s1
+    return max(shp) * EPS * s1
 
 
 def numerical_rank(X: ArrayLike, rank_tol: float | None = None, rank_rtol: float | None = None) -> NDArray[np.int64] | int:
     """r = #{i : σᵢ > τ}; see :func:`rank_threshold`. Shape ``(...)``."""
     x = as_matrix(X)
-    s = np.linalg.svd(x, compute_uv=False)
-    tau = rank_threshold(s, x.shape[-2:], rank_tol, rank_rtol)
+    s, e = _scaled_singular_values(x)
+    tau = _scaled_threshold(s, e, x.shape[-2:], rank_tol, rank_rtol)
     r = np.sum(s > tau[..., None], axis=-1)
     return int(r) if r.ndim == 0 else r
+
+
+def _scaled_threshold(s: F64, e: NDArray[np.int64], shape: tuple[int, ...], rank_tol: float | None,
+                      rank_rtol: float | None) -> F64:
+    """τ for the singular values ``s`` of x·2⁻ᵉ: an absolute ``rank_tol`` is scaled by 2⁻ᵉ too."""
+    tau = rank_threshold(s, shape, rank_tol, rank_rtol)
+    if rank_tol is None:
+        return tau
+    with np.errstate(over="ignore"):  # τ·2⁻ᵉ = inf: every σ is below it (rank 0), as it should be
+        return np.ldexp(tau, -e)
 
 
 @dataclass(frozen=True)
@@ -160,8 +179,8 @@ class SingularTriplet:
 
 def top_singular_triplet(X: ArrayLike) -> SingularTriplet:
     """(σ₁, u₁, v₁) with the relative spectral gap (σ₁ − σ₂)/σ₁. Batched."""
-    x = as_matrix(X)
-    U, s, Vt = np.linalg.svd(x, full_matrices=False)
+    xs, e = pow2_scale(as_matrix(X))
+    U, s, Vt = np.linalg.svd(xs, full_matrices=False)
     u = U[..., :, 0]
     v = Vt[..., 0, :]
     idx = np.argmax(np.abs(u), axis=-1)
@@ -175,7 +194,8 @@ def top_singular_triplet(X: ArrayLike) -> SingularTriplet:
         gap = np.where(s1 > 0, (s1 - s2) / np.where(s1 > 0, s1, 1.0), 0.0)
     if s.shape[-1] == 1:
         gap = np.where(s1 > 0, 1.0, 0.0)
-    return SingularTriplet(_scalar_or_array(s1), u, v, _scalar_or_array(s2), _scalar_or_array(gap))
+    sig1, sig2 = pow2_unscale(s1, e, "σ₁"), np.ldexp(s2, e)
+    return SingularTriplet(_scalar_or_array(sig1), u, v, _scalar_or_array(sig2), _scalar_or_array(gap))
 
 
 def _refined_partial_isometry(x: F64, U: F64, s: F64, Vt: F64, r: int) -> F64:
@@ -206,10 +226,11 @@ def _refined_partial_isometry(x: F64, U: F64, s: F64, Vt: F64, r: int) -> F64:
     return out
 
 
-def _msign_impl(x: F64, rank_tol: float | None, rank_rtol: float | None, refine: bool, complete: bool) -> F64:
+def _msign_impl(X: F64, rank_tol: float | None, rank_rtol: float | None, refine: bool, complete: bool) -> F64:
+    x, e = pow2_scale(X)  # msign(2ᵏX) = msign(X): work at max|x| ∈ [½, 1)
     U, s, Vt = np.linalg.svd(x, full_matrices=False)
     k = s.shape[-1]
-    tau = rank_threshold(s, x.shape[-2:], rank_tol, rank_rtol)
+    tau = _scaled_threshold(s, e, x.shape[-2:], rank_tol, rank_rtol)
     ranks = np.sum(s > tau[..., None], axis=-1)
     out = np.empty_like(x)
     for idx in np.ndindex(x.shape[:-2]):
@@ -240,7 +261,7 @@ def msign(
     (error O(k·u) + O((κ_r u)²)); ``refine=False`` returns the plain SVD product (error ~κ_r·u).
     """
     x = as_matrix(X)
-    return _msign_impl(x, rank_tol, rank_rtol, refine, complete=False)
+    return _msign_impl(x, rank_tol, rank_rtol, flag(refine, "refine"), complete=False)
 
 
 def polar_factor(X: ArrayLike, *, refine: bool = True) -> F64:
@@ -252,7 +273,7 @@ def polar_factor(X: ArrayLike, *, refine: bool = True) -> F64:
     ``scipy.linalg.polar`` (``polar_factor(0)`` is a full isometry, e.g. ``[[1]]`` for 1×1).
     """
     x = as_matrix(X)
-    return _msign_impl(x, None, None, refine, complete=True)
+    return _msign_impl(x, None, None, flag(refine, "refine"), complete=True)
 
 
 def mclip(X: ArrayLike, tau: float) -> F64:
@@ -263,11 +284,13 @@ def mclip(X: ArrayLike, tau: float) -> F64:
     """
     x = as_matrix(X)
     t = positive_scalar(tau, "tau")
-    U, s, Vt = np.linalg.svd(x, full_matrices=False)
-    excess = np.maximum(s - t, 0.0)
+    xs, e = pow2_scale(x)
+    U, s, Vt = np.linalg.svd(xs, full_matrices=False)
+    with np.errstate(over="ignore"):  # τ·2⁻ᵉ = inf: τ far above σ₁, nothing to clip
+        excess = np.maximum(s - np.ldexp(t, -e)[..., None], 0.0)
     if not np.any(excess):
         return x.copy()
-    return x - (U * excess[..., None, :]) @ Vt
+    return x - np.ldexp((U * excess[..., None, :]) @ Vt, e[..., None, None])
 
 
 def sym(A: ArrayLike) -> F64:
@@ -275,7 +298,8 @@ def sym(A: ArrayLike) -> F64:
     a = as_matrix(A, "A")
     if a.shape[-1] != a.shape[-2]:
         raise InvalidInputError(f"sym needs square matrices, got shape {a.shape}")
-    return 0.5 * (a + np.swapaxes(a, -1, -2))
+    a_s, e = pow2_scale(a)
+    return np.ldexp(0.5 * (a_s + np.swapaxes(a_s, -1, -2)), e[..., None, None])
 
 
 def skew(A: ArrayLike) -> F64:
@@ -283,4 +307,5 @@ def skew(A: ArrayLike) -> F64:
     a = as_matrix(A, "A")
     if a.shape[-1] != a.shape[-2]:
         raise InvalidInputError(f"skew needs square matrices, got shape {a.shape}")
-    return 0.5 * (a - np.swapaxes(a, -1, -2))
+    a_s, e = pow2_scale(a)
+    return np.ldexp(0.5 * (a_s - np.swapaxes(a_s, -1, -2)), e[..., None, None])

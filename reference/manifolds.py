@@ -11,6 +11,9 @@ Every manifold offers (names follow geoopt/pymanopt where they exist):
 * ``retract(W, A, method=None)`` — every retraction of MATH.md by name (``retractions``).
 * ``project_point(Y)`` — the metric projection onto M (nearest point in ‖·‖_F).
 * ``random_point(rng, shape)``, ``random_tangent(rng, W)`` (unit Frobenius norm), ``inner``.
+* ``dist(X, Y)``, ``log(X, Y)``, ``exp(X, A)``, ``transport(X, Y, A, method)`` — geodesics of the
+  embedded metric where a closed form exists (formulas in :mod:`reference.geodesics`); otherwise
+  :class:`NotAvailableError` with the reason.
 
 Points are validated: a method that needs W ∈ M raises :class:`OffManifoldError` when
 ``violation(W) > point_tol`` (default 1e-8, a manifold attribute). Nothing mutates its inputs.
@@ -24,8 +27,18 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_matrix, as_vector, positive_scalar, same_shape
+from ._validate import as_float64, as_matrix, as_vector, nonnegative_scalar, positive_scalar, same_shape, shape_tuple
 from .errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
+from . import geodesics as _geo
+from .errors import NotAvailableError
+from .constraints import (
+    GramConstraint,
+    NoConstraint,
+    NormalFrameConstraint,
+    NormalsConstraint,
+    TangentConstraint,
+    UnitNormalConstraint,
+)
 from .linalg import frobenius_norm, mclip, polar_factor
 
 F64 = NDArray[np.float64]
@@ -68,6 +81,8 @@ class Manifold(ABC):
     retractions: tuple[str, ...] = ("projection",)
     #: number of trailing axes of one point (2 for matrices, 1 for the vector sphere)
     point_ndim: int = 2
+    #: True iff a point must be a square matrix (O(n))
+    square_only: bool = False
 
     def __init__(self, point_tol: float = DEFAULT_POINT_TOL) -> None:
         self.point_tol = positive_scalar(point_tol, "point_tol")
@@ -107,13 +122,13 @@ class Manifold(ABC):
     def contains(self, W: ArrayLike, atol: float | None = None) -> bool:
         """True iff every matrix has ``violation ≤ atol`` (default ``point_tol``)."""
         w = self._as_point_array(W)
-        tol = self.point_tol if atol is None else float(atol)
+        tol = self.point_tol if atol is None else nonnegative_scalar(atol, "atol")
         return bool(np.all(self._violation(w) <= tol))
 
     def check_point(self, W: ArrayLike, atol: float | None = None) -> None:
         """Raise :class:`OffManifoldError` unless ``contains(W, atol)``."""
         w = self._as_point_array(W)
-        self._check_on(w, self.point_tol if atol is None else float(atol))
+        self._check_on(w, self.point_tol if atol is None else nonnegative_scalar(atol, "atol"))
 
     def project_tangent(self, W: ArrayLike, G: ArrayLike) -> F64:
         """P_W(G): orthogonal projection of the ambient ``G`` onto T_W M."""
@@ -146,7 +161,7 @@ class Manifold(ABC):
         """R_W(A) with the named retraction (default: ``retractions[0]``)."""
         w, a = self._pair(W, A, "A")
         name = self.retractions[0] if method is None else method
-        if name not in self.retractions:
+        if not isinstance(name, str) or name not in self.retractions:
             raise InvalidInputError(f"{self!r}: unknown retraction {name!r}; known: {self.retractions}")
         return self._retract(w, a, name)
 
@@ -154,8 +169,61 @@ class Manifold(ABC):
         """Metric projection of an ambient ``Y`` onto M (nearest point in ‖·‖_F)."""
         return self._project_point(self._as_point_array(Y, "Y"))
 
+    # -- geodesics (embedded metric; formulas in reference.geodesics) ----------------------------
+    def dist(self, X: ArrayLike, Y: ArrayLike) -> F64 | float:
+        """Geodesic distance d(X, Y) of the embedded metric, shape ``(...)``."""
+        x, y = self._pair(X, Y, "Y")
+        self._check_on(y, self.point_tol, "Y")
+        v = self._dist(x, y)
+        return float(v) if np.ndim(v) == 0 else v
+
+    def log(self, X: ArrayLike, Y: ArrayLike) -> F64:
+        """log_X(Y): the initial velocity of the minimising geodesic from X to Y (in T_X M)."""
+        x, y = self._pair(X, Y, "Y")
+        self._check_on(y, self.point_tol, "Y")
+        return self._log(x, y)
+
+    def exp(self, X: ArrayLike, A: ArrayLike) -> F64:
+        """exp_X(A): the geodesic from X with initial velocity A ∈ T_X M at time 1."""
+        x, a = self._pair(X, A, "A")
+        _require_tangent(self, x, a)
+        return self._exp(x, a)
+
+    def transport(self, X: ArrayLike, Y: ArrayLike, A: ArrayLike, method: str = "projection") -> F64:
+        """Vector transport of A ∈ T_X M to T_Y M: ``"projection"`` P_Y(A) (every manifold) or
+        ``"parallel"`` (along the minimising geodesic; spheres and oblique)."""
+        x, a = self._pair(X, A, "A")
+        y = self._point(Y, "Y")
+        same_shape(x, y, ("X", "Y"))
+        _require_tangent(self, x, a)
+        if not isinstance(method, str):
+            raise InvalidInputError(f"transport method must be a string, got {type(method).__name__}")
+        if method == "projection":
+            return self._project(y, a)
+        if method == "parallel":
+            return self._parallel(x, y, a)
+        raise InvalidInputError(f"transport method must be 'projection' or 'parallel', got {method!r}")
+
+    def _no_closed_form(self, op: str) -> NotAvailableError:
+        return NotAvailableError(f"{self!r}: {op} has no closed form on this manifold (it needs an "
+                                 "iterative solver, which the reference does not provide)")
+
+    def _dist(self, x: F64, y: F64) -> F64:
+        raise self._no_closed_form("the geodesic distance")
+
+    def _log(self, x: F64, y: F64) -> F64:
+        raise self._no_closed_form("the logarithm")
+
+    def _exp(self, x: F64, a: F64) -> F64:
+        raise self._no_closed_form("the exponential map")
+
+    def _parallel(self, x: F64, y: F64, a: F64) -> F64:
+        raise self._no_closed_form("parallel transport")
+
     def random_tangent(self, rng: np.random.Generator, W: ArrayLike) -> F64:
         """A random tangent vector at W with unit Frobenius norm (per matrix)."""
+        if not isinstance(rng, np.random.Generator):
+            raise InvalidInputError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         w = self._point(W)
         ax = tuple(range(-self.point_ndim, 0))
         for _ in range(8):  # a Gaussian draw lies (numerically) in the normal space with prob. ~0
@@ -174,9 +242,44 @@ class Manifold(ABC):
             raise InvalidInputError(f"normal_basis takes a single point, got shape {w.shape}")
         return self._normal_basis(w)
 
+    def tangent_constraint(self, w: F64) -> TangentConstraint:
+        """The linear constraint 𝓛 with T_W M = ker 𝓛 at one validated point, in its 2-D working
+        form ``w`` (a 1×n row for the vector sphere); see :mod:`reference.constraints`."""
+        raise InvalidInputError(f"no steepest-descent geometry (tangent constraint) for {self!r}")
+
+    def retraction_constants(self, step_bound: float = 0.0) -> tuple[float, float]:
+        """(α, β_R) of the default retraction for steps ‖ξ‖_F ≤ ``step_bound`` (MATH.md §8.1, A1′):
+        ‖R_W(ξ) − W − ξ‖_F ≤ α‖ξ‖²_F and ‖DR‖ ≤ β_R. See ``reference.conditions``."""
+        raise InvalidInputError(f"no retraction constants for {self!r}")
+
+    def frobenius_bound(self, shape: Sequence[int]) -> float:
+        """sup over points of ``shape`` of ‖W‖_F (a bounded manifold; raises otherwise)."""
+        raise InvalidInputError(f"{self!r} has no bound on ‖W‖_F for shape {tuple(shape)}")
+
+    def projector_lipschitz(self) -> float | None:
+        """ℓ_P with ‖P_W − P_W′‖_op ≤ ℓ_P‖W − W′‖_F where known in closed form (A4, MATH.md §8.1),
+        else None."""
+        return None
+
     @abstractmethod
     def random_point(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
         """A random point of the given shape (leading axes are a batch)."""
+
+    def _standard_normal(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
+        """Gaussian draws of a validated point shape (see :meth:`_random_shape`)."""
+        shp = self._random_shape(rng, shape)
+        return rng.standard_normal(shp)
+
+    def _random_shape(self, rng: np.random.Generator, shape: Sequence[int]) -> tuple[int, ...]:
+        """Validate ``random_point``'s arguments: a Generator and a shape of ≥ ``point_ndim``
+        non-negative ints whose point axes are ≥ 1 (batch axes may be 0: an empty batch)."""
+        if not isinstance(rng, np.random.Generator):
+            raise InvalidInputError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        shp = shape_tuple(shape, "shape", self.point_ndim)
+        if min(shp[len(shp) - self.point_ndim:]) < 1:
+            raise InvalidInputError(f"{self!r}: a point needs every side >= 1, got shape {shp}")
+        self._check_shape(shp[len(shp) - self.point_ndim:])
+        return shp
 
     @abstractmethod
     def _violation(self, w: F64) -> F64: ...
@@ -206,7 +309,7 @@ class Euclidean(Manifold):
     retractions = ("projection",)
 
     def random_point(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
-        return rng.standard_normal(tuple(shape))
+        return self._standard_normal(rng, shape)
 
     def _violation(self, w: F64) -> F64:
         return np.zeros(w.shape[:-2])
@@ -225,6 +328,25 @@ class Euclidean(Manifold):
 
     def _normal_basis(self, w: F64) -> F64:
         return np.zeros((0,) + w.shape)
+
+    def _dist(self, x: F64, y: F64) -> F64:
+        return _fro(y - x)
+
+    def _log(self, x: F64, y: F64) -> F64:
+        return y - x
+
+    def _exp(self, x: F64, a: F64) -> F64:
+        return x + a
+
+    def _parallel(self, x: F64, y: F64, a: F64) -> F64:
+        return a.copy()
+
+    def tangent_constraint(self, w: F64) -> TangentConstraint:
+        return NoConstraint(w)
+
+    def retraction_constants(self, step_bound: float = 0.0) -> tuple[float, float]:
+        """W + ξ is exact: (0, 1)."""
+        return 0.0, 1.0
 
 
 class Sphere(Manifold):
@@ -247,7 +369,7 @@ class Sphere(Manifold):
         return np.sqrt(np.sum((x / safe[..., None]) ** 2, axis=-1)) * safe
 
     def random_point(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
-        return self._project_point(rng.standard_normal(tuple(shape)))
+        return self._project_point(self._standard_normal(rng, shape))
 
     def _violation(self, w: F64) -> F64:
         return np.abs(self._norm(w) - self.radius) / self.radius
@@ -264,10 +386,7 @@ class Sphere(Manifold):
     def _retract(self, w: F64, a: F64, method: str) -> F64:
         if method == "exp":
             _require_tangent(self, w, a)
-            t = self._norm(a)
-            safe = np.where(t > 0, t, 1.0)
-            th = (t / self.radius)[..., None]
-            return w * np.cos(th) + self.radius * np.sin(th) * a / safe[..., None]
+            return self._exp(w, a)
         return self._project_point(w + a)
 
     def _project_point(self, y: F64) -> F64:
@@ -279,6 +398,21 @@ class Sphere(Manifold):
 
     def _normal_basis(self, w: F64) -> F64:
         return (w / self._norm(w))[None]
+
+    def _dist(self, x: F64, y: F64) -> F64:
+        return self.radius * _geo.sphere_angle(x, y)
+
+    def _log(self, x: F64, y: F64) -> F64:
+        return _geo.sphere_log(x, y)
+
+    def _exp(self, x: F64, a: F64) -> F64:
+        return _geo.sphere_exp(x, a, self.radius)
+
+    def _parallel(self, x: F64, y: F64, a: F64) -> F64:
+        return _geo.sphere_parallel(x, y, a)
+
+    def tangent_constraint(self, w: F64) -> TangentConstraint:
+        return UnitNormalConstraint(w, w / np.linalg.norm(w))
 
 
 def _require_tangent(man: Manifold, w: F64, a: F64, tol: float = 1e-8) -> None:
@@ -306,7 +440,7 @@ class FrobeniusSphere(Manifold):
         return f"FrobeniusSphere(radius={self.radius!r})"
 
     def random_point(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
-        return self._project_point(rng.standard_normal(tuple(shape)))
+        return self._project_point(self._standard_normal(rng, shape))
 
     def _violation(self, w: F64) -> F64:
         return np.abs(_fro(w) - self.radius) / self.radius
@@ -323,10 +457,7 @@ class FrobeniusSphere(Manifold):
     def _retract(self, w: F64, a: F64, method: str) -> F64:
         if method == "exp":
             _require_tangent(self, w, a)
-            t = _fro(a)
-            safe = np.where(t > 0, t, 1.0)
-            th = (t / self.radius)[..., None, None]
-            return w * np.cos(th) + self.radius * np.sin(th) * a / safe[..., None, None]
+            return self._exp(w, a)
         return self._project_point(w + a)
 
     def _project_point(self, y: F64) -> F64:
@@ -337,6 +468,36 @@ class FrobeniusSphere(Manifold):
 
     def _normal_basis(self, w: F64) -> F64:
         return (w / _fro(w))[None]
+
+    @staticmethod
+    def _flat(x: F64) -> F64:
+        return x.reshape(x.shape[:-2] + (-1,))
+
+    def _dist(self, x: F64, y: F64) -> F64:
+        return self.radius * _geo.sphere_angle(self._flat(x), self._flat(y))
+
+    def _log(self, x: F64, y: F64) -> F64:
+        return _geo.sphere_log(self._flat(x), self._flat(y)).reshape(x.shape)
+
+    def _exp(self, x: F64, a: F64) -> F64:
+        return _geo.sphere_exp(self._flat(x), self._flat(a), self.radius).reshape(x.shape)
+
+    def _parallel(self, x: F64, y: F64, a: F64) -> F64:
+        return _geo.sphere_parallel(self._flat(x), self._flat(y), self._flat(a)).reshape(x.shape)
+
+    def tangent_constraint(self, w: F64) -> TangentConstraint:
+        return UnitNormalConstraint(w, w / np.linalg.norm(w))
+
+    def retraction_constants(self, step_bound: float = 0.0) -> tuple[float, float]:
+        """Rescaling: (1/(2R), 1) (MATH.md §8.1)."""
+        return 1.0 / (2.0 * self.radius), 1.0
+
+    def frobenius_bound(self, shape: Sequence[int]) -> float:
+        return float(self.radius)
+
+    def projector_lipschitz(self) -> float | None:
+        """ℓ_P ≤ 2/R (A4, MATH.md §8.1)."""
+        return 2.0 / self.radius
 
 
 class SpectralSphere(Manifold):
@@ -360,7 +521,7 @@ class SpectralSphere(Manifold):
         super().__init__(point_tol)
         self.radius = positive_scalar(radius, "radius")
         self.gap_tol = positive_scalar(gap_tol, "gap_tol")
-        if degenerate not in ("raise", "strict"):
+        if not isinstance(degenerate, str) or degenerate not in ("raise", "strict"):
             raise InvalidInputError(f"degenerate must be 'raise' or 'strict', got {degenerate!r}")
         self.degenerate = degenerate
 
@@ -369,7 +530,10 @@ class SpectralSphere(Manifold):
 
     def random_point(self, rng: np.random.Generator, shape: Sequence[int], min_gap: float = 1e-2) -> F64:
         """Random point with relative spectral gap ≥ ``min_gap`` (CLAIMS.md §0.1)."""
-        g = rng.standard_normal(tuple(shape))
+        min_gap = positive_scalar(min_gap, "min_gap")
+        if min_gap >= 1.0:
+            raise InvalidInputError(f"min_gap must be in (0, 1), got {min_gap!r}")
+        g = self._standard_normal(rng, shape)
         U, s, Vt = np.linalg.svd(g, full_matrices=False)
         s = self.radius * s / s[..., :1]
         s[..., 1:] = np.minimum(s[..., 1:], self.radius * (1.0 - min_gap))
@@ -403,6 +567,21 @@ class SpectralSphere(Manifold):
                 raise InvalidInputError("degenerate='strict' needs the same σ₁ multiplicity across a batch")
             q = int(qs.flat[0])
         return U[..., :, :q], _T(Vt[..., :q, :])
+
+    def tangent_constraint(self, w: F64) -> TangentConstraint:
+        U1, V1 = self._frame(w)
+        if U1.shape[-1] == 1:
+            return UnitNormalConstraint(w, np.outer(U1[:, 0], V1[:, 0]), (U1, V1))
+        return NormalFrameConstraint(w, U1, V1)
+
+    def retraction_constants(self, step_bound: float = 0.0) -> tuple[float, float]:
+        """No closed form (α ∝ 1/gap): raises NotAvailableError; use
+        ``reference.conditions.estimate_retraction_constant``."""
+        raise NotAvailableError("the spectral-sphere retraction constants depend on the gap; "
+                                "estimate them with estimate_retraction_constant")
+
+    def frobenius_bound(self, shape: Sequence[int]) -> float:
+        return float(self.radius * np.sqrt(min(shape[-2:])))
 
     def _violation(self, w: F64) -> F64:
         s1 = np.linalg.svd(w, compute_uv=False)[..., 0]
@@ -474,10 +653,10 @@ class Oblique(Manifold):
     def __init__(self, radius: float | ArrayLike = 1.0, axis: str = "rows",
                  point_tol: float = DEFAULT_POINT_TOL) -> None:
         super().__init__(point_tol)
-        if axis not in ("rows", "cols"):
+        if not isinstance(axis, str) or axis not in ("rows", "cols"):
             raise InvalidInputError(f"axis must be 'rows' or 'cols', got {axis!r}")
         self.axis = axis
-        r = np.asarray(radius, dtype=np.float64)
+        r = as_float64(radius, "radius")
         if r.ndim > 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r <= 0):
             raise InvalidInputError(f"radius must be a positive scalar or 1-D array, got {radius!r}")
         self.radius = float(r) if r.ndim == 0 else r.copy()
@@ -499,14 +678,25 @@ class Oblique(Manifold):
     def _r(self) -> F64 | float:
         return self.radius
 
+    def tangent_constraint(self, w: F64) -> TangentConstraint:
+        return NormalsConstraint(w, self.axis)
+
+    def retraction_constants(self, step_bound: float = 0.0) -> tuple[float, float]:
+        """Normalisation, row by row: (1/(2 r_min), 1)."""
+        return 1.0 / (2.0 * float(np.min(self.radius))), 1.0
+
+    def frobenius_bound(self, shape: Sequence[int]) -> float:
+        count = shape[-2] if self.axis == "rows" else shape[-1]
+        r = np.broadcast_to(np.asarray(self.radius, float), (count,))
+        return float(np.sqrt(np.sum(r * r)))
+
     def _row_norms(self, x: F64) -> F64:
         scale = np.max(np.abs(x), axis=-1)
         safe = np.where(scale > 0, scale, 1.0)
         return np.sqrt(np.sum((x / safe[..., None]) ** 2, axis=-1)) * safe
 
     def random_point(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
-        self._check_shape(tuple(shape)[-2:])
-        return self._project_point(rng.standard_normal(tuple(shape)))
+        return self._project_point(self._standard_normal(rng, shape))
 
     def _violation(self, w: F64) -> F64:
         n = self._row_norms(self._rows(w))
@@ -542,6 +732,19 @@ class Oblique(Manifold):
             out[i, i] = wr[i] / self._row_norms(wr[i][None])[0]
         return out if self.axis == "rows" else np.swapaxes(out, -1, -2)
 
+    def _dist(self, x: F64, y: F64) -> F64:
+        per = np.asarray(self._r()) * _geo.sphere_angle(self._rows(x), self._rows(y))
+        return _geo.vnorm(per)
+
+    def _log(self, x: F64, y: F64) -> F64:
+        return self._rows(_geo.sphere_log(self._rows(x), self._rows(y)))
+
+    def _exp(self, x: F64, a: F64) -> F64:
+        return self._rows(_geo.sphere_exp(self._rows(x), self._rows(a), np.asarray(self._r())))
+
+    def _parallel(self, x: F64, y: F64, a: F64) -> F64:
+        return self._rows(_geo.sphere_parallel(self._rows(x), self._rows(y), self._rows(a)))
+
 
 class Stiefel(Manifold):
     """Scaled Stiefel manifold St(m, n; s) = {W : WᵀW = s²I} (MATH.md §4.6).
@@ -561,14 +764,25 @@ class Stiefel(Manifold):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self.scale!r})"
 
+    def tangent_constraint(self, w: F64) -> TangentConstraint:
+        return GramConstraint(w, self.scale)
+
+    def retraction_constants(self, step_bound: float = 0.0) -> tuple[float, float]:
+        """Polar, tangent ξ: ‖E‖_F ≤ ½‖ξᵀξ‖_F/s ≤ ‖ξ‖²_F/(2s) [derived: the singular values of
+        W + ξ are (s² + λᵢ(ξᵀξ))^{1/2}], so α = 1/(2s), β_R = 1 + step_bound/(2s) (the triangle
+        inequality; sampling finds β_R ≤ 1, as on spheres, but that is not proved here)."""
+        return 1.0 / (2.0 * self.scale), 1.0 + float(step_bound) / (2.0 * self.scale)
+
+    def frobenius_bound(self, shape: Sequence[int]) -> float:
+        return float(self.scale * np.sqrt(min(shape[-2:])))
+
     @staticmethod
     def _tall(x: F64) -> tuple[F64, bool]:
         wide = x.shape[-2] < x.shape[-1]
         return (_T(x) if wide else x), wide
 
     def random_point(self, rng: np.random.Generator, shape: Sequence[int]) -> F64:
-        self._check_shape(tuple(shape)[-2:])
-        return self.scale * polar_factor(rng.standard_normal(tuple(shape)))
+        return self.scale * polar_factor(self._standard_normal(rng, shape))
 
     def _violation(self, w: F64) -> F64:
         t, _ = self._tall(w)
@@ -612,6 +826,23 @@ class Stiefel(Manifold):
                                           "the polar retraction needs full rank")
         return self.scale * polar_factor(y)
 
+    def _dist(self, x: F64, y: F64) -> F64:
+        if x.shape[-1] != x.shape[-2]:
+            raise self._no_closed_form("the geodesic distance (non-square Stiefel)")
+        return self.scale * _fro(_geo.orthogonal_log(x, y, self.scale))
+
+    def _log(self, x: F64, y: F64) -> F64:
+        if x.shape[-1] != x.shape[-2]:
+            raise self._no_closed_form("the logarithm (non-square Stiefel)")
+        return x @ _geo.orthogonal_log(x, y, self.scale)
+
+    def _exp(self, x: F64, a: F64) -> F64:
+        if x.shape[-1] == x.shape[-2]:
+            return _geo.orthogonal_exp(x, a, self.scale)
+        t, wide = self._tall(x)
+        out = _geo.stiefel_exp(t, _T(a) if wide else a, self.scale)
+        return _T(out) if wide else out
+
     def _normal_basis(self, w: F64) -> F64:
         t, wide = self._tall(w)
         n = t.shape[-1]
@@ -634,6 +865,8 @@ class Orthogonal(Stiefel):
     ``P_W(G) = W·skew(WᵀG)``. ``component(W)`` returns det(W) = ±1 (a continuous retraction with
     ‖ξ‖₂ < 1 stays in the component of W).
     """
+
+    square_only = True
 
     def __init__(self, point_tol: float = DEFAULT_POINT_TOL) -> None:
         super().__init__(1.0, point_tol)

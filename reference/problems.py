@@ -20,11 +20,11 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_matrix, positive_scalar
+from ._validate import as_float64, as_matrix, count, positive_scalar
 from .errors import DegenerateGeometryError, InvalidInputError
 from .generators import haar_orthogonal
 from .linalg import msign
-from .manifolds import FrobeniusSphere, Manifold, Oblique, SpectralSphere, Stiefel
+from .manifolds import FrobeniusSphere, Manifold, Oblique, Stiefel
 
 F64 = NDArray[np.float64]
 
@@ -135,7 +135,7 @@ class RayleighFrobenius(_RayleighQuotient):
         self.C = c.copy()
         self.eigenvalues, self.eigenvectors = lam, Q
         self.radius = positive_scalar(radius, "radius")
-        self.shape = (c.shape[0], int(n))
+        self.shape = (c.shape[0], count(n, "n"))
         self.manifold = FrobeniusSphere(self.radius)
         self.optimal_value = -0.5 * self.radius**2 * float(lam[0])
         self.lipschitz = float(lam[0])
@@ -165,6 +165,7 @@ class RayleighStiefel(_RayleighQuotient):
         m = c.shape[0]
         if c.shape[0] != c.shape[1] or not np.allclose(c, c.T, rtol=0, atol=1e-14 * np.abs(c).max()):
             raise InvalidInputError("C must be a symmetric square matrix")
+        p = count(p, "p")
         if not 1 <= p < m:
             raise InvalidInputError(f"need 1 <= p < m, got p={p}, m={m}")
         lam, Q = np.linalg.eigh(0.5 * (c + c.T))
@@ -267,27 +268,18 @@ class Procrustes(Problem):
 class ProjectionProblem(Problem):
     """Q2: f(W) = ½‖W − C‖²_F on M; minimiser the metric projection of C (CLAIMS.md §0.3).
 
-    Supported: FrobeniusSphere (R·C/‖C‖_F), SpectralSphere (mclip(C; R) when σ₁(C) ≥ R, else
-    raise σ₁ to R), Oblique (row/column normalisation), Stiefel (s·msign(C), full-rank C).
+    Supported: every bounded matrix manifold (``Manifold.frobenius_bound``), e.g. FrobeniusSphere
+    (R·C/‖C‖_F), SpectralSphere (mclip(C; R) when σ₁(C) ≥ R, else raise σ₁ to R), Oblique
+    (row/column normalisation), Stiefel (s·msign(C), full-rank C).
     L = 1; G_max = sup_M ‖W‖_F + ‖C‖_F.
     """
 
     def __init__(self, manifold: Manifold, C: ArrayLike) -> None:
         c = as_matrix(C, "C", batched=False)
-        if not isinstance(manifold, (FrobeniusSphere, SpectralSphere, Oblique, Stiefel)):
+        if not isinstance(manifold, Manifold) or manifold.point_ndim != 2:
             raise InvalidInputError(f"unsupported manifold {manifold!r}")
+        wmax = manifold.frobenius_bound(c.shape)  # InvalidInputError for an unbounded manifold
         self.manifold, self.C, self.shape = manifold, c.copy(), c.shape
-        k = min(c.shape)
-        if isinstance(manifold, FrobeniusSphere):
-            wmax = manifold.radius
-        elif isinstance(manifold, SpectralSphere):
-            wmax = manifold.radius * np.sqrt(k)
-        elif isinstance(manifold, Oblique):
-            r = np.broadcast_to(np.asarray(manifold.radius, float),
-                                (c.shape[0] if manifold.axis == "rows" else c.shape[1],))
-            wmax = float(np.sqrt(np.sum(r * r)))
-        else:
-            wmax = manifold.scale * np.sqrt(k)
         self._opt = manifold.project_point(c)
         self.optimal_value = 0.5 * float(np.sum((self._opt - c) ** 2))
         self.lipschitz = 1.0
@@ -313,7 +305,7 @@ class MatrixSensing(Problem):
     """
 
     def __init__(self, A: ArrayLike, W_true: ArrayLike) -> None:
-        a = np.asarray(A, dtype=np.float64)
+        a = as_float64(A, "A")
         w = as_matrix(W_true, "W_true", batched=False)
         if a.ndim != 3 or a.shape[1:] != w.shape:
             raise InvalidInputError(f"A must have shape (N, {w.shape[0]}, {w.shape[1]}), got {a.shape}")

@@ -22,7 +22,17 @@ from typing import Literal, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_float64, as_matrix, check_finite
+from ._scaling import pow2_scale
+from ._validate import (
+    as_float64,
+    as_matrix,
+    check_finite,
+    choice,
+    count,
+    flag,
+    nonnegative_scalar,
+    positive_scalar,
+)
 from .errors import InvalidInputError
 
 F64 = NDArray[np.float64]
@@ -61,27 +71,27 @@ class Schedule:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if not self.coefficients:
-            raise InvalidInputError(f"schedule {self.name!r}: empty coefficient list")
-        for t in self.coefficients:
-            if len(t) != 3 or not all(np.isfinite(c) for c in t):
-                raise InvalidInputError(f"schedule {self.name!r}: bad coefficient tuple {t!r}")
-        if self.steps < 0:
-            raise InvalidInputError(f"schedule {self.name!r}: steps must be >= 0")
-        if self.extension not in ("repeat_last", "cycle"):
-            raise InvalidInputError(f"schedule {self.name!r}: unknown extension {self.extension!r}")
-        if self.eps_form not in ("+eps", "clamp", "none"):
-            raise InvalidInputError(f"schedule {self.name!r}: unknown eps_form {self.eps_form!r}")
-        if not (self.safety >= 1.0 and np.isfinite(self.safety)):
+        if not isinstance(self.name, str):
+            raise InvalidInputError(f"schedule name must be a string, got {self.name!r}")
+        arr = as_float64(self.coefficients, f"schedule {self.name!r}: coefficients")
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != 3:
+            raise InvalidInputError(f"schedule {self.name!r}: coefficients must be a non-empty list of "
+                                    f"(a, b, c) tuples, got shape {arr.shape}")
+        check_finite(arr, f"schedule {self.name!r}: coefficients")
+        coeffs = tuple(tuple(float(c) for c in row) for row in arr)
+        object.__setattr__(self, "coefficients", coeffs)
+        object.__setattr__(self, "steps", _steps(self.steps, f"schedule {self.name!r}: steps"))
+        choice(self.extension, ("repeat_last", "cycle"), f"schedule {self.name!r}: extension")
+        choice(self.eps_form, ("+eps", "clamp", "none"), f"schedule {self.name!r}: eps_form")
+        safety = positive_scalar(self.safety, f"schedule {self.name!r}: safety")
+        if safety < 1.0:
             raise InvalidInputError(f"schedule {self.name!r}: safety must be >= 1, got {self.safety}")
-        if not (self.eps >= 0.0 and np.isfinite(self.eps)):
-            raise InvalidInputError(f"schedule {self.name!r}: eps must be >= 0, got {self.eps}")
+        object.__setattr__(self, "safety", safety)
+        object.__setattr__(self, "eps", nonnegative_scalar(self.eps, f"schedule {self.name!r}: eps"))
 
     def coefficients_for(self, steps: int | None = None) -> Coefficients:
         """The (a, b, c) tuple of each of ``steps`` (default ``self.steps``) steps."""
-        k = self.steps if steps is None else int(steps)
-        if k < 0:
-            raise InvalidInputError(f"steps must be >= 0, got {steps}")
+        k = self.steps if steps is None else _steps(steps, "steps")
         n = len(self.coefficients)
         if self.extension == "cycle":
             return tuple(self.coefficients[j % n] for j in range(k))
@@ -89,7 +99,21 @@ class Schedule:
 
     def with_options(self, **changes: object) -> "Schedule":
         """A copy with fields replaced (e.g. ``steps=10, extension="cycle"``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        try:
+            return replace(self, **changes)  # type: ignore[arg-type]
+        except TypeError as exc:  # an unknown field name
+            raise InvalidInputError(f"schedule options: {exc}") from exc
+
+
+#: largest step count accepted (published schedules use ≤ 10; this only bounds nonsense input)
+MAX_STEPS = 10_000
+
+
+def _steps(value: object, name: str) -> int:
+    k = count(value, name, 0)  # type: ignore[arg-type]
+    if k > MAX_STEPS:
+        raise InvalidInputError(f"{name} must be <= {MAX_STEPS}, got {value!r}")
+    return k
 
 
 def _stable(coeffs: Coefficients, factor: float) -> Coefficients:
@@ -180,7 +204,7 @@ def get_schedule(schedule: str | Schedule) -> Schedule:
         return schedule
     try:
         return SCHEDULES[schedule]
-    except KeyError:
+    except (KeyError, TypeError):
         raise InvalidInputError(f"unknown schedule {schedule!r}; known: {sorted(SCHEDULES)}") from None
 
 
@@ -208,6 +232,15 @@ def polynomial_map(schedule: str | Schedule, x: ArrayLike, steps: int | None = N
 
 def normaliser(fro: F64 | float, eps: float, eps_form: EpsForm) -> F64 | float:
     """N_ε(G) from ‖G‖_F: ``+eps`` → ‖G‖_F + ε, ``clamp`` → max(‖G‖_F, ε), ``none`` → ‖G‖_F."""
+    choice(eps_form, ("+eps", "clamp", "none"), "eps_form")
+    f = as_float64(fro, "fro")
+    check_finite(f, "fro")
+    if np.any(f < 0):
+        raise InvalidInputError("fro (a Frobenius norm) must be >= 0")
+    return _normaliser(f if f.ndim else float(f), nonnegative_scalar(eps, "eps"), eps_form)
+
+
+def _normaliser(fro: F64 | float, eps: F64 | float, eps_form: str) -> F64 | float:
     if eps_form == "+eps":
         return fro + eps
     if eps_form == "clamp":
@@ -241,15 +274,34 @@ def ns_singular_value_map(
         raise InvalidInputError("sigma must have shape (..., k)")
     if np.any(s < 0):
         raise InvalidInputError("singular values must be >= 0")
-    scale = np.max(s, axis=-1, keepdims=True)
+    ss, e = pow2_scale(s, (-1,))
+    x, _ = _normalised(sch, ss, e)
+    return polynomial_map(sch, x)
+
+
+def _normalised(sch: Schedule, ss: F64, e: NDArray[np.int64]) -> tuple[F64, F64]:
+    """(σᵢ/(s·N_ε(‖σ‖₂)), c) from the scaled singular values ``ss`` = σ·2⁻ᵉ (shape ``(..., k)``).
+
+    ``c`` = s·N_ε·2⁻ᵉ (shape ``(..., 1)``) is the normaliser in the scaled units; it is inf where
+    ε·2⁻ᵉ overflows (ε exceeds ‖σ‖₂ by more than the float64 range), and those ratios, all below
+    2⁻¹⁰²⁴, are computed as (σᵢ·2⁻ᵉ/(s·ε))·2ᵉ. Raises for a zero input with ``eps_form="none"``.
+    """
+    scale = np.max(ss, axis=-1, keepdims=True)
     safe = np.where(scale > 0, scale, 1.0)
-    fro = np.sqrt(np.sum((s / safe) ** 2, axis=-1, keepdims=True)) * safe
-    N = normaliser(fro, sch.eps, sch.eps_form)
+    fro = np.sqrt(np.sum((ss / safe) ** 2, axis=-1, keepdims=True)) * safe
+    with np.errstate(over="ignore"):
+        eps_s = np.ldexp(sch.eps, -e)[..., None]
+    N = _normaliser(fro, eps_s, sch.eps_form)
     if np.any(np.asarray(N) == 0):
         raise InvalidInputError(
             f"schedule {sch.name!r} with eps_form={sch.eps_form!r}: zero input divides by zero "
             "(the implementation would return NaN)")
-    return polynomial_map(sch, s / (sch.safety * N))
+    c = sch.safety * N
+    if np.all(np.isfinite(c)):
+        return ss / c, c
+    with np.errstate(under="ignore"):
+        tiny = np.ldexp(ss / (sch.safety * sch.eps), e[..., None])
+    return np.where(np.isfinite(c), ss / np.where(np.isfinite(c), c, 1.0), tiny), c
 
 
 def ns_apply(
@@ -281,19 +333,26 @@ def ns_apply(
     to O(k·u) + O((κu)²) (measured against mpmath in tests/reference/test_golden_float64.py).
     """
     sch = _resolve(schedule, steps, extension, safety, eps, eps_form)
-    x = as_matrix(X)
+    refine = flag(refine, "refine")
+    x, e = pow2_scale(as_matrix(X))  # exact power-of-two scaling; the normaliser is scaled with it
     U, s, Vt = np.linalg.svd(x, full_matrices=False)
-    phi = ns_singular_value_map(sch, s)
-    if not refine:
+    ratio, c = _normalised(sch, s, e)
+    phi = polynomial_map(sch, ratio)
+    if not refine and np.all(np.isfinite(c)):
         return (U * phi[..., None, :]) @ Vt
-    # normaliser c = s·N_ε(‖X‖_F), from the singular values (as ns_singular_value_map does)
-    scale = np.max(s, axis=-1, keepdims=True)
-    safe = np.where(scale > 0, scale, 1.0)
-    fro = np.sqrt(np.sum((s / safe) ** 2, axis=-1, keepdims=True)) * safe
-    c = sch.safety * normaliser(fro, sch.eps, sch.eps_form)
+    # ε exceeds ‖X‖_F by more than the float64 range (c = inf): every σᵢ/c < 2⁻¹⁰²⁴, where φ is
+    # linear to working precision (φ(t) = φ'(0)·t·(1 + O(t²))): F(X) = φ'(0)·X/(s·ε), one rounding
+    slope = float(np.prod([a for a, _, _ in sch.coefficients_for()]))
     out = np.empty_like(x)
     for idx in np.ndindex(x.shape[:-2]):
-        out[idx] = _refined_spectral_map(sch, x[idx], U[idx], Vt[idx], float(np.ravel(c[idx])[0]))
+        ci = float(np.ravel(c[idx])[0])
+        if not np.isfinite(ci):
+            with np.errstate(under="ignore"):
+                out[idx] = np.ldexp(x[idx] * (slope / (sch.safety * sch.eps)), e[idx])
+        elif refine:
+            out[idx] = _refined_spectral_map(sch, x[idx], U[idx], Vt[idx], ci)
+        else:
+            out[idx] = (U[idx] * phi[idx][None, :]) @ Vt[idx]
     return out
 
 
@@ -351,6 +410,8 @@ def schedule_band(
     golden-section search on its bracketing cell. ``safety`` defaults to the schedule's own.
     """
     sch = _resolve(schedule, steps, None, safety, None, None)
+    lower, upper = positive_scalar(lower, "lower"), positive_scalar(upper, "upper")
+    points = count(points, "points", 3)
     if not (0 < lower < upper):
         raise InvalidInputError(f"need 0 < lower < upper, got {lower}, {upper}")
     grid = np.unique(np.concatenate([np.geomspace(lower, upper, points // 2),

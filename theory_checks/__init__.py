@@ -4,7 +4,7 @@ Each claim (``registry.Claim``) has its CLAIMS.md id, statement, source and a
 ``run(seed, budget) -> ClaimResult`` returning the measured quantity, the expected value or law, the
 tolerance with its justification, the verdict, a matplotlib figure and — where CLAIMS.md lists
 one — a negative control on which the same check must fail. ``cli.main`` is
-``manifold-oracle theory``; ``report`` writes the table, JSON (docs/theory_schema.json), PNGs and
+``manifold-oracle theory``; ``report`` writes the table, JSON (theory_checks/schemas/theory_schema.json), PNGs and
 Markdown. Imports ``reference`` and ``gpu_impl``; nothing imports this package.
 
     from manifold_oracle.theory_checks.registry import claim_ids, run_claim

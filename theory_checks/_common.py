@@ -129,9 +129,8 @@ def loglog_panel(ax, t: F64, curves: dict[str, F64], title: str, xlabel: str = "
             first = e
     if first is not None and ref_orders:
         t = np.asarray(t, dtype=float)
-        for p in ref_orders:
-            ax.loglog(t, first[-1] * (t / t[-1]) ** p, "--", lw=0.8, color="gray")
-            ax.text(t[0], first[-1] * (t[0] / t[-1]) ** p, f"slope {p:g}", fontsize=7, color="gray")
+        for p, ls in zip(ref_orders, ("--", ":", "-.", (0, (1, 3)))):
+            ax.loglog(t, first[-1] * (t / t[-1]) ** p, ls=ls, lw=0.8, color="gray", label=f"reference slope {p:g}")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -3,8 +3,10 @@
     manifold-oracle theory [--claim ID ...] [--quick|--full] [--json PATH] [--plots DIR]
                            [--report PATH] [--seed N] [--list]
 
-Exit codes: 0 every claim PASS; 1 a claim FAILed, was VACUOUS (its negative control passed) or
-raised (ERROR); 2 the command could not run (bad arguments, unknown claim id).
+Plots go to ``--plots DIR`` (default ``runs/theory/plots``, or ``theory_plots/`` next to ``--report``).
+
+Exit codes: 0 no claim FAILed, was VACUOUS or raised (PASS, INCONCLUSIVE and OBSERVED are fine);
+1 a claim FAILed, was VACUOUS (its negative control passed) or raised (ERROR); 2 the command could not run (bad arguments, unknown claim id).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from .registry import Budget, claim_ids, get_claim, run_claim
 from .schema import validate
 
 
+#: where the plots go when neither --plots nor --report says otherwise
+DEFAULT_PLOTS = Path("runs") / "theory" / "plots"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="manifold-oracle theory",
                                 description="Reproduce the theory claims of CLAIMS.md numerically.")
@@ -39,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="reduced budget (default; every claim in < 3 min on 2 cores)")
     g.add_argument("--full", dest="budget", action="store_const", const="full",
                    help="the paper-reader reproduction (larger sizes, more steps and seeds)")
-    p.add_argument("--json", type=Path, help="write the JSON report (validated against docs/theory_schema.json)")
-    p.add_argument("--plots", type=Path, help="directory for one PNG per claim")
+    p.add_argument("--json", type=Path, help="write the JSON report (validated against the shipped theory_schema.json)")
+    p.add_argument("--plots", type=Path,
+                   help=f"directory for one PNG per claim (default {DEFAULT_PLOTS}, or theory_plots/ next to --report)")
     p.add_argument("--report", type=Path, help="write a Markdown report embedding the plots")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--list", action="store_true", help="list the registered claims and exit")
@@ -72,23 +79,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     plots_dir = args.plots
     if plots_dir is None and args.report is not None:
         plots_dir = args.report.resolve().parent / "theory_plots"
-    t0 = time.perf_counter()
+    if plots_dir is None:
+        plots_dir = DEFAULT_PLOTS
+    t0, c0 = time.perf_counter(), time.process_time()
     results, plots = [], {}
     bar = tqdm(ids, desc=f"theory ({budget.name})", unit="claim", file=sys.stderr, dynamic_ncols=True)
     for cid in bar:
         bar.set_postfix_str(cid)
         r = run_claim(cid, args.seed, budget)
         results.append(r)
-        plots[cid] = rep.save_plot(r, plots_dir) if plots_dir is not None else None
-        if r.figure is not None:  # save_plot closes it; without --plots close it here
+        plots[cid] = rep.save_plot(r, plots_dir)
+        if r.figure is not None:  # save_plot closes it; a claim without figure leaves nothing
             plt.close(r.figure)
             r.figure = None
     bar.close()
     runtime = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     print(rep.format_table(results))
+    print(f"\nplots: {plots_dir}")
     counts = rep.summary_counts(results)
-    print(f"\n{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['VACUOUS']} VACUOUS, "
-          f"{counts['ERROR']} ERROR of {counts['total']} in {runtime:.1f} s ({budget.name})")
+    print(f"\n{rep.counts_line(counts)} in {runtime:.1f} s wall, {cpu:.1f} s CPU ({budget.name})")
     for r in results:
         if r.error:
             print(f"\n{r.claim_id} ERROR:\n{r.error}", file=sys.stderr)
@@ -106,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(rep.markdown_report(results, budget.name, args.seed, plots, args.report,
                                                    runtime, cmd.strip()), encoding="utf-8")
-    return 0 if counts["PASS"] == counts["total"] else 1
+    return 0 if counts["FAIL"] + counts["VACUOUS"] + counts["ERROR"] == 0 else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

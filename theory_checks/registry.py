@@ -8,7 +8,9 @@ Negative controls. Where CLAIMS.md lists one, the *same* check function is appli
 control configuration and must FAIL there (``ControlResult.check_passed is False``); otherwise
 the claim's verdict is ``"VACUOUS"``. Verdicts: ``PASS`` (check passes, control — if any —
 fails), ``FAIL`` (check fails), ``VACUOUS`` (check passes but so does its control), ``ERROR``
-(the run raised).
+(the run raised), ``INCONCLUSIVE`` (the budget cannot decide: e.g. the quick budget of an experiment
+whose decision needs the full one; never flips to the opposite verdict of the other budget) and
+``OBSERVED`` (a measured value reported without a verdict, where no threshold can be derived).
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-import numpy as np
-
 from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.reference.serialization import encode_float, to_jsonable
 
 BudgetName = Literal["quick", "full"]
-Verdict = Literal["PASS", "FAIL", "VACUOUS", "ERROR"]
+Verdict = Literal["PASS", "FAIL", "VACUOUS", "ERROR", "INCONCLUSIVE", "OBSERVED"]
+Decision = Literal["verdict", "inconclusive", "observation"]
+#: every verdict, in report order; the first four decide the exit code
+VERDICTS: tuple[str, ...] = ("PASS", "FAIL", "VACUOUS", "ERROR", "INCONCLUSIVE", "OBSERVED")
 
 __all__ = [
     "Budget",
+    "VERDICTS",
     "ControlResult",
     "ClaimResult",
     "Claim",
@@ -68,7 +73,7 @@ class ControlResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"description": self.description, "measured": _num(self.measured),
-                "check_passed": bool(self.check_passed), "details": _jsonable(self.details)}
+                "check_passed": bool(self.check_passed), "details": to_jsonable(self.details)}
 
 
 @dataclass
@@ -97,11 +102,16 @@ class ClaimResult:
     budget: str = "quick"
     runtime_s: float = 0.0
     error: str | None = None
+    decision: Decision = "verdict"  # "inconclusive" / "observation": no PASS/FAIL is claimed
 
     @property
     def verdict(self) -> Verdict:
         if self.error is not None:
             return "ERROR"
+        if self.decision == "observation":
+            return "OBSERVED"
+        if self.decision == "inconclusive":
+            return "INCONCLUSIVE"
         if not self.passed:
             return "FAIL"
         if self.control is not None and self.control.check_passed:
@@ -122,7 +132,7 @@ class ClaimResult:
             "passed": bool(self.passed),
             "verdict": self.verdict,
             "control": None if self.control is None else self.control.to_json(),
-            "details": _jsonable(self.details),
+            "details": to_jsonable(self.details),
             "seed": int(self.seed),
             "budget": self.budget,
             "runtime_s": float(self.runtime_s),
@@ -209,28 +219,10 @@ def run_claim(cid: str, seed: int = 0, budget: Budget | str = "quick", *,
     return res
 
 
-def _num(x: Any) -> float | None:
-    """JSON number; non-finite values become ``None`` (JSON has no NaN/Inf)."""
+def _num(x: Any) -> float | str | None:
+    """A JSON number in the one encoding of ``reference.serialization`` (a non-finite float is
+    ``None``); ``None`` for a missing or non-numeric value too."""
     try:
-        v = float(x)
+        return encode_float(x)
     except (TypeError, ValueError):
         return None
-    return v if np.isfinite(v) else None
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)

@@ -1,4 +1,7 @@
-"""A small JSON-Schema (draft-07 subset) validator for docs/theory_schema.json.
+"""A small JSON-Schema (draft-07 subset) validator for the theory report schema.
+
+The schema ships as package data: ``manifold_oracle/theory_checks/schemas/theory_schema.json``
+(read with :mod:`importlib.resources`, so it works from a wheel as well as from a checkout).
 
 Supports ``type`` (including lists of types), ``required``, ``properties``,
 ``additionalProperties: false``, ``items`` and ``enum`` — exactly what the theory schema uses.
@@ -8,12 +11,14 @@ No third-party dependency; tests cross-check it against ``jsonschema`` when that
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from manifold_oracle.reference.errors import InvalidInputError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "theory_schema.json"
+#: the shipped schema (package data of ``manifold_oracle.theory_checks``)
+SCHEMA_PATH = Path(str(files("manifold_oracle.theory_checks") / "schemas" / "theory_schema.json"))
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),

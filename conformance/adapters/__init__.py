@@ -18,7 +18,9 @@ and implements the methods of the capabilities it declares. Numeric methods rece
 tensors (dtype as the check asks) and return a torch tensor (or anything ``torch.as_tensor``
 accepts). Manifold methods take the manifold's declared ``name`` (``ManifoldDecl.name``) first.
 
-    msign(G) -> O                         orthogonaliser (NS-type or exact), shape (..., m, n)
+    msign(G) -> O                         orthogonaliser (NS-type or exact), shape (..., m, n); for an
+                                          optimizer target, the routine its step calls (same compute
+                                          dtype): the step checks replay it (checks.rules)
     polar_factor(X) -> U                  full isometry polar factor
     project_tangent(manifold, W, G) -> P_W(G)
     retract(manifold, W, A) -> R_W(A)
@@ -27,6 +29,19 @@ accepts). Manifold methods take the manifold's declared ``name`` (``ManifoldDecl
                                           the convention per profile rule); state=None at step 0
     optimizer(params, **hyper) -> torch.optim.Optimizer-like (hyper: lr, momentum, weight_decay)
     momentum_buffer(opt, p) -> tensor     optional: where the optimizer keeps its momentum
+    sharded_optimizer(params, mesh, **hyper) -> object with step(): the optimizer on FSDP2 DTensors
+                                          (Shard(0) on the 1-D mesh) mixed with plain replicated
+                                          tensors; called on every rank (checks/distributed.py)
+
+Geometry capabilities (embedded metric; ``ManifoldDecl.unsupported`` lists the ones a manifold
+lacks, ``ManifoldDecl.transport`` names the declared vector transport):
+
+    dist(manifold, X, Y) -> scalar        geodesic distance (product metric on oblique)
+    log(manifold, X, Y) -> T_X M          logarithm; at the cut locus raise a clear error
+    exp(manifold, X, A) -> point          exponential map
+    project_point(manifold, Y) -> point   metric projection onto the manifold
+    riemannian_gradient(manifold, W, G)   Riemannian gradient of the Euclidean gradient G
+    transport(manifold, X, Y, A) -> T_Y M vector transport of A ∈ T_X M
 """
 
 from __future__ import annotations
@@ -41,7 +56,8 @@ from ..profiles import Profile, get_profile
 __all__ = ["Adapter", "CAPABILITIES", "BUILTIN_TARGETS", "resolve_target", "to_numpy", "to_torch"]
 
 CAPABILITIES: tuple[str, ...] = ("msign", "polar_factor", "project_tangent", "retract", "contains",
-                                 "direction", "optimizer")
+                                 "direction", "optimizer", "dist", "log", "exp", "project_point",
+                                 "riemannian_gradient", "transport", "sharded_optimizer")
 
 #: short names of the built-in adapters → ``module:attribute``
 BUILTIN_TARGETS: dict[str, str] = {
@@ -53,6 +69,22 @@ BUILTIN_TARGETS: dict[str, str] = {
     "scipy_polar": "manifold_oracle.conformance.adapters.scipy_polar:ScipyPolarAdapter",
     "geoopt": "manifold_oracle.conformance.adapters.geoopt:GeooptAdapter",
     "pymanopt": "manifold_oracle.conformance.adapters.pymanopt:PymanoptAdapter",
+    # third-party optimizers (extra "thirdparty"): pytorch_optimizer, HeavyBall, optax
+    "ptopt_muon": "manifold_oracle.conformance.adapters.ptopt:PtoptMuonAdapter",
+    "ptopt_adamuon": "manifold_oracle.conformance.adapters.ptopt:PtoptAdaMuonAdapter",
+    "ptopt_normuon": "manifold_oracle.conformance.adapters.ptopt:PtoptNorMuonAdapter",
+    "ptopt_scion": "manifold_oracle.conformance.adapters.ptopt:PtoptScionAdapter",
+    "ptopt_spectral_sphere": "manifold_oracle.conformance.adapters.ptopt:PtoptSpectralSphereAdapter",
+    "heavyball_muon": "manifold_oracle.conformance.adapters.heavyball:HeavyballMuonAdapter",
+    "heavyball_muon_svd": "manifold_oracle.conformance.adapters.heavyball:HeavyballMuonSVDAdapter",
+    "heavyball_scion": "manifold_oracle.conformance.adapters.heavyball:HeavyballScionAdapter",
+    "optax_muon": "manifold_oracle.conformance.adapters.optax:OptaxMuonAdapter",
+    # distributed (FSDP2) targets, extra "distributed"
+    "gpu_impl_fsdp2": "manifold_oracle.conformance.adapters.distributed:GpuImplFsdp2Adapter",
+    "torch_muon_fsdp2": "manifold_oracle.conformance.adapters.distributed:TorchMuonFsdp2Adapter",
+    "ptopt_distributed_muon": "manifold_oracle.conformance.adapters.distributed:PtoptDistributedMuonAdapter",
+    "muon_fsdp2": "manifold_oracle.conformance.adapters.distributed:MuonFsdp2Adapter",
+    "dtensor_muon": "manifold_oracle.conformance.adapters.distributed:DtensorMuonAdapter",
 }
 
 
@@ -75,6 +107,11 @@ class Adapter:
 
     def get_profile(self) -> Profile:
         return get_profile(self.profile)
+
+    def group_hyper(self, lr: float, momentum: float, weight_decay: float) -> dict[str, Any]:
+        """The param-group keys of the target for (lr, EMA factor β, weight decay): what a check
+        writes into ``opt.param_groups[i]`` (override where the package names β differently)."""
+        return {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
 
     def momentum_buffer(self, opt: Any, p: Any) -> Any:
         """The momentum buffer of parameter ``p`` in ``opt`` (common state keys)."""

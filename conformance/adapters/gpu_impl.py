@@ -26,7 +26,10 @@ class GpuImplAdapter(Adapter):
 
     name = "gpu_impl"
     profile: str | Profile = "gpu_impl"
-    capabilities = frozenset({"msign", "project_tangent", "retract", "contains", "direction", "optimizer"})
+    # project_point is not declared: gpu_impl.manifolds' FrobeniusSphere/Oblique.project_point(0)
+    # returns NaN (no zero guard, by its no-device-sync design), which geometry.project_point fails
+    capabilities = frozenset({"msign", "project_tangent", "retract", "contains", "direction", "optimizer",
+                              "dist", "log", "exp", "riemannian_gradient", "transport"})
     requires = ("manifold_oracle.gpu_impl.msign", "manifold_oracle.gpu_impl.manifolds", "manifold_oracle.gpu_impl.optim")
 
     # ---------------------------------------------------------------- orthogonaliser
@@ -44,9 +47,9 @@ class GpuImplAdapter(Adapter):
         from manifold_oracle.gpu_impl.manifolds import SpectralSphere, make_manifold
 
         decl = next(d for d in self.get_profile().manifolds if d.name == name)
-        if name == "spectral":
+        if decl.canonical_kind == "spectral_sphere":
             return SpectralSphere(decl.radius, theta="exact")
-        return make_manifold(name, decl.radius)
+        return make_manifold(decl.canonical_kind, decl.radius)
 
     def project_tangent(self, manifold: str, W: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         return self._man(manifold).project_tangent(W, G)
@@ -56,6 +59,45 @@ class GpuImplAdapter(Adapter):
 
     def contains(self, manifold: str, W: torch.Tensor, atol: float) -> bool:
         return bool(self._man(manifold).contains(W, atol))
+
+    # ---------------------------------------------------------------- geometry (gpu_impl.geodesics)
+    def _spheres(self, manifold: str, X: torch.Tensor) -> torch.Tensor:
+        from manifold_oracle.gpu_impl.geodesics import as_spheres
+
+        d = next(d for d in self.get_profile().manifolds if d.name == manifold)
+        return as_spheres(X, d.kind, d.axis or "rows")
+
+    def _unspheres(self, manifold: str, V: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        from manifold_oracle.gpu_impl.geodesics import from_spheres
+
+        d = next(d for d in self.get_profile().manifolds if d.name == manifold)
+        return from_spheres(V, like, d.kind, d.axis or "rows")
+
+    def dist(self, manifold: str, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        from manifold_oracle.gpu_impl.geodesics import sphere_angle
+
+        r = next(d for d in self.get_profile().manifolds if d.name == manifold).radius
+        return r * torch.linalg.vector_norm(sphere_angle(self._spheres(manifold, X), self._spheres(manifold, Y)))
+
+    def log(self, manifold: str, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        from manifold_oracle.gpu_impl.geodesics import sphere_log
+
+        return self._unspheres(manifold, sphere_log(self._spheres(manifold, X), self._spheres(manifold, Y)), X)
+
+    def exp(self, manifold: str, X: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        from manifold_oracle.gpu_impl.geodesics import sphere_exp, stiefel_exp
+
+        d = next(d for d in self.get_profile().manifolds if d.name == manifold)
+        if d.kind == "stiefel":
+            return stiefel_exp(X, A, d.radius)
+        return self._unspheres(manifold, sphere_exp(self._spheres(manifold, X), self._spheres(manifold, A),
+                                                    d.radius), X)
+
+    def riemannian_gradient(self, manifold: str, W: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        return self._man(manifold).riemannian_gradient(W, G)
+
+    def transport(self, manifold: str, X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        return self._man(manifold).project_tangent(Y, A)  # declared transport: projection
 
     # ---------------------------------------------------------------- optimizer
     def direction(self, W: torch.Tensor, G: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
@@ -110,15 +152,29 @@ class GpuImplMuonHAdapter(GpuImplAdapter):
 
 
 class GpuImplSSOAdapter(GpuImplAdapter):
-    """The first-step direction of gpu_impl.optim.SSO (its λ solver, with the exact Θ).
+    """gpu_impl.optim.SSO: the optimizer, and the first-step direction of its λ solver (exact Θ).
 
     direction(W, G, None) = msign(M̂ + λΘ) with M̂ = G/‖G‖_F (first step from zero momentum),
     Θ = u₁v₁ᵀ of W and λ from ``SSO._solve_lambda`` with the optimizer's defaults.
     """
 
-    name = "gpu_impl SSO direction"
+    name = "gpu_impl SSO"
     profile: str | Profile = "gpu_impl_sso"
-    capabilities = frozenset({"msign", "direction"})
+    capabilities = frozenset({"msign", "direction", "optimizer"})
+
+    def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.9, weight_decay: float = 0.0,
+                  **extra: Any) -> Any:
+        """gpu_impl.optim.SSO with the declared radius (a number: the profile's radius source is
+        'declared'), scale (align_adamw_rms = moonlight) and orthogonaliser."""
+        from manifold_oracle.gpu_impl.optim import SSO
+
+        p = self.get_profile()
+        return SSO(params, lr=lr, momentum=momentum, radius_mode=float(p.manifolds[0].radius),
+                   scale_mode="align_adamw_rms", msign=p.schedule, ns_steps=p.steps,
+                   ns_dtype=None if p.compute_dtype == "input" else p.compute_dtype)
+
+    def momentum_buffer(self, opt: Any, p: Any) -> Any:
+        return opt.state[p].get("momentum")
 
     def direction(self, W: torch.Tensor, G: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
         from manifold_oracle.gpu_impl.msign import MsignPolicy

@@ -8,7 +8,7 @@ are saved for the reproduction.
 
 Families (one module each): ``spec`` (the target computes what its profile declares),
 ``quality`` (graded distance to the exact answer; never fails), ``geometry``, ``optimizer``,
-``safety``, ``training``.
+``safety``, ``training``, ``distributed`` (FSDP2 on several gloo ranks).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..tolerances import Tolerance
 __all__ = ["Case", "Measurement", "Check", "Context", "REGISTRY", "register", "all_checks",
            "NotApplicable", "Declared", "FAMILIES"]
 
-FAMILIES: tuple[str, ...] = ("spec", "quality", "geometry", "optimizer", "safety", "training")
+FAMILIES: tuple[str, ...] = ("spec", "quality", "geometry", "optimizer", "safety", "training", "distributed")
 
 
 class NotApplicable(Exception):

@@ -236,3 +236,417 @@ def retraction_component(ctx: Context, case: Case) -> Measurement:
     same = np.sign(np.linalg.det(Y)) == np.sign(np.linalg.det(W))
     return boolean("component changed", bool(same), "sign det R_W(ξ) == sign det W", "MATH §4.7",
                    det_W=float(np.linalg.det(W)), det_R=float(np.linalg.det(Y)))
+
+
+# ------------------------------------------------------------------ geodesic capabilities
+# dist, log, exp, project_point, riemannian_gradient, transport (issue 12 item 4).
+#
+# Cases: every declared manifold × every shape × the dtypes float64, the declared ``dtype`` and
+# ``extra_dtypes``; inputs are rounded to the dtype *before* the case is stored (the repro holds
+# exactly what the target saw). The truth is the reference evaluated in float64 on the rounded
+# inputs moved onto the manifold (X* = P_M(X̃), A* = P_{X*}(Ã)).
+#
+# Error model (one for every capability; written once here): a backward-stable evaluation in
+# dtype d returns the exact value at inputs perturbed by O(u_d) per entry, and the operations are
+# Lipschitz-1 in each argument in the embedded metric (dist, exp, transport, projection onto a
+# sphere) or have the stated condition number κ (log: max(1, θ/sin θ) per sphere; polar factor:
+# σ₁/σ_n). So
+#     |out − out*| ≤ κ·(e_in + C·u_d·(R + √N·|out*|)),   C = 8,
+# where e_in = ‖X̃ − X*‖_F + ‖Ỹ − Y*‖_F (+ ‖Ã − A*‖_F) is the measured distance of the inputs
+# the target saw from the ones the truth uses, R = ‖X*‖_F (the rounding of a normalisation or of
+# cos θ·X is relative to the point, not to the result: this is what lets a tiny distance be
+# judged RELATIVE to its own size once u·R ≪ θ), and N = entries per sphere/matrix (the
+# accumulation of one norm or inner product). C = 8 covers the few roundings of a norm, an
+# atan2 and a scaling (measured: correct fp32/bf16/fp64 implementations stay ≤ C/3, see
+# tests/conformance/test_geometry_meta.py). A NaN/Inf output where the truth is finite is ∞.
+
+GEO_C = 8.0
+
+_SPHERICAL = ("frobenius_sphere", "oblique", "sphere")
+_SPECTRAL_CAPS = ("riemannian_gradient", "project_point")
+
+
+def _geo_dtypes(d: Any) -> tuple[str, ...]:
+    out: list[str] = []
+    for dt in ("float64", d.dtype) + tuple(d.extra_dtypes):
+        if dt not in out:
+            out.append(dt)
+    return tuple(out)
+
+
+def _round(x: np.ndarray, dt: str) -> np.ndarray:
+    return to_numpy(tensor(x, dt))
+
+
+def _group_size(d: Any, shape: tuple[int, ...]) -> int:
+    """Entries per sphere (oblique: per row/column) or per matrix; Stiefel: (larger side)²."""
+    if d.kind == "stiefel":
+        return int(max(shape[-2:]) ** 2)
+    if d.kind == "oblique":
+        return int(shape[-1] if (d.axis or "rows") == "rows" else shape[-2])
+    return int(np.prod(shape[-2:]))
+
+
+def _geo_tol(d: Any, dt: str, R: float, value: float, e_in: float, kappa: float = 1.0,
+             n: int = 1) -> Tolerance:
+    u = T.unit_roundoff(dt)
+    c = GEO_C
+    if d.kind == "stiefel":
+        # Stiefel/O(n) operations go through expm, a Schur form or an SVD of a (2p)×(2p) block:
+        # the project's exact-algorithm model (c = 100, n_eff = the larger side) replaces the
+        # few-roundings constant
+        c, n = T.EXACT_CONSTANT, max(n, 1)
+    b = kappa * (e_in + c * u * (R + np.sqrt(n) * value))
+    return Tolerance(float(b), f"κ·(e_in + {c:g}·u·(R + √N·|out*|)) with κ={kappa:.3g}, e_in={e_in:.3g}, "
+                     f"u={u:.3e}, R={R:.3g}, N={n}, |out*|={value:.3g}",
+                     "backward-stable evaluation, Lipschitz/condition number of the operation "
+                     "(conformance/checks/geometry.py, geodesic error model)", dt)
+
+
+def _setup(ctx: Context, case: Case, cap: str) -> tuple[Any, str]:
+    """(declaration, dtype) of a geometry case; N/A if the declaration lists ``cap`` unsupported."""
+    d = _decl(ctx, case)
+    if cap in d.unsupported:
+        raise NotApplicable(f"the profile declares that {d.name!r} does not provide {cap!r}")
+    return d, case.params["dtype"]
+
+
+def _onto(man: Any, X: np.ndarray) -> np.ndarray:
+    return man.project_point(X)
+
+
+def _ref_or_na(fn: Any, *args: Any) -> Any:
+    from manifold_oracle.reference.errors import NotAvailableError
+
+    try:
+        return fn(*args)
+    except NotAvailableError as exc:
+        raise NotApplicable(f"the reference has no closed form here: {exc}") from None
+
+
+def _geo_applies(cap: str) -> Any:
+    def applies(ctx: Context) -> str | None:
+        if not _decls(ctx):
+            return "profile declares no manifold"
+        if all(cap in d.unsupported for d in _decls(ctx)):
+            return f"the profile declares {cap!r} unsupported on every manifold"
+        return None
+    return applies
+
+
+def _geo_iter(ctx: Context, cap: str) -> Any:
+    """(decl, reference manifold, dtype, shape) for every declared manifold offering ``cap``
+    (the spectral sphere has no closed-form geodesics: only its projection and gradient are
+    checked), every checked dtype and shape."""
+    for d in _decls(ctx):
+        if cap in d.unsupported or (d.kind == "spectral_sphere" and cap not in _SPECTRAL_CAPS):
+            continue
+        man = d.reference()
+        for dt in _geo_dtypes(d):
+            for shp in d.shapes:
+                yield d, man, dt, shp
+
+
+def _err(got: np.ndarray, want: np.ndarray) -> float:
+    """‖got − want‖_F, ∞ when the target returned a NaN/Inf."""
+    return float(np.linalg.norm(got - want)) if np.all(np.isfinite(got)) else float("inf")
+
+
+def _pair_cases(ctx: Context, salt: str, cap: str) -> list[Case]:
+    """(X, Y) pairs: coincident, nearby (geodesic distance 1e-6, 1e-3), moderate (0.7·R/√rows)
+    and — on spheres and oblique — antipodal."""
+    rng = ctx.rng(salt)
+    out = []
+    for d, man, dt, shp in _geo_iter(ctx, cap):
+        X = man.random_point(rng, shp)
+        xi = man.random_tangent(rng, X)
+        pairs = [("coincident", X)]
+        for t in (1e-6, 1e-3, 0.7):
+            pairs.append((f"nearby {t:g}" if t < 0.1 else f"apart {t:g}", man.exp(X, t * xi)))
+        if d.kind in _SPHERICAL:
+            pairs.append(("antipodal", -X))
+        Xr = _round(X, dt)
+        for label, Y in pairs:
+            Yr = Xr.copy() if label == "coincident" else _round(Y, dt)
+            out.append(Case(f"{d.name} {shp} {dt} {label}", {"X": Xr, "Y": Yr},
+                            {"manifold": d.name, "dtype": dt, "kind": label}))
+    return out
+
+
+def _call_geo(ctx: Context, cap: str, d: Any, dt: str, *arrays: np.ndarray) -> np.ndarray:
+    return to_numpy(as_output(call(ctx, cap, d.name, *[tensor(a, dt) for a in arrays])))
+
+
+def _truth_points(d: Any, case: Case) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    man = d.reference(point_tol=1e-1)
+    X, Y = case.arrays["X"], case.arrays["Y"]
+    Xs, Ys = _onto(man, X), _onto(man, Y)
+    if case.params["kind"] == "antipodal":
+        Ys = -Xs
+    e_in = float(np.linalg.norm(X - Xs) + np.linalg.norm(Y - Ys))
+    return man, Xs, Ys, e_in
+
+
+@register("geometry.dist", "geometry",
+          "dist(X, Y) equals the geodesic distance of the reference (2·atan2 form, float64) for "
+          "coincident, nearby (1e-6, 1e-3), distant and antipodal points, in float64 and in the "
+          "declared dtypes, accurate RELATIVE to a small distance (geodesic error model).",
+          requires={"dist"}, cases=lambda c: _pair_cases(c, "geo.dist", "dist"), applies=_geo_applies("dist"),
+          catches=("arccos of a clamped inner product (clamp floor)", "NaN at the antipode",
+                   "per-row distances not combined as a product metric"))
+def geo_dist(ctx: Context, case: Case) -> Measurement:
+    d, dt = _setup(ctx, case, "dist")
+    man, Xs, Ys, e_in = _truth_points(d, case)
+    want = float(_ref_or_na(man.dist, Xs, Ys))
+    got = _call_geo(ctx, "dist", d, dt, case.arrays["X"], case.arrays["Y"])
+    val = float(np.sum(got)) if got.size == 1 else float("nan")
+    err = abs(val - want) if np.isfinite(val) else float("inf")
+    tol = _geo_tol(d, dt, float(np.linalg.norm(Xs)), want, e_in, n=_group_size(d, Xs.shape))
+    return Measurement("|dist − dist*|", err, tol, err <= tol.bound,
+                       {"dist": val, "dist_true": want, "manifold": d.name})
+
+
+def _log_kappa(d: Any, man: Any, Xs: np.ndarray, Ys: np.ndarray) -> float:
+    if d.kind not in _SPHERICAL:
+        return 1.0
+    from manifold_oracle.reference.geodesics import sphere_angle
+
+    rows = Xs if (d.kind != "oblique" or (d.axis or "rows") == "rows") else Xs.T
+    rows_y = Ys if (d.kind != "oblique" or (d.axis or "rows") == "rows") else Ys.T
+    if d.kind == "frobenius_sphere":
+        rows, rows_y = Xs.reshape(1, -1), Ys.reshape(1, -1)
+    th = np.max(sphere_angle(rows, rows_y))
+    return float(max(1.0, th / max(np.sin(th), 1e-300)))
+
+
+def _refusal(exc: Exception) -> bool:
+    """A clear refusal: the reference's typed errors or the usual Python numeric exceptions."""
+    from manifold_oracle.reference.errors import OracleError
+
+    return isinstance(exc, (OracleError, ValueError, ArithmeticError, NotImplementedError, RuntimeError))
+
+
+@register("geometry.log", "geometry",
+          "log(X, Y) equals the reference logarithm (the minimising geodesic's initial velocity) for "
+          "coincident (exactly 0), nearby, distant points; at the antipode (log not unique) a clear "
+          "error or a tangent vector of length π·r is accepted, a NaN is not.",
+          requires={"log"}, cases=lambda c: _pair_cases(c, "geo.log", "log"), applies=_geo_applies("log"),
+          catches=("NaN at coincident points (arccos(1 + δ))", "NaN or garbage at the antipode",
+                   "log not tangent"))
+def geo_log(ctx: Context, case: Case) -> Measurement:
+    d, dt = _setup(ctx, case, "log")
+    man, Xs, Ys, e_in = _truth_points(d, case)
+    R = float(np.linalg.norm(Xs))
+    n = _group_size(d, Xs.shape)
+    if case.params["kind"] == "antipodal":
+        want_len = float(_ref_or_na(man.dist, Xs, Ys))
+        try:
+            got = _call_geo(ctx, "log", d, dt, case.arrays["X"], case.arrays["Y"])
+        except Exception as exc:  # noqa: BLE001 - a clear refusal is one accepted answer
+            if _refusal(exc):
+                return boolean("antipode: neither a refusal nor a tangent vector of length π·r", True,
+                               "refusal or tangent of length π·r", "MATH §4 (cut locus)",
+                               raised=f"{type(exc).__name__}: {exc}")
+            raise
+        if not np.all(np.isfinite(got)):
+            err = float("inf")
+        else:
+            err = abs(float(np.linalg.norm(got)) - want_len) + float(np.linalg.norm(man.project_tangent(Xs, got) - got))
+        tol = _geo_tol(d, dt, R, want_len, e_in, n=n)
+        return Measurement("antipode: |‖log‖ − π·r| + ‖normal part‖", err, tol, err <= tol.bound)
+    want = _ref_or_na(man.log, Xs, Ys)
+    got = _call_geo(ctx, "log", d, dt, case.arrays["X"], case.arrays["Y"])
+    err = _err(got, want)
+    tol = _geo_tol(d, dt, R, float(np.linalg.norm(want)), e_in, kappa=_log_kappa(d, man, Xs, Ys), n=n)
+    return Measurement("‖log − log*‖_F", err, tol, err <= tol.bound, {"manifold": d.name})
+
+
+def _tangent_cases(ctx: Context, salt: str, cap: str, lengths: tuple[float, ...]) -> list[Case]:
+    rng = ctx.rng(salt)
+    out = []
+    for d, man, dt, shp in _geo_iter(ctx, cap):
+        X = man.random_point(rng, shp)
+        xi = man.random_tangent(rng, X)
+        for t in lengths:
+            if t < 0 and d.kind not in _SPHERICAL:
+                continue
+            # t < 0 encodes "length π·R" (reaches the antipode on a sphere)
+            s = np.pi * float(np.linalg.norm(X)) if t < 0 else t
+            if d.kind == "oblique" and t < 0:
+                s = np.pi * float(np.sqrt(_count(d, X))) * float(np.max(d.radius))
+                xi_case = _oblique_uniform(d, X, rng)
+            else:
+                xi_case = xi
+            label = "zero" if t == 0 else ("to the antipode" if t < 0 else f"‖A‖={t:g}")
+            out.append(Case(f"{d.name} {shp} {dt} {label}", {"X": _round(X, dt), "A": _round(s * xi_case, dt)},
+                            {"manifold": d.name, "dtype": dt, "kind": label}))
+    return out
+
+
+def _count(d: Any, X: np.ndarray) -> int:
+    return int(X.shape[-2] if (d.axis or "rows") == "rows" else X.shape[-1])
+
+
+def _oblique_uniform(d: Any, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A tangent vector with the same norm on every row/column (so ‖A‖ = π·√count sends every
+    row to its antipode), unit Frobenius norm per row/column divided by √count."""
+    rows = X if (d.axis or "rows") == "rows" else X.T
+    Z = rng.standard_normal(rows.shape)
+    Z = Z - np.sum(Z * rows, axis=1, keepdims=True) / np.sum(rows * rows, axis=1, keepdims=True) * rows
+    Z = Z / np.linalg.norm(Z, axis=1, keepdims=True) / np.sqrt(rows.shape[0])
+    return Z if (d.axis or "rows") == "rows" else Z.T
+
+
+def _truth_tangent(d: Any, case: Case) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    man = d.reference(point_tol=1e-1)
+    X, A = case.arrays["X"], case.arrays["A"]
+    Xs = _onto(man, X)
+    As = man.project_tangent(Xs, A)
+    return man, Xs, As, float(np.linalg.norm(X - Xs) + np.linalg.norm(A - As))
+
+
+@register("geometry.exp", "geometry",
+          "exp(X, A) equals the reference exponential map (float64) for A = 0 (exactly X), tiny "
+          "(1e-6, 1e-3), moderate and antipode-reaching (‖A‖ = π·r) tangent vectors, in float64 and "
+          "the declared dtypes.", requires={"exp"},
+          cases=lambda c: _tangent_cases(c, "geo.exp", "exp", (0.0, 1e-6, 1e-3, 0.7, -1.0)),
+          applies=_geo_applies("exp"), catches=("0/0 at A = 0", "sin(t)/t with t in the wrong units"))
+def geo_exp(ctx: Context, case: Case) -> Measurement:
+    d, dt = _setup(ctx, case, "exp")
+    man, Xs, As, e_in = _truth_tangent(d, case)
+    want = _ref_or_na(man.exp, Xs, As)
+    got = _call_geo(ctx, "exp", d, dt, case.arrays["X"], case.arrays["A"])
+    err = _err(got, want)
+    tol = _geo_tol(d, dt, float(np.linalg.norm(Xs)), float(np.linalg.norm(As)), e_in,
+                   n=_group_size(d, Xs.shape))
+    return Measurement("‖exp − exp*‖_F", err, tol, err <= tol.bound, {"manifold": d.name})
+
+
+def _rgrad_cases(ctx: Context) -> list[Case]:
+    rng = ctx.rng("geo.rgrad")
+    out = []
+    for d, man, dt, shp in _geo_iter(ctx, "riemannian_gradient"):
+        X = man.random_point(rng, shp)
+        for scale in (0.0, 1.0, 1e3):  # ambient G: tangent and normal parts of equal size
+            G = scale * rng.standard_normal(shp)
+            out.append(Case(f"{d.name} {shp} {dt} ‖G‖~{scale:g}", {"X": _round(X, dt), "G": _round(G, dt)},
+                            {"manifold": d.name, "dtype": dt, "kind": "zero" if scale == 0 else "ambient"}))
+    return out
+
+
+@register("geometry.riemannian_gradient", "geometry",
+          "riemannian_gradient(W, G) equals the reference Riemannian gradient of the embedded "
+          "metric, P_W(G), for random and zero G, in float64 and the declared dtypes.",
+          requires={"riemannian_gradient"}, cases=_rgrad_cases, applies=_geo_applies("riemannian_gradient"),
+          catches=("Euclidean gradient returned unprojected", "rows/cols swapped"))
+def geo_rgrad(ctx: Context, case: Case) -> Measurement:
+    d, dt = _setup(ctx, case, "riemannian_gradient")
+    man = d.reference(point_tol=1e-1)
+    X, G = case.arrays["X"], case.arrays["G"]
+    Xs = _onto(man, X)
+    want = man.project_tangent(Xs, G)
+    got = _call_geo(ctx, "riemannian_gradient", d, dt, X, G)
+    err = _err(got, want)
+    # P_W is Lipschitz in W with constant 2‖G‖/r per unit of ‖W − W*‖
+    nG = float(np.linalg.norm(G))
+    e_in = 2.0 * float(np.linalg.norm(X - Xs)) * nG / max(float(np.linalg.norm(Xs)), 1e-300)
+    # spectral sphere: the projector Θ = u₁v₁ᵀ moves by 1/gap per unit perturbation (MATH §4.4)
+    tol = _geo_tol(d, dt, nG, float(np.linalg.norm(want)), e_in, kappa=_gap_scale(d, Xs),
+                   n=_group_size(d, Xs.shape))
+    return Measurement("‖rgrad − P_W(G)‖_F", err, tol, err <= tol.bound, {"manifold": d.name})
+
+
+def _point_proj_cases(ctx: Context) -> list[Case]:
+    rng = ctx.rng("geo.projx")
+    out = []
+    for d, _, dt, shp in _geo_iter(ctx, "project_point"):
+        for scale in (1.0, 1e-3, 1e3):
+            Y = _round(scale * rng.standard_normal(shp), dt)
+            out.append(Case(f"{d.name} {shp} {dt} ‖Y‖~{scale:g}", {"Y": Y},
+                            {"manifold": d.name, "dtype": dt, "kind": "ambient"}))
+        out.append(Case(f"{d.name} {shp} {dt} zero", {"Y": np.zeros(shp)},
+                        {"manifold": d.name, "dtype": dt, "kind": "zero"}))
+        if d.kind == "oblique":
+            Y = _round(rng.standard_normal(shp), dt)
+            if (d.axis or "rows") == "rows":
+                Y[0] = 0.0
+            else:
+                Y[:, 0] = 0.0
+            out.append(Case(f"{d.name} {shp} {dt} one zero {d.axis[:-1] if d.axis else 'row'}",
+                            {"Y": Y}, {"manifold": d.name, "dtype": dt, "kind": "zero"}))
+    return out
+
+
+@register("geometry.project_point", "geometry",
+          "project_point(Y) equals the reference metric projection onto the manifold (nearest point; "
+          "polar factor on Stiefel) for ambient Y at scales 1e-3…1e3; at a zero input (row/column), "
+          "where every point is nearest or none is, a clear error or a feasible output is accepted, "
+          "a NaN is not.", requires={"project_point"}, cases=_point_proj_cases,
+          applies=_geo_applies("project_point"),
+          catches=("NaN from normalising a zero vector (no zero guard)", "rows/cols swapped"))
+def geo_project_point(ctx: Context, case: Case) -> Measurement:
+    d, dt = _setup(ctx, case, "project_point")
+    man = d.reference(point_tol=1e-1)
+    Y = case.arrays["Y"]
+    if case.params["kind"] == "zero":
+        try:
+            got = _call_geo(ctx, "project_point", d, dt, Y)
+        except Exception as exc:  # noqa: BLE001 - a clear refusal is an accepted answer
+            if _refusal(exc):
+                return boolean("degenerate input: neither a refusal nor a feasible point", True,
+                               "refusal or feasible output", "MATH §4 (projection of 0)",
+                               raised=f"{type(exc).__name__}: {exc}")
+            raise
+        v = float(np.max(man.violation(got))) if np.all(np.isfinite(got)) else float("inf")
+        tol = _geo_tol(d, dt, 1.0, 1.0, 0.0, n=_group_size(d, Y.shape))
+        return Measurement("degenerate input: c_M(output) (∞ for NaN/Inf)", v, tol, v <= tol.bound)
+    want = man.project_point(Y)
+    got = _call_geo(ctx, "project_point", d, dt, Y)
+    err = _err(got, want)
+    kappa = _gap_scale(d, Y)  # spectral sphere: the top pair is conditioned by 1/gap
+    if d.kind == "stiefel":
+        s = np.linalg.svd(Y, compute_uv=False)
+        kappa = float(s[0] / max(s[-1], 1e-300))
+    elif d.kind == "oblique":
+        rows = Y if (d.axis or "rows") == "rows" else Y.T
+        nr = np.linalg.norm(rows, axis=1)
+        kappa = float(np.max(nr) / max(np.min(nr), 1e-300))
+    R = float(np.linalg.norm(want))
+    tol = _geo_tol(d, dt, R, R, 0.0, kappa=kappa, n=_group_size(d, Y.shape))
+    return Measurement("‖P_M(Y) − P_M*(Y)‖_F", err, tol, err <= tol.bound, {"manifold": d.name})
+
+
+def _transport_cases(ctx: Context) -> list[Case]:
+    rng = ctx.rng("geo.transp")
+    out = []
+    for d, man, dt, shp in _geo_iter(ctx, "transport"):
+        X = man.random_point(rng, shp)
+        xi, A = man.random_tangent(rng, X), man.random_tangent(rng, X)
+        for label, Y, a in (("coincident", X, A), ("nearby 1e-3", man.exp(X, 1e-3 * xi), A),
+                            ("apart 0.7", man.exp(X, 0.7 * xi), A), ("zero vector", man.exp(X, 0.7 * xi), 0 * A)):
+            out.append(Case(f"{d.name} {shp} {dt} {label}",
+                            {"X": _round(X, dt), "Y": _round(Y, dt), "A": _round(a, dt)},
+                            {"manifold": d.name, "dtype": dt, "kind": label}))
+    return out
+
+
+@register("geometry.transport", "geometry",
+          "transport(X, Y, A) equals the declared vector transport of the reference (ManifoldDecl."
+          "transport: projection P_Y(A) or parallel transport) and lies in T_Y M; zero goes to zero.",
+          requires={"transport"}, cases=_transport_cases, applies=_geo_applies("transport"),
+          catches=("transport not tangent at Y (projection at X)", "parallel/projection confused"))
+def geo_transport(ctx: Context, case: Case) -> Measurement:
+    d, dt = _setup(ctx, case, "transport")
+    man = d.reference(point_tol=1e-1)
+    X, Y, A = case.arrays["X"], case.arrays["Y"], case.arrays["A"]
+    Xs, Ys = _onto(man, X), _onto(man, Y)
+    As = man.project_tangent(Xs, A)
+    want = _ref_or_na(man.transport, Xs, Ys, As, d.transport)
+    got = _call_geo(ctx, "transport", d, dt, X, Y, A)
+    err = _err(got, want)
+    nA = float(np.linalg.norm(A))
+    R = float(np.linalg.norm(Xs))
+    e_in = float(np.linalg.norm(A - As)) + (float(np.linalg.norm(X - Xs) + np.linalg.norm(Y - Ys)) * nA
+                                            / max(R, 1e-300))
+    tol = _geo_tol(d, dt, nA, float(np.linalg.norm(want)), e_in, n=_group_size(d, Xs.shape))
+    return Measurement("‖T(A) − T*(A)‖_F", err, tol, err <= tol.bound, {"manifold": d.name})

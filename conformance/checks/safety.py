@@ -2,8 +2,10 @@
 invariance, batched = per-slice, transpose equivariance, determinism, device preservation
 (CLAIMS P-2, X-3; CONVENTIONS.md §10 entries 1–3, 5, 7, 18; §12.3, §12.4).
 
-A behaviour the profile *documents* (``Profile.mutation``, ``nan_policy='nan_to_num'``) is
-reported as an expected failure with that reason, never as a pass.
+A profile declares conventions, never defects: a write into an input or ``p.grad`` and a silent
+wrong output at any finite scale are failures whatever the profile says (a user accepts one with
+a waiver file). The NaN policy is a convention: ``nan_policy='nan_to_num'`` is reported as an
+expected failure with that reason, never as a pass.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from ..adapters import as_output, to_numpy
 from ..tolerances import Tolerance
 from . import Case, Context, Declared, Measurement, NotApplicable, register
 from ._util import boolean, call, input_dtype, require_ns_or_exact, spec2, tensor
-from .spec import _orth_tolerance
 
 ALL_DTYPES = ("bfloat16", "float16", "float32", "float64")
 
@@ -81,13 +82,6 @@ def no_aliasing_msign(ctx: Context, case: Case) -> Measurement:
     return boolean("output aliases input", not _shares_memory(out, g), "no shared storage", "CLAIMS X-3")
 
 
-def _declared(ctx: Context, word: str) -> str | None:
-    for m in ctx.profile.mutation:
-        if m.startswith(word):
-            return m
-    return None
-
-
 def _opt_dtypes(ctx: Context) -> tuple[str, ...]:
     return tuple(ctx.profile.param_dtypes)
 
@@ -129,12 +123,14 @@ def _make_opt(ctx: Context, W: np.ndarray, dt: str, nesterov: Any) -> tuple[Any,
 def no_mutation_gradient(ctx: Context, case: Case) -> Measurement:
     dt = case.params["dtype"]
     opt, p = _make_opt(ctx, case.arrays["W"], dt, case.params["nesterov"])
-    p.grad = tensor(case.arrays["G"], dt)
-    before = p.grad.clone()
+    g = tensor(case.arrays["G"], dt)
+    p.grad = g
+    before = g.clone()
     opt.step()
-    changed = _changed(before, p.grad)
-    if changed and _declared(ctx, "grad"):
-        raise Declared(f"documented by the profile: {_declared(ctx, 'grad')}")
+    # the tensor handed in is compared (a target may set p.grad to None or replace it after a step)
+    changed = _changed(before, g) or (p.grad is not None and p.grad is not g and _changed(before, p.grad))
+    # writing into p.grad is a defect whatever the profile says (issue 12 item 5: profiles declare
+    # conventions, never bugs); a user who accepts it waives this check id (--waive)
     return boolean("gradient changed", not changed, "p.grad bits unchanged after step()", "CLAIMS X-3")
 
 
@@ -146,12 +142,14 @@ def no_mutation_gradient(ctx: Context, case: Case) -> Measurement:
 def no_aliasing_state(ctx: Context, case: Case) -> Measurement:
     dt = case.params["dtype"]
     opt, p = _make_opt(ctx, case.arrays["W"], dt, case.params["nesterov"])
-    p.grad = tensor(case.arrays["G"], dt)
+    g = tensor(case.arrays["G"], dt)
+    p.grad = g
     opt.step()
     buf = ctx.adapter.momentum_buffer(opt, p)
     if buf is None:
         raise NotApplicable("the adapter exposes no momentum buffer (momentum_buffer() returned None)")
-    alias = _shares_memory(buf, p.grad) or _shares_memory(buf, p.data)
+    alias = _shares_memory(buf, g) or _shares_memory(buf, p.data) or (
+        p.grad is not None and _shares_memory(buf, p.grad))
     return boolean("state aliases grad or parameter", not alias, "no shared storage", "CLAIMS X-3")
 
 
@@ -244,20 +242,20 @@ def _representable(c: float, G: np.ndarray, dt: str) -> bool:
 def _scale_cases(ctx: Context) -> list[Case]:
     G = _unit_g(ctx, "safety.scale")
     exps = range(-12, 13, 2) if ctx.full else range(-12, 13, 4)
-    lo, hi = ctx.profile.scale_range
+    lo, hi = ctx.profile.scale_range or (0.0, float("inf"))  # None: the dtype's whole finite range
     dt = input_dtype(ctx.profile)
     return [Case(f"‖G‖_F = 1e{e}", {"G": G}, {"scale": 10.0**e}) for e in exps
             if lo <= 10.0**e <= hi and _representable(10.0**e, G, dt)]
 
 
 def _bound2(ctx: Context, G: np.ndarray, dt: str) -> Tolerance:
-    t = _orth_tolerance(ctx, G, E.orthogonalise(ctx.profile, G, dt), dt)
+    t = T.orth_tolerance(ctx.profile, G, E.orthogonalise(ctx.profile, G, dt), dt)
     return Tolerance(2 * t.bound, f"2·[{t.formula}]", t.provenance, t.dtype)
 
 
 @register("safety.scale_invariance", "safety",
-          "O(cG) = O(G) for every ‖cG‖_F in the profile's promised range (scale_range, default "
-          "1e-12…1e12 as in MATH §3.3) where the declared map itself is invariant (the eps term "
+          "O(cG) = O(G) for every ‖cG‖_F ∈ [1e-12, 1e12] in the profile's promised range (scale_range; "
+          "default None: the input dtype's whole finite range) where the declared map itself is invariant (the eps term "
           "changes the exact map by less than half the bound), within twice the orthogonaliser "
           "bound (CLAIMS P-2).", requires={"msign"}, cases=_scale_cases, applies=require_ns_or_exact,
           catches=("eps floor breaking scale invariance", "overflow in the normaliser"))
@@ -288,8 +286,8 @@ def _extreme_cases(ctx: Context) -> list[Case]:
 @register("safety.extreme_scale", "safety",
           "At extreme scales ‖G‖_F ∈ [1e-30, 1e30] (representable in the input dtype) the output "
           "follows the declared map of cG, eps term included (no overflow/underflow of the "
-          "normaliser, no silent zero). Outside the profile's promised scale_range a failure is "
-          "an xfail carrying the figure.", requires={"msign"}, cases=_extreme_cases,
+          "normaliser, no silent zero: a silent all-zero output for a finite nonzero input is a failure "
+          "at every scale; the declared eps behaviour near zero is part of the declared map).", requires={"msign"}, cases=_extreme_cases,
           applies=require_ns_or_exact, catches=("overflow in the normaliser", "silent zero output"))
 def extreme_scale(ctx: Context, case: Case) -> Measurement:
     dt = input_dtype(ctx.profile)
@@ -311,11 +309,7 @@ def extreme_scale(ctx: Context, case: Case) -> Measurement:
     silent_zero = bool(np.all(out == 0)) and float(np.linalg.norm(exp)) >= 0.5
     if silent_zero:
         err = float("inf")
-    lo, hi = ctx.profile.scale_range
-    if err > tol.bound and not (lo <= c <= hi):
-        raise Declared(f"outside the profile's promised scale_range [{lo:g}, {hi:g}]: at ‖G‖_F = {c:g} "
-                       f"‖O − O*‖₂ = {err:.3g} > {tol.bound:.3g} (output norm {np.linalg.norm(out):.3g}, "
-                       f"declared {np.linalg.norm(exp):.3g})")
+    # no scale is exempt: the whole finite range of the dtype is promised (issue 12 item 5)
     return Measurement("‖O(cG) − O*(cG)‖₂ (∞ for a silent all-zero output)", err, tol, err <= tol.bound,
                        {"scale": c, "output_fro": float(np.linalg.norm(out)),
                         "declared_fro": float(np.linalg.norm(exp)), "silent_zero": silent_zero})
@@ -340,7 +334,7 @@ def batched(ctx: Context, case: Case) -> Measurement:
     whole = to_numpy(as_output(call(ctx, "msign", tensor(G, dt))))
     per = np.stack([to_numpy(as_output(call(ctx, "msign", tensor(G[i], dt)))) for i in range(G.shape[0])])
     err = spec2(whole - per)
-    t = _orth_tolerance(ctx, G[0], E.orthogonalise(ctx.profile, G[0], dt), dt)
+    t = T.orth_tolerance(ctx.profile, G[0], E.orthogonalise(ctx.profile, G[0], dt), dt)
     tol = Tolerance(2 * t.bound, f"2·[{t.formula}]", t.provenance, t.dtype)
     return Measurement("max_i ‖O[i] − O(G[i])‖₂", err, tol, err <= tol.bound)
 
@@ -355,7 +349,7 @@ def transpose(ctx: Context, case: Case) -> Measurement:
     a = to_numpy(as_output(call(ctx, "msign", tensor(G, dt))))
     b = to_numpy(as_output(call(ctx, "msign", tensor(G.T.copy(), dt))))
     err = spec2(a - b.T)
-    t = _orth_tolerance(ctx, G, E.orthogonalise(ctx.profile, G, dt), dt)
+    t = T.orth_tolerance(ctx.profile, G, E.orthogonalise(ctx.profile, G, dt), dt)
     tol = Tolerance(2 * t.bound, f"2·[{t.formula}]", t.provenance, t.dtype)
     return Measurement("‖O(Gᵀ) − O(G)ᵀ‖₂", err, tol, err <= tol.bound)
 

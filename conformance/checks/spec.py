@@ -13,30 +13,10 @@ import numpy as np
 import manifold_oracle.reference as R
 from .. import tolerances as T
 from ..cases import matrix_cases
-from ..expected import compute_dtype_for, orthogonalise, return_dtype_for, round_to, _initial_x
-from ..tolerances import Tolerance
+from ..expected import orthogonalise, return_dtype_for, round_to
 from . import Case, Context, Measurement, register
 from ._util import kappa, rank_rtol_for, boolean, call, input_dtype, require_ns_or_exact, run_msign, spec2, tensor, to_numpy
 from ..adapters import as_output
-
-
-def _orth_tolerance(ctx: Context, g: np.ndarray, expected: np.ndarray, dtype: str) -> Tolerance:
-    """Bound on ‖O − O*‖₂ for the declared compute/return dtype."""
-    p = ctx.profile
-    cdt = compute_dtype_for(p, dtype)
-    rdt = return_dtype_for(p, dtype)
-    n_eff = max(g.shape[-2:])
-    if p.schedule == "exact":
-        _, kap = kappa(round_to(g, cdt), cdt)
-        tol = T.exact_identity(cdt, n_eff, scale=kap)
-    else:
-        x0 = _initial_x(p, round_to(g, cdt))
-        tol = T.newton_schulz(cdt, n_eff, p.ns_schedule().coefficients_for(p.steps), x0)
-    if rdt != cdt and rdt != "float64":
-        extra = 2 * T.unit_roundoff(rdt) * max(spec2(expected), 1.0) * np.sqrt(n_eff)
-        tol = Tolerance(tol.bound + extra, tol.formula + f" + 2·u_{rdt}·√n_eff·‖O*‖₂ (return cast)",
-                        tol.provenance, tol.dtype)
-    return tol
 
 
 def _ns_cases(ctx: Context) -> list[Case]:
@@ -57,7 +37,7 @@ def orth_output(ctx: Context, case: Case) -> Measurement:
     out, _, g = run_msign(ctx, case.arrays["G"], dtype)
     exp = orthogonalise(ctx.profile, g, dtype)
     err = spec2(out - exp) if np.all(np.isfinite(out)) else float("inf")
-    tol = _orth_tolerance(ctx, g, exp, dtype)
+    tol = T.orth_tolerance(ctx.profile, g, exp, dtype)
     return Measurement("‖O − O*‖₂", err, tol, err <= tol.bound, {"input_dtype": dtype})
 
 
@@ -71,11 +51,11 @@ def orth_singular_values(ctx: Context, case: Case) -> Measurement:
     out, _, g = run_msign(ctx, case.arrays["G"], dtype)
     exp = orthogonalise(ctx.profile, g, dtype)
     if not np.all(np.isfinite(out)):
-        return Measurement("max |σ(O) − σ(O*)|", float("inf"), _orth_tolerance(ctx, g, exp, dtype), False)
+        return Measurement("max |σ(O) − σ(O*)|", float("inf"), T.orth_tolerance(ctx.profile, g, exp, dtype), False)
     so = np.sort(np.linalg.svd(out, compute_uv=False), axis=-1)
     se = np.sort(np.linalg.svd(exp, compute_uv=False), axis=-1)
     err = float(np.max(np.abs(so - se)))
-    tol = _orth_tolerance(ctx, g, exp, dtype)
+    tol = T.orth_tolerance(ctx.profile, g, exp, dtype)
     return Measurement("max |σ(O) − σ(O*)|", err, tol, err <= tol.bound,
                        {"sigma_out_max": float(so.max()), "sigma_expected_max": float(se.max())})
 

@@ -27,7 +27,10 @@ def orthogonalize(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
     tall = X.shape[-2] > X.shape[-1]
     if tall:
         X = X.mT
-    X = X / torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp(min=eps)
+    # ‖X‖_F without overflow: scale by the largest entry first (‖X‖_F² overflows fp32 from ~1.8e19)
+    m = X.abs().amax(dim=(-2, -1), keepdim=True)
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    X = X / (m * torch.linalg.vector_norm(X / m, dim=(-2, -1), keepdim=True)).clamp(min=eps)
     a, b, c = KJ
     for _ in range(steps):
         A = X @ X.mT

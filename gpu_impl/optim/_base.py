@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import math
 from typing import Any, Callable, Iterable
 
 import torch
@@ -35,24 +34,12 @@ from torch.optim.adamw import adamw as _adamw_functional
 
 from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, SolverError
 
+from .conventions import SCALE_RULES, shape_scale
+
 __all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket"]
 
-SCALE_RULES = ("one", "radius", "kj", "moonlight", "spectral_mup")
 
 ADAMW_DEFAULTS: dict[str, Any] = dict(adamw_lr=1e-3, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, adamw_wd=0.01)
-
-
-def shape_scale(rule: str, d_out: int, d_in: int) -> float:
-    """Shape factor s of MATH.md §9.1 for the rules that do not depend on the radius."""
-    if rule == "one":
-        return 1.0
-    if rule == "kj":
-        return math.sqrt(max(1.0, d_out / d_in))
-    if rule == "moonlight":
-        return 0.2 * math.sqrt(max(d_out, d_in))
-    if rule == "spectral_mup":
-        return math.sqrt(d_out / d_in)
-    raise InvalidInputError(f"unknown scale rule {rule!r}; known: {SCALE_RULES}")
 
 
 def _fsum(x: Tensor) -> Tensor:

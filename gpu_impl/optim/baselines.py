@@ -42,7 +42,8 @@ from manifold_oracle.reference.schedules import Schedule
 
 from ..manifolds import SpectralSphere
 from ..msign import MsignPolicy, resolve_dtype
-from ._base import Bucket, MatrixOptimizer, shape_scale
+from ._base import Bucket, MatrixOptimizer
+from .conventions import decay_factor, momentum_buffer, shape_scale, update_momentum
 from .macro import msign_policy_of
 
 __all__ = ["MuonH", "SSO", "MuonBall", "SSO_SCALE_MODES"]
@@ -85,10 +86,9 @@ class MuonH(MatrixOptimizer):
         G = bucket.grads()
         M = bucket.stack_state("momentum")
         mu, lr, wd = float(group["momentum"]), float(group["lr"]), float(group["weight_decay"])
-        M_new = torch.add(G, M, alpha=mu)
-        U = torch.add(G, M_new, alpha=mu) if group["nesterov"] else M_new
+        M_new, U = update_momentum("nesterov_accumulate" if group["nesterov"] else "accumulate", mu, M, G)
         O = msign_policy_of(group)(U, check_finite=False)
-        X = W * (1.0 - lr * wd) if wd else W
+        X = W * decay_factor("before_radius", lr, wd) if wd else W
         r = _fro(X)[:, None, None]
         q = _fro(O)[:, None, None]
         Y = X - lr * (r / q.clamp_min(1e-8)) * O
@@ -236,7 +236,7 @@ class SSO(MatrixOptimizer):
         M = bucket.stack_state("momentum")
         R = bucket.stack_state("radius")
         beta, lr = float(group["momentum"]), float(group["lr"])
-        M_new = torch.lerp(M, G, 1.0 - beta)
+        M_new = momentum_buffer("ema", beta, M, G)
         Mh = M_new / _fro(M_new)[:, None, None].clamp_min(1e-8)
         sph = SpectralSphere(R, theta="power", power_steps=int(group["power_steps"]), block=1, gap_policy="off")
         st: dict[str, Tensor] = {}

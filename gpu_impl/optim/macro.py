@@ -21,15 +21,18 @@ Parameter-group options (defaults in the signature):
 * ``prenormalize``: divide the momentum input by max(‖U‖_F, 1e-8) before the projection
   (SSO style; default False).
 * ``scale`` s: ``"one"`` | ``"radius"`` | ``"kj"`` √max(1, d_out/d_in) | ``"moonlight"``
-  0.2√max(d_out, d_in) | ``"spectral_mup"`` √(d_out/d_in).
+  0.2√max(d_out, d_in) | ``"spectral_mup"`` √(d_out/d_in) | ``"eo_spectral"`` (alias
+  ``"spectral"``) √max(d_out, d_in) (``reference.optim.shape_scale``).
 * ``retraction``: ``None`` (the manifold's default: rescale / rescale / normalize / polar) or a
   name of the manifold's ``retractions``.
 * ``msign``: a schedule name of ``reference.SCHEDULES`` (default ``"keller_jordan"``, 5 steps,
   bf16 compute: the numerics of ``torch.optim.Muon``), a ``Schedule``, ``"exact"`` (float64 SVD,
   refined) or a :class:`gpu_impl.msign.MsignPolicy`; with a name, ``ns_steps`` (``None`` = the
   schedule's) and ``ns_dtype`` (compute dtype; ``None`` = the parameter dtype) complete it.
-* spectral sphere: ``theta`` (``"power"`` warm-started power iteration cached per parameter, or
-  ``"exact"`` SVD), ``power_steps`` (steps on the retraction input Y, default 3; none on W at
+* spectral sphere: ``theta`` (``"power"`` warm-started power iteration cached per parameter,
+  ``"certified"`` the same iteration continued until an a-posteriori bound on the pair's angle is
+  met, else the exact pair (``gpu_impl.manifolds.SpectralSphere``; diagnostics ``pair_bound``,
+  ``pair_fallback``), or ``"exact"`` SVD), ``power_steps`` (steps on the retraction input Y, default 3; none on W at
   the start of a step when W is the retraction output of the previous step, else
   ``power_steps``), ``power_block`` (width of the subspace iteration with
   Rayleigh–Ritz finish, default 8: with a flat top spectrum — what the spectral sphere drifts to
@@ -68,23 +71,37 @@ from torch import Tensor
 from manifold_oracle.reference.errors import InvalidInputError
 from manifold_oracle.reference.schedules import Schedule
 
-from ..manifolds import SpectralSphere, TorchManifold, frobenius_project, make_manifold, spectral_project
+from manifold_oracle.reference.kinds import mup_radius
+from manifold_oracle.reference.optim import optimizer_kind
+
+from ..manifolds import (
+    MANIFOLD_NAMES,
+    THETA_SOURCES,
+    TORCH_KINDS,
+    SpectralSphere,
+    TorchManifold,
+    frobenius_project,
+    make_manifold,
+    spectral_project,
+)
 from ..msign import MsignPolicy, resolve_dtype
-from ._base import SCALE_RULES, Bucket, MatrixOptimizer, shape_scale
+from ._base import Bucket, MatrixOptimizer
+from .conventions import canonical_scale_rule, macro_direction, shape_scale, update_momentum
 
 __all__ = ["MACRO", "MOMENTUM_FORMS", "REPROJECT_VARIANTS", "MACRO_MANIFOLDS", "RETRACTIONS", "msign_policy_of"]
 
 MOMENTUM_FORMS = ("ema", "accumulate", "nesterov_ema", "nesterov_accumulate", "projected_ema")
 REPROJECT_VARIANTS = ("A", "B", "C")
-MACRO_MANIFOLDS = ("frobenius", "spectral", "oblique_rows", "oblique_cols", "stiefel", "euclidean", None)
-RETRACTIONS: dict[str, tuple[str, ...]] = {
-    "frobenius": ("rescale", "projection", "exp"),
-    "spectral": ("rescale", "projection"),
-    "oblique_rows": ("normalize", "projection"),
-    "oblique_cols": ("normalize", "projection"),
-    "stiefel": ("polar", "qr"),
-    "euclidean": ("projection",),
-}
+#: the names accepted for ``manifold`` (aliases of ``reference.kinds``; the canonical names too)
+MACRO_MANIFOLDS = MANIFOLD_NAMES + (None,)
+#: retractions per manifold name, from the torch classes (first = default)
+RETRACTIONS: dict[str, tuple[str, ...]] = {n: TORCH_KINDS[optimizer_kind(n)].retractions for n in MANIFOLD_NAMES}
+
+
+def _kind(group: dict[str, Any]) -> str | None:
+    """The canonical kind (``reference.kinds``) of a group's manifold name, None for AdamW groups."""
+    name = group["manifold"]
+    return None if name is None else optimizer_kind(name)
 
 
 _POLICY_CACHE: dict[tuple, MsignPolicy] = {}
@@ -104,14 +121,6 @@ def msign_policy_of(group: dict[str, Any]) -> MsignPolicy:
                 _POLICY_CACHE[key] = pol
         return pol
     raise InvalidInputError(f"msign must be a schedule name, 'exact', a Schedule or a MsignPolicy, got {m!r}")
-
-
-def _mup_radius(name: str, d_out: int, d_in: int) -> float:
-    if name == "frobenius":
-        return math.sqrt(d_out)
-    if name == "oblique_rows":
-        return 1.0
-    return math.sqrt(d_out / d_in)  # spectral, oblique_cols, stiefel
 
 
 def _fro(x: Tensor) -> Tensor:
@@ -167,8 +176,9 @@ class MACRO(MatrixOptimizer):
         def bad(msg: str) -> None:
             raise InvalidInputError(msg)
 
-        if group["manifold"] not in MACRO_MANIFOLDS:
+        if group["manifold"] is not None and not isinstance(group["manifold"], str):
             bad(f"manifold must be one of {MACRO_MANIFOLDS}, got {group['manifold']!r}")
+        kind = _kind(group)  # InvalidInputError for an unknown name
         if not (float(group["lr"]) >= 0):
             bad(f"lr must be >= 0, got {group['lr']!r}")
         if not (0 <= float(group["momentum"]) < 1):
@@ -177,10 +187,9 @@ class MACRO(MatrixOptimizer):
             bad(f"momentum_form must be one of {MOMENTUM_FORMS}, got {group['momentum_form']!r}")
         if group["reproject"] not in REPROJECT_VARIANTS:
             bad(f"reproject must be one of {REPROJECT_VARIANTS}, got {group['reproject']!r}")
-        if group["scale"] not in SCALE_RULES:
-            bad(f"scale must be one of {SCALE_RULES}, got {group['scale']!r}")
+        canonical_scale_rule(group["scale"])  # InvalidInputError for an unknown name
         if (group["scale"] == "radius" and group["radius"] == "init"
-                and group["manifold"] in ("oblique_rows", "oblique_cols")):
+                and kind in ("oblique_rows", "oblique_cols")):
             bad("scale 'radius' needs one radius per matrix; radius 'init' on an oblique manifold "
                 "gives one per row/column: pass a number or 'mup'")
         r = group["radius"]
@@ -192,12 +201,13 @@ class MACRO(MatrixOptimizer):
         if not (0 < float(group["radius_scale"]) < float("inf")):
             bad("radius_scale must be positive")
         name = group["manifold"]
-        if name is not None and group["retraction"] is not None and group["retraction"] not in RETRACTIONS[name]:
-            bad(f"retraction {group['retraction']!r} is not one of {RETRACTIONS[name]} for {name}")
-        if name == "frobenius" and group["retraction"] == "exp" and group["reproject"] != "A":
+        if kind is not None and group["retraction"] is not None \
+                and group["retraction"] not in TORCH_KINDS[kind].retractions:
+            bad(f"retraction {group['retraction']!r} is not one of {TORCH_KINDS[kind].retractions} for {name}")
+        if kind == "frobenius_sphere" and group["retraction"] == "exp" and group["reproject"] != "A":
             bad("the exponential map needs a tangent step: use reproject='A' with retraction='exp'")
-        if group["theta"] not in ("power", "exact"):
-            bad(f"theta must be 'power' or 'exact', got {group['theta']!r}")
+        if group["theta"] not in THETA_SOURCES:
+            bad(f"theta must be one of {THETA_SOURCES}, got {group['theta']!r}")
         if group["gap_policy"] not in ("raise", "report", "off"):
             bad(f"gap_policy must be 'raise', 'report' or 'off', got {group['gap_policy']!r}")
         if int(group["power_steps"]) < 1:
@@ -212,7 +222,7 @@ class MACRO(MatrixOptimizer):
 
     def _manifold(self, group: dict[str, Any], radius: Tensor | float) -> TorchManifold:
         name = group["manifold"]
-        if name == "spectral":
+        if _kind(group) == "spectral_sphere":
             return SpectralSphere(radius, theta=group["theta"], power_steps=group["power_steps"],
                                   block=group["power_block"], gap_tol=group["gap_tol"],
                                   gap_policy="off" if group["gap_policy"] == "off" else "report")
@@ -226,11 +236,12 @@ class MACRO(MatrixOptimizer):
     # -- construction --------------------------------------------------------------------------
     def _init_matrix(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         name = group["manifold"]
+        kind = _kind(group)
         W = p.detach()
         m, n = W.shape
         r = group["radius"]
         W64 = W.to(torch.float64)
-        if name == "spectral":
+        if kind == "spectral_sphere":
             U, s, Vh = torch.linalg.svd(W64, full_matrices=False)
             s1 = float(s[0])
             if s1 == 0:
@@ -240,25 +251,25 @@ class MACRO(MatrixOptimizer):
                 from manifold_oracle.reference.errors import DegenerateGeometryError
                 raise DegenerateGeometryError("relative spectral gap (σ₁−σ₂)/σ₁ at construction", gap,
                                               group["gap_tol"], "perturb the initialisation or use gap_policy='report'")
-            R = s1 if r == "init" else (_mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r))
+            R = s1 if r == "init" else (mup_radius(kind, m, n) * group["radius_scale"] if r == "mup" else float(r))
             W.copy_(W64 * (R / s1))
             state["basis"] = Vh[: min(int(group["power_block"]), m, n), :].to(W.dtype).clone()
             self._written[id(p)] = p._version
-        elif name == "euclidean":
+        elif kind == "euclidean":
             R = 1.0
         else:
             fro = float(_fro(W64))
             if fro == 0:
                 raise InvalidInputError(f"cannot place a zero matrix on the {name} manifold")
-            if r == "init" and name in ("oblique_rows", "oblique_cols"):
-                norms = torch.linalg.vector_norm(W64, dim=1 if name == "oblique_rows" else 0)
+            if r == "init" and kind in ("oblique_rows", "oblique_cols"):
+                norms = torch.linalg.vector_norm(W64, dim=1 if kind == "oblique_rows" else 0)
                 if bool((norms == 0).any()):
                     raise InvalidInputError(f"radius 'init' on {name}: a zero row/column has no radius")
                 R = norms  # per-row (per-column) radii: W₀ is already on the manifold
             elif r == "init":
-                R = fro / math.sqrt(1 if name == "frobenius" else min(m, n))
+                R = fro / math.sqrt(1 if kind == "frobenius_sphere" else min(m, n))
             else:
-                R = _mup_radius(name, m, n) * group["radius_scale"] if r == "mup" else float(r)
+                R = mup_radius(kind, m, n) * group["radius_scale"] if r == "mup" else float(r)
             man = make_manifold(name, R)
             W.copy_(man.project_point(W64))
         state["radius"] = torch.as_tensor(R, dtype=W.dtype, device=W.device).clone()
@@ -267,23 +278,23 @@ class MACRO(MatrixOptimizer):
     # -- step ----------------------------------------------------------------------------------
     def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],
                        diag: list[dict[str, Any]] | None) -> tuple[Tensor, dict[str, Tensor]]:
-        name = group["manifold"]
+        kind = _kind(group)
         W = bucket.weights()
         G = bucket.grads()
         M = bucket.stack_state("momentum")
         R = bucket.stack_state("radius")
         beta = float(group["momentum"])
         form = group["momentum_form"]
-        retraction = group["retraction"] or RETRACTIONS[name][0]
+        retraction = group["retraction"] or TORCH_KINDS[kind].retractions[0]
         man = self._manifold(group, R)
         st: dict[str, Tensor] = {}
         pair = None
-        if name == "frobenius":
+        if kind == "frobenius_sphere":
             ww = (W * W).sum(dim=(-2, -1))
 
             def P(Z: Tensor) -> Tensor:
                 return frobenius_project(Z, W, ww)
-        elif name == "spectral":
+        elif kind == "spectral_sphere":
             basis = bucket.stack_state("basis")
             if basis is not None:
                 st["basis"] = basis
@@ -301,7 +312,7 @@ class MACRO(MatrixOptimizer):
 
             def P(Z: Tensor) -> Tensor:
                 return spectral_project(Z, u, v)
-        elif name == "euclidean":
+        elif kind == "euclidean":
             def P(Z: Tensor) -> Tensor:
                 return Z
         else:
@@ -309,41 +320,26 @@ class MACRO(MatrixOptimizer):
                 return man.project_tangent(W, Z)
 
         # momentum (out of place: M is a stacked copy or a view of the state, never written)
-        if form in ("ema", "nesterov_ema", "projected_ema"):
-            M_new = torch.lerp(M, G, 1.0 - beta)
-        else:
-            M_new = torch.add(G, M, alpha=beta)
+        M_new, U = update_momentum(form, beta, M, G)
         if form == "projected_ema":
-            M_new = P(M_new)
-            U = M_new
-        elif form == "nesterov_ema":
-            U = torch.lerp(G, M_new, beta)
-        elif form == "nesterov_accumulate":
-            U = torch.add(G, M_new, alpha=beta)
-        else:
-            U = M_new
+            M_new = U = P(M_new)
         if group["prenormalize"]:
             U = U / torch.linalg.vector_norm(U, dim=(-2, -1), keepdim=True).clamp_min(1e-8)
         policy = msign_policy_of(group)
         variant = group["reproject"]
-        if variant == "C":
-            X = U
-            D = policy(U, check_finite=False)
-        else:
-            X = U if form == "projected_ema" else P(U)
-            O = policy(X, check_finite=False)
-            D = P(O) if variant == "A" else O
+        X = U if variant == "C" or form == "projected_ema" else P(U)
+        D = macro_direction(U, P, lambda Z: policy(Z, check_finite=False), variant, tangent_input=X)
         m, n = bucket.shape
         lr = float(group["lr"])
-        if group["scale"] == "radius":
+        if canonical_scale_rule(group["scale"]) == "radius":
             Y = torch.addcmul(W, D, (R * -lr)[:, None, None])
         else:
             Y = torch.add(W, D, alpha=-lr * shape_scale(group["scale"], m, n))
-        if name == "euclidean":
+        if kind == "euclidean":
             W_new = Y
-        elif name == "frobenius" and retraction in ("rescale", "projection"):
+        elif kind == "frobenius_sphere" and retraction in ("rescale", "projection"):
             W_new = Y * (R / torch.linalg.vector_norm(Y, dim=(-2, -1)))[:, None, None]
-        elif name == "spectral" and retraction == "rescale":
+        elif kind == "spectral_sphere" and retraction == "rescale":
             pY = man.top_pair(Y, st, with_gap=False, with_residual=diag is not None)  # type: ignore[attr-defined]
             W_new = Y * (R / pY.sigma)[:, None, None]
             if pair is not None:
@@ -367,7 +363,7 @@ class MACRO(MatrixOptimizer):
         kw = {"frame": pair} if pair is not None else {}
         nw = _fro(W)
         rec["tangency"] = man.tangent_violation(W, D, **kw)
-        if name != "spectral" or self.diagnostics_mode == "full":
+        if _kind(group) != "spectral_sphere" or self.diagnostics_mode == "full":
             rec["feasibility"] = man.violation(W_new)
         Wh = W / nw[:, None, None]
         Wnh = W_new / _fro(W_new)[:, None, None]
@@ -379,6 +375,9 @@ class MACRO(MatrixOptimizer):
                 rec["gap"] = pair.gap
             if pair.residual is not None:
                 rec["power_residual"] = pair.residual
+            if getattr(pair, "bound", None) is not None:  # theta="certified"
+                rec["pair_bound"] = pair.bound
+                rec["pair_fallback"] = pair.fallback.to(pair.bound.dtype)
             if getattr(pair, "retraction_residual", None) is not None:
                 rec["retraction_residual"] = pair.retraction_residual
         if self.diagnostics_mode == "full":

@@ -12,6 +12,7 @@ Conventions for every optimizer of :mod:`reference.optim`:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Union
@@ -19,11 +20,14 @@ from typing import Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._validate import as_matrix, same_shape
+from .._scaling import fro, pow2_scale
+from .._validate import as_matrix, count, flag, nonnegative_scalar, same_shape
 from ..errors import InvalidInputError
 from ..linalg import msign
-from ..manifolds import Euclidean, FrobeniusSphere, Manifold, Oblique, SpectralSphere, Stiefel
+from ..kinds import KINDS, canonical_kind, manifold_from_kind
+from ..manifolds import Euclidean, Manifold, SpectralSphere
 from ..schedules import Schedule, get_schedule, ns_apply
+from .conventions import MOMENTUM_FORMS, SCALE_RULES, shape_scale, update_momentum
 
 F64 = NDArray[np.float64]
 LR = Union[float, Callable[[int], float]]
@@ -40,13 +44,10 @@ __all__ = [
     "resolve_lr",
     "update_momentum",
     "build_diagnostics",
+    "as_scalar",
+    "spectral_norm",
+    "exact_comparison",
 ]
-
-#: named shape-scale rules s(d_out, d_in) (MATH.md §7.3, §9.1); "radius" is resolved by MACRO
-SCALE_RULES = ("one", "radius", "kj", "moonlight", "spectral_mup", "eo_spectral")
-
-#: ambient momentum forms (MATH.md §7.3, §9.1); "projected_ema" is MACRO-only
-MOMENTUM_FORMS = ("ema", "accumulate", "projected_ema", "nesterov_ema", "nesterov_accumulate")
 
 
 def _readonly(a: Any) -> Any:
@@ -115,13 +116,14 @@ class Diagnostics:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _sc(a: Any) -> Any:
+def as_scalar(a: Any) -> Any:
+    """A 0-d value as a Python float, anything else as a float64 array (diagnostics fields)."""
     a = np.asarray(a, dtype=np.float64)
     return float(a) if a.ndim == 0 else a
 
 
 def _fro(x: F64) -> F64:
-    return np.sqrt(np.sum(x * x, axis=(-2, -1)))
+    return fro(x, None)  # power-of-two scaled: no overflow in the sum (reference._scaling)
 
 
 def _dot(a: F64, b: F64) -> F64:
@@ -149,14 +151,51 @@ def check_state(state: State, w: F64, keys: tuple[str, ...]) -> None:
 
 def resolve_lr(lr: LR, t: int) -> float:
     """η_t from a float or a callable of the 0-based step index; must be finite and ≥ 0."""
-    v = float(lr(t)) if callable(lr) else float(lr)
+    try:
+        v = float(lr(t)) if callable(lr) else float(lr)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"learning rate at step {t} must be a real number, got {lr!r}") from exc
     if not np.isfinite(v) or v < 0:
         raise InvalidInputError(f"learning rate at step {t} must be finite and >= 0, got {v!r}")
     return v
 
 
+#: hyperparameter fields checked by :func:`validate_fields` (None means "not set" and is skipped)
+_NONNEGATIVE_FIELDS = ("weight_decay", "eps", "norm_eps", "retract_eps", "retract_alpha", "bracket_step")
+_COUNT_FIELDS = {"power_steps": 1, "steps": 1, "max_iter": 1, "ns_steps": 0, "max_expansions": 0}
+
+
+def validate_fields(opt: Any) -> None:
+    """Refuse NaN, ±Inf, negative and non-numeric constants of an optimizer dataclass.
+
+    ``lr`` (a number: finite and ≥ 0; a callable is checked at each step), the non-negative
+    constants listed in ``_NONNEGATIVE_FIELDS`` and the counts of ``_COUNT_FIELDS`` (integers ≥
+    their minimum), whichever of them ``opt`` has. Raises :class:`InvalidInputError`.
+    """
+    for f in dataclasses.fields(opt):  # None only where None is the field's own default ("not set")
+        if getattr(opt, f.name) is None and f.default is not None:
+            raise InvalidInputError(f"{type(opt).__name__}.{f.name} must be set, got None")
+    lr = getattr(opt, "lr", None)
+    if lr is not None and not callable(lr):
+        resolve_lr(lr, 0)
+    betas = getattr(opt, "betas", None)
+    if betas is not None and (not isinstance(betas, (tuple, list)) or len(betas) != 2):
+        raise InvalidInputError(f"betas must be a pair (β₁, β₂), got {betas!r}")
+    for name in _NONNEGATIVE_FIELDS:
+        v = getattr(opt, name, None)
+        if v is not None:
+            nonnegative_scalar(v, name)
+    for name, minimum in _COUNT_FIELDS.items():
+        v = getattr(opt, name, None)
+        if v is not None:
+            count(v, name, minimum)
+
+
 def check_beta(beta: float, name: str = "beta") -> float:
-    b = float(beta)
+    try:
+        b = float(beta)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"{name} must be a real number in [0, 1), got {beta!r}") from exc
     if not (0.0 <= b < 1.0):
         raise InvalidInputError(f"{name} must be in [0, 1), got {beta!r}")
     return b
@@ -188,60 +227,16 @@ def tangent_noise_floor(U: F64) -> F64:
     space, or a gradient that is normal to working precision); MACRO treats them as zero, so that
     msign does not turn rounding noise into unit singular values.
     """
-    return max(U.shape[-2:]) * float(np.finfo(np.float64).eps) * _fro(U)
+    us, e = pow2_scale(U)  # τ is representable even where ‖U‖_F is not (entries ~1e308)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(max(U.shape[-2:]) * float(np.finfo(np.float64).eps)
+                        * np.sqrt(np.sum(us * us, axis=(-2, -1))), e)
 
 
 def check_backend(backend: Backend) -> None:
     if isinstance(backend, str) and backend == "exact":
         return
     get_schedule(backend)  # raises InvalidInputError for an unknown name
-
-
-def shape_scale(rule: str | float, shape: tuple[int, ...], radius: float | None = None) -> float:
-    """Scale factor s(d_out, d_in) by name (MATH.md §7.3, §9.1; CONVENTIONS.md §6).
-
-    ``one`` 1; ``radius`` R (needs ``radius``); ``kj`` √max(1, d_out/d_in); ``moonlight``
-    0.2·√max(d_out, d_in); ``spectral_mup`` √(d_out/d_in); ``eo_spectral`` √max(d_out, d_in).
-    A number is returned as is (must be > 0).
-    """
-    m, n = int(shape[-2]), int(shape[-1])
-    if not isinstance(rule, str):
-        s = float(rule)
-        if not np.isfinite(s) or s <= 0:
-            raise InvalidInputError(f"scale must be > 0, got {rule!r}")
-        return s
-    if rule == "one":
-        return 1.0
-    if rule == "radius":
-        if radius is None:
-            raise InvalidInputError("scale rule 'radius' needs a scalar radius")
-        return float(radius)
-    if rule == "kj":
-        return float(np.sqrt(max(1.0, m / n)))
-    if rule == "moonlight":
-        return 0.2 * float(np.sqrt(max(m, n)))
-    if rule == "spectral_mup":
-        return float(np.sqrt(m / n))
-    if rule == "eo_spectral":
-        return float(np.sqrt(max(m, n)))
-    raise InvalidInputError(f"unknown scale rule {rule!r}; known: {SCALE_RULES} or a number")
-
-
-def update_momentum(form: str, beta: float, M: F64, G: F64) -> tuple[F64, F64]:
-    """(M_t, U_t) for an ambient momentum form: the new buffer and the input to orthogonalise.
-
-    ema M = βM + (1 − β)G, U = M; accumulate M = βM + G, U = M; nesterov_ema U = (1 − β)G + βM;
-    nesterov_accumulate U = G + βM (M already updated), MATH.md §9.1.
-    """
-    if form in ("ema", "nesterov_ema"):
-        Mn = beta * M + (1.0 - beta) * G
-        U = Mn if form == "ema" else (1.0 - beta) * G + beta * Mn
-    elif form in ("accumulate", "nesterov_accumulate"):
-        Mn = beta * M + G
-        U = Mn if form == "accumulate" else G + beta * Mn
-    else:
-        raise InvalidInputError(f"unknown momentum form {form!r}; known: {MOMENTUM_FORMS}")
-    return Mn, U
 
 
 def frobenius_angle(W: F64, Wn: F64) -> F64:
@@ -258,7 +253,8 @@ def _nuclear(x: F64) -> F64:
     return np.sum(np.linalg.svd(x, compute_uv=False), axis=-1)
 
 
-def _spectral(x: F64) -> F64:
+def spectral_norm(x: F64) -> F64:
+    """σ₁ per matrix, shape ``(...)`` (SVD, float64)."""
     return np.linalg.svd(x, compute_uv=False)[..., 0]
 
 
@@ -281,32 +277,34 @@ def build_diagnostics(
     manifold whose tangent space at W is used for ``tangency`` and the exact comparison
     (default ``manifold``; Euclidean if both are None).
     """
+    compare_exact = flag(compare_exact, "compare_exact")
     tm = tangent_manifold if tangent_manifold is not None else manifold
     if tm is None:
         tm = Euclidean()
-    nX = _nuclear(X)
-    ali = np.where(nX > 0, np.abs(_dot(D, X) - nX) / np.where(nX > 0, nX, 1.0), 0.0)
+    Xs, _ = pow2_scale(X)  # the alignment is scale invariant: no overflow for X up to 1.8e308
+    nX = _nuclear(Xs)
+    ali = np.where(nX > 0, np.abs(_dot(D, Xs) - nX) / np.where(nX > 0, nX, 1.0), 0.0)
     nW = _fro(W)
-    dS = _spectral(D)
+    dS = spectral_norm(D)
     gap = None
     if isinstance(tm, SpectralSphere):
         s = np.linalg.svd(W, compute_uv=False)
         s2 = s[..., 1] if s.shape[-1] > 1 else np.zeros_like(s[..., 0])
-        gap = _sc((s[..., 0] - s2) / s[..., 0])
+        gap = as_scalar((s[..., 0] - s2) / s[..., 0])
     exact_value = subopt = None
     if compare_exact:
-        exact_value, subopt = _exact_comparison(tm, W, X, D, dS)
+        exact_value, subopt = exact_comparison(tm, W, X, D, dS)
     npre = _fro(W_pre)
     return Diagnostics(
-        feasibility=None if manifold is None else _sc(manifold.violation(W_next)),
-        tangency=_sc(tm.tangent_violation(W, D)),
-        alignment=_sc(ali),
-        direction_spectral=_sc(dS),
-        direction_frobenius=_sc(_fro(D)),
-        angle=_sc(frobenius_angle(W, W_next)),
-        relative_update=_sc(_fro(W_next - W) / np.where(nW > 0, nW, 1.0)),
-        pre_retraction_violation=None if manifold is None else _sc(manifold.violation(W_pre)),
-        retraction_shrink=_sc(_fro(W_next) / np.where(npre > 0, npre, 1.0)),
+        feasibility=None if manifold is None else as_scalar(manifold.violation(W_next)),
+        tangency=as_scalar(tm.tangent_violation(W, D)),
+        alignment=as_scalar(ali),
+        direction_spectral=as_scalar(dS),
+        direction_frobenius=as_scalar(_fro(D)),
+        angle=as_scalar(frobenius_angle(W, W_next)),
+        relative_update=as_scalar(_fro(W_next - W) / np.where(nW > 0, nW, 1.0)),
+        pre_retraction_violation=None if manifold is None else as_scalar(manifold.violation(W_pre)),
+        retraction_shrink=as_scalar(_fro(W_next) / np.where(npre > 0, npre, 1.0)),
         step_scale=float(step_scale),
         spectral_gap=gap,
         direction=_readonly(D),
@@ -317,7 +315,7 @@ def build_diagnostics(
     )
 
 
-def _exact_comparison(tm: Manifold, W: F64, X: F64, D: F64, dS: F64) -> tuple[Any, Any]:
+def exact_comparison(tm: Manifold, W: F64, X: F64, D: F64, dS: F64) -> tuple[Any, Any]:
     """OPT_T(X) from ``reference.steepest.steepest_direction`` and (⟨X, D⟩/‖D‖₂)/OPT_T(X)."""
     from ..steepest import steepest_direction  # lazy: written in parallel (issue 3)
 
@@ -327,25 +325,27 @@ def _exact_comparison(tm: Manifold, W: F64, X: F64, D: F64, dS: F64) -> tuple[An
                      for i in range(w2.shape[0])]).reshape(W.shape[:-2])
     num = _dot(D, X) / np.where(dS > 0, dS, 1.0)
     ratio = np.where(vals > 0, num / np.where(vals > 0, vals, 1.0), 1.0)
-    return _sc(vals), _sc(ratio)
+    return as_scalar(vals), as_scalar(ratio)
 
 
-def manifold_from_kind(kind: str, radius: Any, gap_tol: float = 1e-6) -> Manifold:
-    """Build a manifold by kind name: frobenius, spectral, oblique_rows, oblique_cols, stiefel,
-    euclidean (radius = R, R, r, c, s, unused)."""
-    if kind == "frobenius":
-        return FrobeniusSphere(radius)
-    if kind == "spectral":
-        return SpectralSphere(radius, gap_tol=gap_tol)
-    if kind == "oblique_rows":
-        return Oblique(radius, axis="rows")
-    if kind == "oblique_cols":
-        return Oblique(radius, axis="cols")
-    if kind == "stiefel":
-        return Stiefel(radius)
-    if kind == "euclidean":
-        return Euclidean()
-    raise InvalidInputError(f"unknown manifold kind {kind!r}; known: {MANIFOLD_KINDS}")
+#: the manifold kinds an optimizer's ``manifold`` name may give (canonical names of
+#: :mod:`reference.kinds`; their aliases, e.g. ``frobenius``/``spectral``, are accepted too)
+MANIFOLD_KINDS = ("frobenius_sphere", "spectral_sphere", "oblique_rows", "oblique_cols", "stiefel", "euclidean")
 
 
-MANIFOLD_KINDS = ("frobenius", "spectral", "oblique_rows", "oblique_cols", "stiefel", "euclidean")
+def optimizer_kind(name: str) -> str:
+    """The canonical kind of an optimizer's manifold name (an alias is accepted); must be one of
+    :data:`MANIFOLD_KINDS`, else :class:`InvalidInputError`."""
+    kind = canonical_kind(name)
+    if kind not in MANIFOLD_KINDS:
+        raise InvalidInputError(f"manifold kind {name!r} is not supported by the optimizers; "
+                                f"known: {MANIFOLD_KINDS} (aliases: frobenius, spectral)")
+    return kind
+
+
+def optimizer_manifold(name: str, radius: Any, gap_tol: float = 1e-6) -> Manifold:
+    """The manifold of an optimizer by kind name with radius (R, R, r, c, s; unused for euclidean);
+    ``gap_tol`` applies to the spectral sphere."""
+    kind = optimizer_kind(name)
+    extra = {"gap_tol": gap_tol} if "gap_tol" in KINDS[kind].params else {}
+    return manifold_from_kind(kind, radius, **extra)

@@ -9,18 +9,22 @@ Default (variant A), per matrix W_t ∈ M:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._scaling import fro, pow2_exponent
 from .._validate import as_matrix, choice, positive_scalar
 from ..errors import InvalidInputError
+from ..kinds import get_kind, kind_of, kind_params, manifold_from_kind, mup_radius
 from ..manifolds import Euclidean, Manifold, SpectralSphere
 from ._base import (
+    validate_fields,
     F64,
     LR,
-    MANIFOLD_KINDS,
     MOMENTUM_FORMS,
     Backend,
     Diagnostics,
@@ -31,12 +35,14 @@ from ._base import (
     check_beta,
     check_pair,
     check_state,
-    manifold_from_kind,
+    optimizer_kind,
+    optimizer_manifold,
     resolve_lr,
     shape_scale,
     tangent_noise_floor,
     update_momentum,
 )
+from .conventions import macro_direction
 from .spectral import power_iteration
 
 __all__ = ["MACRO", "REPROJECT_VARIANTS", "RADIUS_RULES"]
@@ -45,10 +51,13 @@ __all__ = ["MACRO", "REPROJECT_VARIANTS", "RADIUS_RULES"]
 REPROJECT_VARIANTS = ("A", "B", "C", "D")
 #: "init" (radius of W₀), "mup" (MATH.md §4.9 table), or an explicit positive number
 RADIUS_RULES = ("init", "mup")
+#: W with max|wᵢⱼ| outside [2⁻⁴⁸⁰, 2⁴⁸⁰] is stepped at a power-of-two rescaled copy (the manifolds'
+#: sums of squares are exact-range safe inside: n·2⁹⁶⁰ < 2¹⁰²⁴ and 2⁻⁹⁶⁰ is a normal number)
+_SAFE_EXPONENT = 480
 
 
 def _fro(x: F64) -> F64:
-    return np.sqrt(np.sum(x * x, axis=(-2, -1)))
+    return fro(x, None)  # power-of-two scaled: no overflow in the sum (reference._scaling)
 
 
 def _common(values: F64, what: str) -> float:
@@ -59,13 +68,27 @@ def _common(values: F64, what: str) -> float:
     return float(v[0])
 
 
+def _rescaled_manifold(man: Manifold, e: int) -> Manifold:
+    """The manifold of the same kind with its size (radius, Stiefel scale) multiplied by 2⁻ᵉ."""
+    kind = kind_of(man)
+    size = get_kind(kind).size_param
+    if size is None:
+        raise InvalidInputError(f"{man!r}: a matrix with entries of magnitude 2^{e} is not a point of a "
+                                "manifold without a size parameter")
+    params = kind_params(man)
+    scaled = np.ldexp(np.asarray(params[size], dtype=np.float64), -e)
+    params[size] = float(scaled) if scaled.ndim == 0 else scaled
+    return manifold_from_kind(kind, **params)
+
+
 @dataclass(frozen=True)
 class MACRO:
     """MACRO hyperparameters (MATH.md §7.1, §7.3). All options by name:
 
-    * ``manifold``: a kind (``frobenius``, ``spectral``, ``oblique_rows``, ``oblique_cols``,
-      ``stiefel``, ``euclidean``) whose radius follows ``radius``, or a :class:`Manifold` instance
-      (then ``radius`` is ignored).
+    * ``manifold``: a kind of :mod:`reference.kinds` (``frobenius_sphere`` alias ``frobenius``,
+      ``spectral_sphere`` alias ``spectral``, ``oblique_rows``, ``oblique_cols``, ``stiefel``,
+      ``euclidean``) whose radius follows ``radius``, or a :class:`Manifold` instance (then
+      ``radius`` is ignored).
     * ``radius``: ``"init"`` (‖W₀‖_F, σ₁(W₀), row/column norms of W₀, or the RMS singular value
       √(‖W₀‖²_F/k) on Stiefel), ``"mup"`` (c·√d_out on M_F; c·√(d_out/d_in) on M_S, OB_col and St;
       c on OB_row; c = ``radius_scale``) or an explicit number.
@@ -104,11 +127,12 @@ class MACRO:
     power_steps: int = 10
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         choice(self.theta_source, ("exact", "power"), "theta_source")
         if int(self.power_steps) < 1:
             raise InvalidInputError("power_steps must be >= 1")
         if isinstance(self.manifold, str):
-            choice(self.manifold, MANIFOLD_KINDS, "manifold")
+            optimizer_kind(self.manifold)
         elif not isinstance(self.manifold, Manifold):
             raise InvalidInputError(f"manifold must be a kind name or a Manifold, got {self.manifold!r}")
         choice(self.reproject, REPROJECT_VARIANTS, "reproject")
@@ -127,20 +151,21 @@ class MACRO:
     # -- geometry ------------------------------------------------------------------------------
     def resolve_radius(self, W0: ArrayLike) -> float | F64 | None:
         """The radius the rule gives for the initial weights ``W0`` (None for a Manifold/Euclidean)."""
-        if isinstance(self.manifold, Manifold) or self.manifold == "euclidean":
+        if isinstance(self.manifold, Manifold):
+            return None
+        kind = optimizer_kind(self.manifold)
+        if kind == "euclidean":
             return None
         w = as_matrix(W0, "W0")
         m, n = w.shape[-2:]
-        kind = self.manifold
         if not isinstance(self.radius, str):
             return float(self.radius)
         c = float(self.radius_scale)
         if self.radius == "mup":
-            return {"frobenius": c * np.sqrt(m), "spectral": c * np.sqrt(m / n), "oblique_rows": c,
-                    "oblique_cols": c * np.sqrt(m / n), "stiefel": c * np.sqrt(m / n)}[kind]
-        if kind == "frobenius":
+            return c * mup_radius(kind, m, n)
+        if kind == "frobenius_sphere":
             return _common(_fro(w), "Frobenius norm")
-        if kind == "spectral":
+        if kind == "spectral_sphere":
             return _common(np.linalg.svd(w, compute_uv=False)[..., 0], "spectral norm")
         if kind == "stiefel":
             return _common(np.sqrt(np.sum(w * w, axis=(-2, -1)) / min(m, n)), "RMS singular value")
@@ -156,7 +181,7 @@ class MACRO:
         """The manifold instance for a resolved radius."""
         if isinstance(self.manifold, Manifold):
             return self.manifold
-        return manifold_from_kind(self.manifold, 1.0 if radius is None else radius, self.gap_tol)
+        return optimizer_manifold(self.manifold, 1.0 if radius is None else radius, self.gap_tol)
 
     def initial_point(self, W0: ArrayLike) -> F64:
         """``W0`` mapped onto the manifold of the resolved radius: the metric projection, except on
@@ -164,12 +189,18 @@ class MACRO:
         projection mclip would make every σᵢ > R equal to R, a degenerate point)."""
         w = as_matrix(W0, "W0")
         man = self.manifold_for(self.resolve_radius(w))
+        e = int(np.max(pow2_exponent(w))) if w.size else 0
+        if abs(e) > _SAFE_EXPONENT and not isinstance(man, Euclidean):
+            # homogeneous maps: the point of M(R) for W₀ is 2ᵉ × the point of M(R·2⁻ᵉ) for W₀·2⁻ᵉ
+            man, w = _rescaled_manifold(man, e), np.ldexp(w, -e)
+        else:
+            e = 0
         if isinstance(man, SpectralSphere):
             s1 = np.linalg.svd(w, compute_uv=False)[..., 0]
             if np.any(s1 == 0):
                 raise InvalidInputError("W0 = 0 has no direction")
-            return man.radius * w / s1[..., None, None]
-        return man.project_point(w)
+            return np.ldexp(man.radius * w / s1[..., None, None], e)
+        return np.ldexp(man.project_point(w), e)
 
     def init_state(self, W: ArrayLike) -> State:
         """State at t = 0: zero momentum and the resolved radius (from ``W`` for rule "init")."""
@@ -184,6 +215,12 @@ class MACRO:
                 raise InvalidInputError(f"scale rule 'radius' needs a scalar radius on {man!r}")
         return shape_scale(self.scale, shape, rad)
 
+    def _orthogonaliser(self, tau: F64) -> Callable[[F64], F64]:
+        """The msign of the backend; the rank threshold τ applies to the tangent input X (variants
+        A, B), not to the ambient U of variant C."""
+        rank_tol = None if self.reproject == "C" else tau
+        return lambda Z: apply_msign(Z, self.msign_backend, self.ns_steps, rank_tol)
+
     # -- the step ------------------------------------------------------------------------------
     def step(self, W: ArrayLike, G: ArrayLike, state: State, *,
              compare_exact: bool = False) -> tuple[F64, State, Diagnostics]:
@@ -195,6 +232,9 @@ class MACRO:
         w, g = check_pair(W, G)
         check_state(state, w, ("momentum",))
         man = self.manifold_for(state["radius"])
+        e = int(np.max(pow2_exponent(w))) if w.size else 0
+        if abs(e) > _SAFE_EXPONENT and not isinstance(man, Euclidean):
+            return self._rescaled_step(man, w, g, state, compare_exact, e)
         if self.theta_source == "power" and isinstance(man, SpectralSphere):
             return self._power_step(man, w, g, state, compare_exact)
         man.check_point(w)
@@ -212,14 +252,11 @@ class MACRO:
         zeroed = _fro(X) <= tau
         if np.any(zeroed):  # X is rounding noise (e.g. a trivial tangent space): exactly 0
             X = np.where(zeroed[..., None, None], 0.0, X)
-        if self.reproject == "A":
-            D = man.project_tangent(w, apply_msign(X, self.msign_backend, self.ns_steps, tau))
-        elif self.reproject == "B":
-            D = apply_msign(X, self.msign_backend, self.ns_steps, tau)
-        elif self.reproject == "C":
-            D = apply_msign(U, self.msign_backend, self.ns_steps)
-        else:
+        if self.reproject == "D":
             D = self._exact_direction(man, w, X)
+        else:
+            D = macro_direction(U, lambda Z: man.project_tangent(w, Z), self._orthogonaliser(tau),
+                                self.reproject, tangent_input=X)
         s = self._scale(man, w.shape)
         A = -(eta * s) * D
         W_pre = w + A
@@ -252,12 +289,7 @@ class MACRO:
         tau = tangent_noise_floor(U)
         if _fro(X) <= tau:
             X = np.zeros_like(X)
-        if self.reproject == "A":
-            D = proj(apply_msign(X, self.msign_backend, self.ns_steps, tau))
-        elif self.reproject == "B":
-            D = apply_msign(X, self.msign_backend, self.ns_steps, tau)
-        else:
-            D = apply_msign(U, self.msign_backend, self.ns_steps)
+        D = macro_direction(U, proj, self._orthogonaliser(tau), self.reproject, tangent_input=X)
         s = self._scale(man, w.shape)
         W_pre = w - (eta * s) * D
         sig_pre, _, v_pre = power_iteration(W_pre, self.power_steps, v)
@@ -271,6 +303,25 @@ class MACRO:
                                          "theta_error": float(np.linalg.norm(Th - tm.normal_basis(w)[0])),
                                          "sigma_estimate_pre": sig_pre})
         return W_next, state.replace(t=state.t + 1, momentum=Mn, power_v=v_pre), diag
+
+    def _rescaled_step(self, man: Manifold, w: F64, g: F64, state: State, compare_exact: bool,
+                       e: int) -> tuple[F64, State, Diagnostics]:
+        """The step for W with entries ~2ᵉ, |e| > _SAFE_EXPONENT, where the manifold's sums of squares
+        would overflow or underflow: every retraction here is homogeneous, R_{cW}(cA) on M(cR) equals
+        c·R_W(A) on M(R), so the step is taken at W·2⁻ᵉ on the manifold of size R·2⁻ᵉ with the step
+        factor η·s·2⁻ᵉ, and the result is scaled back exactly (powers of two)."""
+        s = self._scale(man, w.shape)
+        with np.errstate(over="ignore", under="ignore"):
+            s_scaled = float(np.ldexp(s, -e))
+        if not (np.isfinite(s_scaled) and s_scaled > 0):
+            raise InvalidInputError(f"MACRO.step: the step scale s = {s:.3e} is not representable relative to "
+                                    f"W of magnitude 2^{e} (s·2^{-e} = {s_scaled!r})")
+        sub = replace(self, manifold=_rescaled_manifold(man, e), scale=s_scaled)
+        W_next, new_state, diag = sub.step(np.ldexp(w, -e), g, state, compare_exact=compare_exact)
+        extras = dict(diag.extras, scale=s, rescaled_by=f"2^{e}")
+        diag = replace(diag, step_scale=float(resolve_lr(self.lr, state.t) * s),
+                       extras=MappingProxyType(extras))
+        return np.ldexp(W_next, e), new_state, diag
 
     @staticmethod
     def _exact_direction(man: Manifold, w: F64, X: F64) -> F64:

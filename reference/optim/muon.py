@@ -14,29 +14,32 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._validate import as_matrix, choice
+from .._scaling import fro
+from .._validate import as_matrix, choice, flag
 from ..errors import InvalidInputError
 from ..manifolds import Euclidean, FrobeniusSphere
 from ..schedules import get_schedule
 from ._base import (
+    validate_fields,
     F64,
     LR,
     Backend,
     Diagnostics,
     State,
-    _exact_comparison,
-    _sc,
-    _spectral,
     apply_msign,
+    as_scalar,
     build_diagnostics,
     check_backend,
     check_beta,
     check_pair,
     check_state,
+    exact_comparison,
     resolve_lr,
     shape_scale,
+    spectral_norm,
     update_momentum,
 )
+from .conventions import apply_weight_decay, decay_factor
 
 __all__ = ["Muon", "MuonH", "MUON_PROFILES"]
 
@@ -65,7 +68,7 @@ MUON_PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 
 
 def _fro(x: F64) -> F64:
-    return np.sqrt(np.sum(x * x, axis=(-2, -1)))
+    return fro(x, None)  # power-of-two scaled: no overflow in the sum (reference._scaling)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Muon:
     ns_steps: int | None = None
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         choice(self.profile, tuple(MUON_PROFILES), "profile")
         check_beta(self.config["beta"])
         if self.config["weight_decay"] < 0:
@@ -120,7 +124,7 @@ class Muon:
         O = apply_msign(U, backend, self.ns_steps)
         s = shape_scale(cfg["scale"], w.shape)
         lam = float(cfg["weight_decay"])
-        W_next = (1.0 - eta * lam) * w - (eta * s) * O
+        W_next = apply_weight_decay("decoupled_raw_lr", w, s * O, eta, lam)
         diag = build_diagnostics(None, w, U, O, W_next, W_next, eta * s, compare_exact=compare_exact,
                                  extras={"lr": eta, "scale": s, "weight_decay": lam, "momentum_form": form})
         return W_next, state.replace(t=state.t + 1, momentum=Mn), diag
@@ -148,6 +152,7 @@ class MuonH:
     eps: float = 1e-8
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         check_beta(self.momentum, "momentum")
         choice(self.form, ("archscale", "paper"), "form")
         check_backend(self.msign_backend)
@@ -171,7 +176,7 @@ class MuonH:
                                 state["momentum"], g)
         O = apply_msign(U, self.msign_backend, self.ns_steps)
         q = _fro(O)
-        Xd = (1.0 - eta * lam) * w
+        Xd = decay_factor("before_radius", eta, lam) * w
         if self.form == "archscale":
             r = _fro(Xd)
             c = eta * r / np.maximum(q, self.eps)
@@ -187,15 +192,15 @@ class MuonH:
         X = U - (np.sum(U * w, axis=(-2, -1)) / r0**2)[..., None, None] * w
         base = build_diagnostics(None, w, X, D, W_pre, W_next, float(np.max(c)),
                                  tangent_manifold=Euclidean(),
-                                 extras={"lr": eta, "radius": _sc(r), "weight_decay": lam,
+                                 extras={"lr": eta, "radius": as_scalar(r), "weight_decay": lam,
                                          "form": self.form})
         nD = _fro(D)
         tang = np.where(nD > 0, np.abs(np.sum(D * w, axis=(-2, -1))) / (np.where(nD > 0, nD, 1.0) * r0), 0.0)
         exact_value = subopt = None
-        if compare_exact:
-            exact_value, subopt = _exact_comparison(FrobeniusSphere(1.0), w / r0[..., None, None],
-                                                    X, D, _spectral(D))
-        diag = replace(base, feasibility=_sc(np.abs(_fro(W_next) - r) / r), tangency=_sc(tang),
-                       pre_retraction_violation=_sc(np.abs(_fro(W_pre) - r) / r),
+        if flag(compare_exact, "compare_exact"):
+            exact_value, subopt = exact_comparison(FrobeniusSphere(1.0), w / r0[..., None, None],
+                                                    X, D, spectral_norm(D))
+        diag = replace(base, feasibility=as_scalar(np.abs(_fro(W_next) - r) / r), tangency=as_scalar(tang),
+                       pre_retraction_violation=as_scalar(np.abs(_fro(W_pre) - r) / r),
                        exact_value=exact_value, suboptimality=subopt)
         return W_next, state.replace(t=state.t + 1, momentum=Mn), diag

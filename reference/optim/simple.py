@@ -11,6 +11,7 @@ from .._validate import as_matrix, choice, positive_scalar
 from ..errors import InvalidInputError
 from ..manifolds import Euclidean, Manifold, Oblique
 from ._base import (
+    validate_fields,
     F64,
     LR,
     Diagnostics,
@@ -49,6 +50,7 @@ class Mano:
     eps: float = 1e-8
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         check_beta(self.momentum, "momentum")
         choice(self.projection, ("normalized", "raw"), "projection")
         if self.weight_decay < 0:
@@ -103,6 +105,7 @@ class AdamW:
     decay_form: str = "torch"
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         check_beta(self.betas[0], "beta1")
         check_beta(self.betas[1], "beta2")
         positive_scalar(self.eps, "eps")
@@ -144,6 +147,7 @@ class RiemannianSGD:
     retraction: str | None = None
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         if not isinstance(self.manifold, Manifold):
             raise InvalidInputError(f"manifold must be a Manifold, got {self.manifold!r}")
 

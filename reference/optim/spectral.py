@@ -26,6 +26,7 @@ from ..errors import InvalidInputError, SolverError
 from ..linalg import msign
 from ..manifolds import SpectralSphere
 from ._base import (
+    validate_fields,
     F64,
     LR,
     Backend,
@@ -40,6 +41,7 @@ from ._base import (
     resolve_lr,
     shape_scale,
 )
+from .conventions import momentum_buffer
 
 __all__ = ["SSO", "MuonBall", "power_iteration", "sso_lambda"]
 
@@ -169,6 +171,7 @@ class SSO:
     norm_eps: float = 1e-8
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         check_beta(self.beta)
         choice(self.radius_mode, ("spectral_mup", "identity", "initialize"), "radius_mode")
         if isinstance(self.scale_mode, str):
@@ -238,7 +241,7 @@ class SSO:
         check_state(state, w, ("momentum",))
         eta = resolve_lr(self.lr, state.t)
         R = float(state["radius"])
-        Mn = self.beta * state["momentum"] + (1.0 - self.beta) * g
+        Mn = momentum_buffer("ema", self.beta, state["momentum"], g)
         Mhat = Mn / max(float(np.linalg.norm(Mn)), self.norm_eps)
         sigma, u, v = self._top(w)
         Wr = self._retract(w, sigma, R, eta)

@@ -16,6 +16,7 @@ from ..errors import InvalidInputError
 from ..linalg import msign
 from ..manifolds import Stiefel
 from ._base import (
+    validate_fields,
     F64,
     LR,
     Backend,
@@ -29,6 +30,7 @@ from ._base import (
     check_state,
     resolve_lr,
 )
+from .conventions import apply_weight_decay, momentum_buffer
 
 __all__ = ["ManifoldMuon", "SPEL", "dual_ascent"]
 
@@ -78,6 +80,7 @@ class ManifoldMuon:
     ns_steps: int | None = None
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         choice(self.solver, ("dual_ascent", "exact"), "solver")
         positive_scalar(self.alpha, "alpha")
         positive_scalar(self.tol, "tol")
@@ -157,6 +160,7 @@ class SPEL:
     ns_steps: int | None = None
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         check_beta(self.beta)
         positive_scalar(self.scale, "scale")
         if self.weight_decay < 0:
@@ -185,10 +189,10 @@ class SPEL:
         man = Stiefel(self.scale) if exact else Stiefel(self.scale, point_tol=1e300)
         man.check_point(w)
         eta = resolve_lr(self.lr, state.t)
-        Mn = self.beta * state["momentum"] + (1.0 - self.beta) * g
+        Mn = momentum_buffer("ema", self.beta, state["momentum"], g)
         X = man.project_tangent(w, Mn)
         D = apply_msign(X if self.project else Mn, self.msign_backend, self.ns_steps)
-        W_pre = (1.0 - eta * self.weight_decay) * w - eta * D
+        W_pre = apply_weight_decay("decoupled_raw_lr", w, D, eta, self.weight_decay)
         W_next = man.project_point(W_pre) if exact else \
             self.scale * apply_msign(W_pre, self.msign_backend, self.ns_steps)
         diag = build_diagnostics(man, w, X, D, W_pre, W_next, eta, compare_exact=compare_exact,

@@ -58,7 +58,10 @@ def ns(G: torch.Tensor, coeffs=KJ, steps: int = 5, eps: float = 1e-7, dtype=torc
     tall = X.shape[-2] > X.shape[-1]
     if tall:
         X = X.mT
-    n = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
+    # ‖X‖_F without overflow (‖X‖_F² overflows fp32 from ‖X‖_F ≈ 1.8e19): scale by the largest entry
+    m = X.abs().amax(dim=(-2, -1), keepdim=True)
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    n = m * torch.linalg.vector_norm(X / m, dim=(-2, -1), keepdim=True)
     X = X / (n.clamp(min=eps) if eps_form == "clamp" else n + eps)
     a, b, c = coeffs
     for _ in range(steps):
@@ -100,6 +103,8 @@ class MacroOpt(torch.optim.Optimizer):
     def step(self) -> None:
         for g in self.param_groups:
             for p in g["params"]:
+                if p.grad is None:
+                    continue
                 st = self.state[p]
                 if "momentum_buffer" not in st:
                     st["momentum_buffer"] = torch.zeros_like(p)
@@ -179,6 +184,8 @@ class MuonOpt(torch.optim.Optimizer):
     def step(self) -> None:
         for g in self.param_groups:
             for p in g["params"]:
+                if p.grad is None:
+                    continue
                 st = self.state[p]
                 if "momentum_buffer" not in st:
                     st["momentum_buffer"] = torch.zeros_like(p)
@@ -235,7 +242,7 @@ class GoodSSO(Adapter):
         lam = 0.0
         if found and h0 != 0.0:
             a, b = lo, hi
-            for _ in range(200):
+            for _ in range(80):
                 mid = 0.5 * (a + b)
                 if h(mid) * h0 > 0:
                     a = mid
@@ -352,7 +359,7 @@ DEFECTS: dict[type, tuple[str, type]] = {
     MomentumNormalisedInPlace: ("safety.state_integrity", GoodMuon),
     GradientMutated: ("safety.no_mutation.gradient", GoodMuon),
     BottomSingularPair: ("geometry.projection.tangent", GoodMACRO),
-    WeightDecayShrinksRadius: ("optimizer.step.feasibility", GoodMACRO),
+    WeightDecayShrinksRadius: ("optimizer.run.feasibility", GoodMACRO),
     SignError: ("optimizer.step.descent", GoodMuon),
     NaNHidden: ("safety.nan_propagation", GoodNS),
     Bf16InsteadOfFp32: ("spec.orthogonaliser.output", GoodNS),
@@ -393,3 +400,282 @@ class StateAliasesGradient(GoodMuon):
 
 DEFECTS[OutputAliasesInput] = ("safety.no_aliasing.msign", GoodNS)
 DEFECTS[StateAliasesGradient] = ("safety.no_aliasing.state", GoodMuon)
+
+
+# ================================================================================ step / run zoo (issue 12)
+# Correct optimizers in fp32 and bf16 Newton–Schulz, and realistic broken copies: each defect is a
+# small change to a working Muon, MACRO or SSO optimizer, named after what a user would get wrong.
+def _muon_profile(name: str, ns_dtype: str, dtypes: tuple[str, ...]) -> Profile:
+    return Profile(
+        name=name, description=f"Muon: KJ×5 NS in {ns_dtype}, EMA + EMA-Nesterov, √max(1, A/B), raw-lr WD",
+        schedule="keller_jordan", steps=5, eps_form="clamp", eps=1e-7, compute_dtype=ns_dtype,
+        return_dtype="input", rule="muon", momentum_form="ema", momentum=0.95, nesterov_form="ema",
+        shape_scale="kj", weight_decay_coupling="decoupled_raw_lr", weight_decay=0.1, lr=0.02,
+        param_dtypes=dtypes, mutation=("momentum_buffer",), nan_policy="propagate", scale_range=(1e-6, 1e12))
+
+
+MUON32_PROFILE = _muon_profile("zoo_muon_fp32", "float32", ("float32", "float64"))
+MUON16_PROFILE = _muon_profile("zoo_muon_bf16", "bfloat16", ("float32", "bfloat16"))
+
+
+class Muon2(torch.optim.Optimizer):
+    """A plain per-parameter Muon (torch.optim.Muon's arithmetic) with one optional bug."""
+
+    def __init__(self, params: Any, lr: float, momentum: float, weight_decay: float = 0.0, *,
+                 ns_dtype: torch.dtype = torch.float32, bug: str = "") -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        self.ns_dtype, self.bug = ns_dtype, bug
+        self.release_grad = False
+        self._outside: dict[int, torch.Tensor] = {}
+
+    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
+        if self.bug == "momentum_outside_state":  # kept on the optimizer object: lost by state_dict()
+            return self._outside.setdefault(id(p), torch.zeros_like(p))
+        if self.bug == "state_keyed_by_shape":  # one buffer per shape: parameters of one shape share it
+            return self.state.setdefault(tuple(p.shape), {}).setdefault("momentum_buffer", torch.zeros_like(p))
+        st = self.state[p]
+        if "momentum_buffer" not in st:
+            st["momentum_buffer"] = torch.zeros_like(p)
+        return st["momentum_buffer"]
+
+    def _orth(self, U: torch.Tensor) -> torch.Tensor:
+        A, B = U.shape
+        if self.bug == "no_eps":  # normalises by ‖U‖ with no floor: 0/0 for a zero gradient
+            X = U.to(self.ns_dtype)
+            X = X / torch.linalg.norm(X)
+            return ns(X * 1.0, dtype=self.ns_dtype, eps=0.0)
+        if self.bug == "row_vector_path" and min(A, B) == 1:  # "a vector's msign is U/‖U‖"
+            return U / torch.linalg.norm(U).clamp_min(1e-7)
+        if self.bug == "big_matrix_fast_path" and max(A, B) >= 64:  # 3 NS steps "are enough" for big ones
+            return ns(U, steps=3, dtype=self.ns_dtype)
+        return ns(U, dtype=self.ns_dtype)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g in self.param_groups:
+            lr = self.defaults["lr"] if self.bug == "ignore_group_lr" else g["lr"]
+            b = self.defaults["momentum"] if self.bug == "ignore_group_momentum" else g["momentum"]
+            wd = g["weight_decay"]
+            if self.bug == "lr_floor":
+                lr = max(lr, 1e-3)
+            for p in g["params"]:
+                if p.grad is None and self.bug != "grad_none_crash":
+                    continue
+                G = p.grad.detach()
+                if self.bug == "nan_to_num":
+                    G = torch.nan_to_num(G)
+                if self.bug == "wd_as_l2":
+                    G = G + wd * p
+                buf = self._buffer(p)
+                buf.lerp_(G, 1 - b)
+                U = buf.clone() if self.bug == "no_nesterov" else G.lerp(buf, b)
+                O = self._orth(U)
+                A, B = p.shape
+                s = max(1.0, A / B) ** 0.5
+                if self.bug == "inverted_scale":
+                    s = max(1.0, B / A) ** 0.5
+                if self.bug == "ten_percent":  # "match RMS" constant off by 10 %
+                    s *= 1.1
+                if self.bug == "sign_flip_1_64":  # a strided in-place op on a flattened view
+                    O = O.clone()
+                    O.view(-1)[::64].neg_()
+                if self.bug != "wd_after_update" and self.bug != "wd_as_l2":
+                    p.mul_(1 - lr * wd)
+                p.add_(O.to(p.dtype), alpha=-lr * s)
+                if self.bug == "wd_after_update":
+                    p.mul_(1 - lr * wd)
+                if self.release_grad:  # frees the gradient after use (not a defect)
+                    p.grad = None
+
+
+class GoodMuon32(Adapter):
+    name = "zoo: Muon, fp32 Newton–Schulz"
+    profile = MUON32_PROFILE
+    capabilities = frozenset({"msign", "optimizer"})
+    bug = ""
+    ns_dtype = torch.float32
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return ns(G, dtype=self.ns_dtype)
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return Muon2(params, lr, momentum, weight_decay, ns_dtype=self.ns_dtype, bug=self.bug)
+
+    def momentum_buffer(self, opt: Any, p: Any) -> Any:
+        return opt.state[p].get("momentum_buffer")
+
+
+class GoodMuon16(GoodMuon32):
+    name = "zoo: Muon, bf16 Newton–Schulz"
+    profile = MUON16_PROFILE
+    ns_dtype = torch.bfloat16
+
+
+class GradReleasingMuon16(GoodMuon16):
+    """A correct Muon that sets p.grad = None after each step (as zero_grad(set_to_none) would)."""
+
+    name = "zoo: Muon (bf16 NS) releasing p.grad after the step"
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        opt = super().optimizer(params, lr, momentum, weight_decay)
+        opt.release_grad = True
+        return opt
+
+
+def _muon_defect(bug: str) -> tuple[type, type]:
+    """(fp32 and bf16 Newton–Schulz) adapters carrying ``bug``."""
+    return (type(f"{bug}_fp32", (GoodMuon32,), {"bug": bug}),
+            type(f"{bug}_bf16", (GoodMuon16,), {"bug": bug}))
+
+
+#: Muon bug → the check meant to catch it (both precisions must fail it)
+MUON_BUGS: dict[str, str] = {
+    "ten_percent": "optimizer.rule.step",
+    "sign_flip_1_64": "optimizer.rule.step",
+    "inverted_scale": "optimizer.rule.shape_scale_ratio",
+    "wd_after_update": "optimizer.rule.weight_decay",
+    "wd_as_l2": "optimizer.rule.weight_decay",
+    "no_nesterov": "optimizer.rule.trajectory",
+    "ignore_group_lr": "optimizer.rule.trajectory",
+    "ignore_group_momentum": "optimizer.rule.trajectory",
+    "state_keyed_by_shape": "optimizer.rule.step",
+    "row_vector_path": "optimizer.rule.step",
+    "big_matrix_fast_path": "optimizer.rule.step",
+    "momentum_outside_state": "optimizer.run.resume",
+    "no_eps": "optimizer.run.zero_gradient",
+    "nan_to_num": "safety.nonfinite_gradient",
+    "lr_floor": "optimizer.run.lr_zero",
+    "grad_none_crash": "optimizer.run.grad_none",
+}
+STEP_DEFECTS: dict[type, tuple[str, type]] = {}
+for _bug, _check in MUON_BUGS.items():
+    _a32, _a16 = _muon_defect(_bug)
+    STEP_DEFECTS[_a32] = (_check, GoodMuon32)
+    STEP_DEFECTS[_a16] = (_check, GoodMuon16)
+
+
+# ---------------------------------------------------------------- MACRO with bf16 NS and SSO
+MACRO16_PROFILE = MACRO_PROFILE.with_options(
+    name="zoo_macro_bf16", description="MACRO variant A on the Frobenius sphere R = 1.5, KJ×5 NS in bf16, fp32 params",
+    schedule="keller_jordan", steps=5, eps_form="clamp", eps=1e-7, compute_dtype="bfloat16",
+    param_dtypes=("float32",), nan_policy="propagate", scale_range=(1e-6, 1e12))
+
+
+def ema_params(opt: torch.optim.Optimizer) -> Any:
+    """(group, parameter, momentum) for every parameter with a gradient, after the EMA update
+    M ← βM + (1 − β)G of its ``momentum_buffer``."""
+    for g in opt.param_groups:
+        for p in g["params"]:
+            if p.grad is None:
+                continue
+            M = opt.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+            M.lerp_(p.grad, 1 - g["momentum"])
+            yield g, p, M
+
+
+class MacroNS(torch.optim.Optimizer):
+    """MACRO variant A on the Frobenius sphere with a bf16 Newton–Schulz; optional bug."""
+
+    def __init__(self, params: Any, lr: float, momentum: float, radius: float, bug: str = "") -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+        self.radius, self.bug = radius, bug
+        for g in self.param_groups:
+            for p in g["params"]:
+                st = self.state[p]
+                # construction moves W onto the sphere of the declared radius (or, buggy: keeps its own)
+                st["radius"] = float(torch.linalg.norm(p.detach())) if bug == "radius_from_init" else radius
+                with torch.no_grad():
+                    p.mul_(st["radius"] / torch.linalg.norm(p))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g, p, M in ema_params(self):
+            st = self.state[p]
+            W = p.detach()
+            P = lambda Z: Z - (Z * W).sum() / (W * W).sum() * W  # noqa: E731
+            X = P(M)
+            D = ns(X, dtype=torch.bfloat16) if self.bug == "reprojection_dropped" else P(ns(X, dtype=torch.bfloat16))
+            Y = W - g["lr"] * D
+            if self.bug != "retraction_skipped":
+                Y = st["radius"] * Y / torch.linalg.norm(Y)
+            p.copy_(Y)
+
+
+class GoodMacro16(Adapter):
+    name = "zoo: MACRO, bf16 Newton–Schulz"
+    profile = MACRO16_PROFILE
+    capabilities = frozenset({"msign", "optimizer"})
+    bug = ""
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return ns(G, dtype=torch.bfloat16)
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return MacroNS(params, lr, momentum, 1.5, bug=self.bug)
+
+
+SSO_OPT_PROFILE = Profile(
+    name="zoo_sso_opt", description="float64 SSO: exact msign, exact σ₁, λ by bisection, hard retraction to R = 1",
+    schedule="exact", compute_dtype="float64", return_dtype="input", param_dtypes=("float64",),
+    rule="sso", momentum_form="ema", momentum=0.9, nesterov_form="none", shape_scale="moonlight",
+    manifolds=(ManifoldDecl("spectral", "spectral_sphere", radius=1.0, retraction="projection"),),
+    direction_tangent=True, nan_policy="propagate")
+
+
+class SSOOpt(torch.optim.Optimizer):
+    """float64 SSO (retract-then-step, MATH §9.4) with an optional bug."""
+
+    def __init__(self, params: Any, lr: float, momentum: float, bug: str = "") -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+        self.bug, self.solver = bug, GoodSSO()
+        for g in self.param_groups:
+            for p in g["params"]:
+                with torch.no_grad():
+                    p.mul_(1.0 / torch.linalg.matrix_norm(p, ord=2))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g, p, M in ema_params(self):
+            W = p.detach()
+            if self.bug != "never_retracts":
+                W = W / torch.linalg.matrix_norm(W, ord=2)
+            Phi = torch.zeros_like(W) if bool(torch.all(M == 0)) else self.solver.direction(W, M, None)[0]
+            s = 0.2 * max(W.shape) ** 0.5
+            p.copy_(W - g["lr"] * s * Phi)
+
+
+class GoodSSOOpt(Adapter):
+    name = "zoo: float64 SSO optimizer"
+    profile = SSO_OPT_PROFILE
+    capabilities = frozenset({"optimizer"})
+    bug = ""
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return SSOOpt(params, lr, momentum, bug=self.bug)
+
+
+class RadiusFromInit(GoodMacro16):
+    bug = "radius_from_init"
+
+
+class MacroRetractionSkipped(GoodMacro16):
+    bug = "retraction_skipped"
+
+
+class MacroReprojectionDropped(GoodMacro16):
+    bug = "reprojection_dropped"
+
+
+class SSONeverRetracts(GoodSSOOpt):
+    bug = "never_retracts"
+
+
+STEP_DEFECTS.update({
+    RadiusFromInit: ("optimizer.run.off_manifold_start", GoodMacro16),
+    MacroRetractionSkipped: ("optimizer.run.feasibility", GoodMacro16),
+    MacroReprojectionDropped: ("optimizer.rule.step", GoodMacro16),
+    SSONeverRetracts: ("optimizer.run.feasibility", GoodSSOOpt),
+})
+
+#: correct optimizers of the step zoo (no false failures over 5 seeds, fp32 and bf16)
+STEP_CORRECT: tuple[type, ...] = (GoodMuon32, GoodMuon16, GoodMacro16, GoodSSOOpt)

@@ -132,3 +132,176 @@ def test_read_only_inputs_are_accepted(rng):
     W = man.random_point(rng, (5, 4))
     W.setflags(write=False)
     man.retract(W, man.project_tangent(W, X))
+
+
+# ------------------------------------------------- the whole public API, walked with bad inputs
+# Every public callable of ``manifold_oracle.reference`` (functions and constructors), every public
+# method of every manifold and the optimizers' init_state/step/initial_point are called with good
+# arguments in which ONE argument is replaced by a bad value. Anything raised must be an
+# OracleError subclass, and the good array arguments must come back unmodified.
+import inspect  # noqa: E402
+import types  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+_BAD_VALUES: dict[str, object] = {
+    "nan": np.full((5, 4), np.nan),
+    "inf": np.full((5, 4), np.inf),
+    "one_nan": np.where(np.eye(5, 4) > 0, np.nan, 1.0),
+    "vector": np.ones(4),
+    "3d": np.ones((2, 5, 4)),
+    "wrong_shape": np.ones((3, 2)),
+    "empty": np.zeros((0, 4)),
+    "complex": np.ones((5, 4), dtype=complex),
+    "object": np.array([[1.0, "a"], [None, 2.0]], dtype=object),
+    "ragged": [[1.0, 2.0], [3.0]],
+    "string": "x",
+    "none": None,
+    "negative": -1,
+    "negative_float": -1.5,
+    "zero": 0,
+    "nan_scalar": float("nan"),
+    "inf_scalar": float("inf"),
+    "huge_int": 10**400,
+    "bool": True,
+    "negative_shape": (-1, 3),
+    "empty_shape": (0, 3),
+}
+#: result records and exceptions are plain containers (no validation by design)
+_CONTAINERS = {"Certificate", "Diagnostics", "GoldenCase", "GoldenCorpus", "SingularTriplet",
+               "SteepestResult", "State", "Manifold"}
+
+
+def _good_values(rng: np.random.Generator) -> dict[str, object]:
+    X = rng.standard_normal((5, 4))
+    return {"X": X, "A": X.copy(), "B": X + 1.0, "C": X @ X.T, "W": X.copy(), "G": X.copy(),
+            "W_true": X.copy(), "W1_true": X.copy(), "W2_true": X[:, :2].T.copy(), "x": np.array([0.5, 0.2]),
+            "sigma": np.array([3.0, 1.0, 0.5]), "fro": 2.0, "eps": 1e-7, "eps_form": "+eps",
+            "schedule": "keller_jordan", "tau": 1.0, "lower": 0.1, "shape": (5, 4), "rng": rng, "n": 3,
+            "k": 3, "p": 2, "batch": (), "L_R": 1.0, "radius": 1.0, "scale": 1.0, "lr": 0.1,
+            "path": None, "steps": 2, "points": 101,
+            "manifold": R.FrobeniusSphere(1.0), "constants": R.ProblemConstants(L=1.0, G_max=1.0, alpha=0.5, k=2),
+            "coefficients": ((1.5, -0.5, 0.0),), "name": "s", "quantity": "q", "value": 1.0, "threshold": 1.0}
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    out = []
+    for name in sorted(n for n in dir(R) if not n.startswith("_")):
+        obj = getattr(R, name)
+        if isinstance(obj, types.ModuleType) or not callable(obj) or name in _CONTAINERS:
+            continue
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            continue
+        out.append((name, obj))
+    return out
+
+
+def _walk(name: str, fn, good: dict, bad_items: list[tuple[str, object]]) -> list[str]:
+    """Call ``fn`` once per (parameter, bad value); return the descriptions of untyped failures."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # pragma: no cover - every public callable has a signature
+        return [f"{name}: no signature"]
+    params = [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+              and not p.name.startswith("_")]
+    base = {p.name: good.get(p.name, p.default if p.default is not p.empty else good["X"]) for p in params}
+    failures = []
+    for pname in base:
+        for label, bad in bad_items:
+            kwargs = dict(base, **{pname: bad})
+            args = [kwargs.pop(p.name) for p in params if p.kind == p.POSITIONAL_ONLY]
+            before = {k: v.copy() for k, v in kwargs.items() if isinstance(v, np.ndarray)}
+            try:
+                fn(*args, **kwargs)
+            except OracleError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - the property under test
+                failures.append(f"{name}({pname}={label}): {type(exc).__name__}: {str(exc)[:80]}")
+            for k, v in before.items():
+                if not np.array_equal(kwargs[k], v, equal_nan=v.dtype.kind == "f"):
+                    failures.append(f"{name}({pname}={label}) modified argument {k}")
+    return failures
+
+
+_SLOW = {"schedule_band", "solve_exact", "steepest_direction", "load_golden"}
+
+
+@pytest.mark.parametrize("name,fn", _public_callables(), ids=[n for n, _ in _public_callables()])
+def test_public_function_raises_only_oracle_errors(name, fn, rng):
+    bad = sorted(_BAD_VALUES.items())
+    if name in _SLOW:  # each call solves or scans: a representative subset of the bad values
+        bad = [(k, v) for k, v in bad if k in ("nan", "inf", "vector", "wrong_shape", "string", "negative",
+                                               "nan_scalar", "none")]
+    failures = _walk(name, fn, _good_values(rng), bad)
+    assert not failures, "\n".join(failures)
+
+
+_MANIFOLD_INSTANCES = [R.Euclidean(), R.Sphere(1.0), R.FrobeniusSphere(1.0), R.SpectralSphere(1.0),
+                       R.Oblique(1.0, "rows"), R.Oblique(1.0, "cols"), R.Stiefel(1.0), R.Orthogonal()]
+
+
+#: per-kind hooks of the manifold table that the reference calls with already-validated
+#: arguments (a validated float64 point, a shape from as_matrix); not walked here
+_KIND_HOOKS = {"tangent_constraint", "retraction_constants", "frobenius_bound", "projector_lipschitz"}
+
+
+@pytest.mark.parametrize("man", _MANIFOLD_INSTANCES, ids=repr)
+def test_manifold_methods_raise_only_oracle_errors(man, rng):
+    shape = (4,) if isinstance(man, R.Sphere) else (4, 4) if isinstance(man, R.Orthogonal) else (5, 4)
+    W = man.random_point(rng, shape)
+    good = dict(_good_values(rng), W=W, Y=W + 0.1, A=man.project_tangent(W, np.ones(shape)),
+                B=man.project_tangent(W, np.arange(np.prod(shape), dtype=float).reshape(shape)),
+                G=np.ones(shape), V=W.copy(), shape=shape, atol=1e-8, t=0.1, Wp=W.copy())
+    failures = []
+    for mname in sorted(n for n in dir(man) if not n.startswith("_")):
+        meth = getattr(man, mname)
+        if not inspect.ismethod(meth) or mname in _KIND_HOOKS:
+            continue
+        failures += _walk(f"{man!r}.{mname}", meth, good, sorted(_BAD_VALUES.items()))
+    assert not failures, "\n".join(failures)
+
+
+_OPTIMIZERS = [R.MACRO(), R.MACRO(manifold="spectral"), R.Muon(), R.MuonH(), R.AdamW(), R.Mano(), R.SSO(),
+               R.MuonBall(), R.SPEL(), R.ManifoldMuon(), R.RiemannianSGD(R.FrobeniusSphere(1.0))]
+
+
+@pytest.mark.parametrize("opt", _OPTIMIZERS, ids=lambda o: type(o).__name__)
+def test_optimizer_steps_raise_only_oracle_errors(opt, rng):
+    X = rng.standard_normal((5, 4))
+    if isinstance(opt, (R.SPEL, R.ManifoldMuon)):
+        W = R.polar_factor(X)
+    elif isinstance(opt, R.RiemannianSGD):
+        W = X / np.linalg.norm(X)
+    else:
+        W = opt.initial_point(X) if hasattr(opt, "initial_point") else X
+    state = opt.init_state(W)
+    good = dict(_good_values(rng), W=W, G=rng.standard_normal((5, 4)), W0=X, state=state)
+    failures = []
+    for mname in ("init_state", "step", "initial_point", "resolve_radius"):
+        if hasattr(opt, mname):
+            failures += _walk(f"{type(opt).__name__}.{mname}", getattr(opt, mname), good,
+                              sorted(_BAD_VALUES.items()))
+    failures += _walk(f"{type(opt).__name__}.step(state)", lambda state: opt.step(W, good["G"], state),
+                      good, [("string", "x"), ("none", None), ("other_state", R.State(0, {}))])
+    assert not failures, "\n".join(failures)
+
+
+@settings(database=None, max_examples=60, deadline=None)
+@given(data=st.data())
+def test_random_bad_arrays_give_typed_errors(data):
+    """Random float64 arrays of random rank with NaN/±Inf/subnormal/huge entries: every array
+    function either returns finite output or raises an OracleError; the input is not modified."""
+    arr = data.draw(hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+                               elements=st.floats(allow_nan=True, allow_infinity=True, width=64)))
+    fn = data.draw(st.sampled_from(LINALG + [R.sym, R.skew, lambda X: R.inner(X, X),
+                                             lambda X: R.ns_apply("polar_express", X)]))
+    before = arr.copy()
+    try:
+        out = fn(arr)
+    except OracleError:
+        pass
+    else:
+        assert np.all(np.isfinite(np.asarray(getattr(out, "sigma", out), dtype=np.float64)))
+    assert np.array_equal(arr, before, equal_nan=True)

@@ -23,7 +23,7 @@ def test_cli_writes_valid_json_plots_and_report(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     for cid in FAST:
         assert cid in out
-    assert "verdict" in out and "3 PASS" in out
+    assert "verdict" in out and "title" in out and "3 PASS" in out
     doc = json.loads(js.read_text())
     validate(doc)
     assert [c["id"] for c in doc["claims"]] == ["G-3", "A-4", "S-2"]  # CLAIMS.md order
@@ -31,7 +31,7 @@ def test_cli_writes_valid_json_plots_and_report(tmp_path: Path, capsys) -> None:
         png = Path(c["plot"])
         assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
     text = rep.read_text()
-    assert "| claim | measured |" in text
+    assert "| claim | title | measured |" in text and "**Reproduces.**" in text
     for cid in FAST:
         assert f"![{cid}](plots/{cid}.png)" in text
 
@@ -39,13 +39,13 @@ def test_cli_writes_valid_json_plots_and_report(tmp_path: Path, capsys) -> None:
 def test_json_matches_jsonschema_when_available(tmp_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema", reason="optional cross-check of the built-in validator")
     js = tmp_path / "o.json"
-    assert cli.main(["--claim", "G-3", "--json", str(js)]) == 0
+    assert cli.main(["--claim", "G-3", "--json", str(js), "--plots", str(tmp_path)]) == 0
     jsonschema.validate(json.loads(js.read_text()), load_schema())
 
 
 def test_validator_rejects_bad_documents(tmp_path: Path) -> None:
     js = tmp_path / "o.json"
-    assert cli.main(["--claim", "S-2", "--json", str(js)]) == 0
+    assert cli.main(["--claim", "S-2", "--json", str(js), "--plots", str(tmp_path)]) == 0
     doc = json.loads(js.read_text())
     schema = load_schema()
     assert validation_errors(doc, schema) == []
@@ -81,7 +81,8 @@ def _fake(passed: bool, control_passes: bool | None):
 
 @pytest.mark.parametrize("passed, control, verdict, code", [
     (True, False, "PASS", 0), (True, True, "VACUOUS", 1), (False, False, "FAIL", 1), (True, None, "PASS", 0)])
-def test_verdicts_and_exit_codes(passed, control, verdict, code) -> None:
+def test_verdicts_and_exit_codes(passed, control, verdict, code, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default plots folder runs/theory/plots goes here
     cid = "X-99"
     register(cid, "fake", "test", "X")(_fake(passed, control))
     try:
@@ -91,7 +92,32 @@ def test_verdicts_and_exit_codes(passed, control, verdict, code) -> None:
         del REGISTRY[cid]
 
 
-def test_raising_claim_is_an_error_verdict() -> None:
+@pytest.mark.parametrize("decision, verdict", [("inconclusive", "INCONCLUSIVE"), ("observation", "OBSERVED")])
+def test_undecided_verdicts_exit_zero_and_plots_go_to_the_default_folder(decision, verdict, tmp_path,
+                                                                          monkeypatch, capsys) -> None:
+    from manifold_oracle.theory_checks._common import new_figure
+
+    monkeypatch.chdir(tmp_path)
+    cid = "X-97"
+
+    def run(seed: int, budget: Budget) -> ClaimResult:
+        fig, _ = new_figure()
+        return ClaimResult("X-97", 1.0, "m", None, "law", 0.1, "test", False, None, {}, fig, decision=decision)
+
+    register(cid, "fake claim title", "test", "X")(run)
+    try:
+        assert run_claim(cid).verdict == verdict
+        js = tmp_path / "o.json"
+        assert cli.main(["--claim", cid, "--json", str(js)]) == 0
+        assert (tmp_path / cli.DEFAULT_PLOTS / "X-97.png").exists()
+        assert verdict in capsys.readouterr().out
+        validate(json.loads(js.read_text()))
+    finally:
+        del REGISTRY[cid]
+
+
+def test_raising_claim_is_an_error_verdict(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     cid = "X-98"
 
     def boom(seed: int, budget: Budget) -> ClaimResult:

@@ -2,12 +2,18 @@
 
 from . import (  # noqa: F401
     activation,
+    bounds,
     convergence,
     equilibrium,
     geometry,
     implementation,
+    lipschitz,
     macro,
+    momentum,
     primitives,
     scale_vectors,
+    steepest,
+    torch_impl,
     training,
+    transfer,
 )

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from manifold_oracle.reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel, msign
+from manifold_oracle.reference import FrobeniusSphere, Oblique, SpectralSphere, Stiefel
 
 from .._common import U64, new_figure
+from ..shipped import macro_direction
 from ..registry import Budget, ClaimResult, ControlResult, register
 
 NEEDS = ("manifold_oracle.reference.optimizers", "manifold_oracle.reference.problems", "manifold_oracle.reference.conditions")
@@ -121,7 +122,8 @@ def v2(seed: int, budget: Budget) -> ClaimResult:
         details[f"{name}: slope"] = slope
         ax.loglog(Ts, vals, "o-", label="min ‖grad f‖_*")
         ax.loglog(Ts, bnds, "k--", label="bound √(2L_R k Δf/T)")
-        ax.set_xlabel("T")
+        ax.set_xlabel("horizon T (steps)")
+        ax.set_ylabel("min_{t<T} ‖grad f(W_t)‖_*")
         ax.set_title(f"V-2 {name}", fontsize=9)
         if "projection" not in name:
             ax.legend(fontsize=7)
@@ -144,62 +146,42 @@ def v2(seed: int, budget: Budget) -> ClaimResult:
 
 
 # ------------------------------------------------------------------------------------------ V-3
-def _lean_macro_rayleigh(P, W0: np.ndarray, T: int, eta: float, beta: float,
-                         rng: np.random.Generator) -> np.ndarray:
-    """Variant A on M_F (MATH §7.1, exact msign, ambient EMA) with stochastic gradients;
-    returns ‖grad f(W_t)‖_* for t < T."""
-    W = W0.copy()
-    M = np.zeros_like(W)
-    R = P.manifold.radius
+def _macro_stationarity(P, W0: np.ndarray, T: int, eta: float, beta: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """The shipped reference MACRO (variant A, M_F, exact msign, ambient EMA, s = 1) on Q1 with
+    stochastic gradients ∇f + N (i.i.d. entries of variance σ²/(mn)); returns ‖grad f(W_t)‖_* for t < T."""
+    from ..shipped import macro_class, macro_run
+
     out = np.empty(T)
-    for t in range(T):
+
+    def grad(W: np.ndarray, t: int) -> np.ndarray:
         g = P.gradient(W)
-        pg = g - (np.sum(g * W) / np.sum(W * W)) * W
-        out[t] = np.linalg.svd(pg, compute_uv=False).sum()
-        G = g + rng.standard_normal(W.shape) * (P.noise / np.sqrt(W.size))
-        M = beta * M + (1 - beta) * G
-        X = M - (np.sum(M * W) / np.sum(W * W)) * W
-        S = msign(X, refine=False)
-        D = S - (np.sum(S * W) / np.sum(W * W)) * W
-        Y = W - eta * D
-        W = R * Y / np.linalg.norm(Y)
+        out[t] = np.linalg.svd(P.manifold.project_tangent(W, g), compute_uv=False).sum()
+        return g + rng.standard_normal(W.shape) * (P.noise / np.sqrt(W.size))
+
+    macro_run(macro_class()(manifold=P.manifold, lr=eta, beta=beta), W0, grad, T)
     return out
 
 
 @register("V-3", "Stochastic rate: with ηs = cT^{−3/4} and 1 − β = T^{−1/2}, (1/T)Σ_t E‖grad f_t‖_* = O(T^{−1/4})",
           "reconstructed template (Cutkosky and Mehta, arXiv 2002.03305); MATH §8.4", "V", needs=NEEDS)
 def v3(seed: int, budget: Budget) -> ClaimResult:
-    from manifold_oracle.reference.optimizers import MACRO
     from manifold_oracle.reference.problems import RayleighFrobenius
 
     rng = np.random.default_rng(seed)
     m, n = 6, 4
     P = RayleighFrobenius.random(rng, m, n, radius=1.0).with_noise(1.0)
     W0 = P.manifold.random_point(rng, (m, n))
-    # consistency of the lean loop with the reference step (noise-free, 30 steps)
-    Pd = RayleighFrobenius(P.C, n, 1.0)
-    opt = MACRO(manifold=Pd.manifold, lr=0.05, beta=0.9)
-    W, st = W0.copy(), opt.init_state(W0)
-    Wl, Ml = W0.copy(), np.zeros_like(W0)
-    dev = 0.0
-    for _ in range(30):
-        W, st, _ = opt.step(W, Pd.gradient(W), st)
-        g = Pd.gradient(Wl)
-        Ml = 0.9 * Ml + 0.1 * g
-        X = Ml - (np.sum(Ml * Wl) / np.sum(Wl * Wl)) * Wl
-        S = msign(X)
-        Y = Wl - 0.05 * (S - (np.sum(S * Wl) / np.sum(Wl * Wl)) * Wl)
-        Wl = Y / np.linalg.norm(Y)
-        dev = max(dev, float(np.linalg.norm(W - Wl)))
     Ts = np.array(budget.pick((100, 316, 1000, 3162), (100, 1000, 10000, 100000)))
-    seeds = budget.pick(3, 4)
+    seeds = budget.pick(2, 4)
 
     def avg(T: int, sched: bool) -> float:
         per = []
-        for sd in range(seeds):
+        # the control's plateau is an average over T steps already: one seed suffices
+        for sd in range(seeds if sched else 1):
             r = np.random.default_rng(1000 * seed + sd)
             eta, beta = (0.5 * T ** -0.75, 1 - T ** -0.5) if sched else (0.05, 0.9)
-            per.append(float(np.mean(_lean_macro_rayleigh(P, W0, int(T), eta, beta, r))))
+            per.append(float(np.mean(_macro_stationarity(P, W0, int(T), eta, beta, r))))
         return float(np.mean(per))
 
     vals = np.array([avg(int(T), True) for T in Ts])
@@ -214,12 +196,11 @@ def v3(seed: int, budget: Budget) -> ClaimResult:
     ax.set_ylabel("(1/T)Σ‖grad f_t‖_*, seed average")
     ax.legend(fontsize=7)
     ax.set_title("V-3 stochastic rate on Q1 (σ = 1)", fontsize=9)
-    ok = abs(slope + 0.25) <= 0.1 and dev <= 1e-12
+    ok = abs(slope + 0.25) <= 0.1
     return ClaimResult("V-3", slope, "log–log slope of the seed-averaged stationarity", -0.25, "slope −1/4",
                        0.1, "CLAIMS §0.2 rate law: ±0.1 over ≥ 1.5 decades of T", ok,
                        ControlResult("constant η = 0.05 and β = 0.9 (noise floor)", cslope, abs(cslope + 0.25) <= 0.1),
-                       {"values": list(vals), "control values": list(cvals), "seeds": seeds,
-                        "lean loop vs reference MACRO (30 steps)": dev}, fig)
+                       {"T": list(Ts), "values": list(vals), "control values": list(cvals), "seeds": seeds}, fig)
 
 
 # ------------------------------------------------------------------------------------------ V-4
@@ -295,8 +276,8 @@ def v5(seed: int, budget: Budget) -> ClaimResult:
             tr.append(float(M.violation(W)))
             if kind == "frobenius":  # control: the same tangent step without retraction
                 Mc = 0.9 * Mc + 0.1 * G
-                P = lambda A, w=Wc: A - (np.sum(A * w) / np.sum(w * w)) * w  # noqa: E731 (off-manifold W)
-                D = P(msign(P(Mc)))
+                # the shipped MACRO direction at the normalised point, applied without retraction
+                D = macro_direction(M, M.radius * Wc / np.linalg.norm(Wc), Mc, "A")
                 Wc = Wc - 0.05 * D
                 trc.append(float(M.violation(Wc)))
         worst = max(worst, max(tr))

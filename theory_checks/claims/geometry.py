@@ -271,6 +271,7 @@ def g5(seed: int, budget: Budget) -> ClaimResult:
     for ax, title in zip(axes, ("distance ‖R(tξ) − W − tξ‖", "tangent part ‖P_W(R(tξ) − W − tξ)‖")):
         ax.set_title("G-5 " + title, fontsize=9)
         ax.set_xlabel("t")
+        ax.set_ylabel(title.split(" ", 2)[-1] if title.startswith("tangent") else title.split(" ", 1)[-1])
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
@@ -311,6 +312,8 @@ def g6(seed: int, budget: Budget) -> ClaimResult:
     ax.loglog(a[:, 0] / a[:, 1], a[:, 2] / a[:, 1], ".", label="measured / R")
     ax.loglog(a[:, 0] / a[:, 1], (a[:, 0] ** 2 / (2 * a[:, 1])) / a[:, 1], ".", ms=2, label="bound ‖ξ‖²/(2R²)")
     ax.set_xlabel("‖ξ‖/R")
+    ax.set_ylabel("‖R_W(ξ) − (W + ξ)‖_F / R")
+    ax.legend(fontsize=7)
     ax.set_title("G-6 retraction error (closed form)", fontsize=9)
     ax.legend(fontsize=7)
     return ClaimResult("G-6", worst, "max |lhs − closed form| / (c·u·n·R)", 0.0,
@@ -424,6 +427,7 @@ def g8(seed: int, budget: Budget) -> ClaimResult:
     ax.loglog(xs, xs, "-", lw=0.8, label="‖ξ‖/R")
     ax.set_xlabel("‖ξ‖_F/R")
     ax.legend(fontsize=7)
+    ax.set_ylabel("tan θ")
     ax.set_title("G-8 rotation angle on M_F", fontsize=9)
     return ClaimResult("G-8", worst, "max relative error of tan θ, 2sin(θ/2), cos θ", 0.0, "equality",
                        1e-14, "CLAIMS G-8: 1e-14 relative (tan θ from components, not arccos)",
@@ -530,6 +534,7 @@ def g10(seed: int, budget: Budget) -> ClaimResult:
     ax.axhline(tol_final, ls="--", color="k", lw=0.8)
     ax.set_xlabel("step")
     ax.legend(fontsize=7)
+    ax.set_ylabel("relative difference / drift")
     ax.set_title("G-10 ArchScale MuonH sequence vs Hyperball rule", fontsize=9)
     first = float(cdiffs[0])
     return ClaimResult("G-10", measured, "max over steps of relative difference and radius drift", 0.0,
@@ -629,6 +634,7 @@ def g12(seed: int, budget: Budget) -> ClaimResult:
     axes[1].set_xlabel("gap")
     axes[1].set_ylabel("(σ₁ − R)/t²")
     axes[1].set_title(f"constant vs gap: log-slope {gslope:.3f}", fontsize=9)
+    axes[0].set_ylabel("σ₁(W + tξ) − R")
     axes[0].set_title("G-12 σ₁(W + tξ) − R", fontsize=9)
     axes[0].legend(fontsize=7)
     axes[0].set_xlabel("t")

@@ -61,6 +61,7 @@ def p5(seed: int, budget: Budget) -> ClaimResult:
     ax.set_yticks(y, labels, fontsize=6)
     ax.set_xscale("log")
     ax.set_xlabel("band [min φ, max φ] (bars) vs table (ticks)")
+    ax.set_ylabel("schedule, safety, lower bound l")
     ax.set_title("P-5 Newton–Schulz singular-value bands", fontsize=9)
     fig.tight_layout()
     worst = float(max(errs))
@@ -165,6 +166,7 @@ def p1(seed: int, budget: Budget) -> ClaimResult:
     fig, (ax,) = new_figure()
     ax.hist(gaps, bins=30)
     ax.set_xlabel("(⟨X, msign X⟩ − ⟨X, Φ⟩)/‖X‖_*")
+    ax.set_ylabel("count (random feasible Φ)")
     ax.set_title("P-1 msign beats random feasible Φ", fontsize=9)
     return ClaimResult("P-1", worst, "max identity error / (c·u·n·scale)", 0.0, "0; gaps ≥ 0", 1.0,
                        "CLAIMS §0.2 exact bound (ratio ≤ 1)", ok,
@@ -260,6 +262,7 @@ def p3(seed: int, budget: Budget) -> ClaimResult:
     ax.axhline(np.log10(tol), color="k", ls="--", lw=0.8)
     ax.set_xticks(range(len(errs) + 1), list(errs) + ["control: polar entrywise equivariance"], rotation=60,
                   fontsize=5, ha="right")
+    ax.set_ylabel("log10 error")
     ax.set_title("P-3 msign vs polar_factor on rank-deficient and zero input", fontsize=9)
     fig.tight_layout()
     return ClaimResult("P-3", worst, "max property violation", 0.0, "0", tol, "CLAIMS §0.2 exact bound", worst <= tol,
@@ -278,7 +281,7 @@ def _ns_iterate(coeffs: list[tuple[float, float, float]], G: np.ndarray, safety:
 @register("P-4", "An NS schedule's output is U·diag(φ(σᵢ/(s·N_ε(G))))·Vᵀ with φ the composed polynomials",
           "derived (MATH §3.2); Modula docs", "P")
 def p4(seed: int, budget: Budget) -> ClaimResult:
-    from .implementation import _mp_phi
+    from .implementation import mp_phi
 
     rng = np.random.default_rng(seed)
     errs, worst_ratio, ctrl = {}, 0.0, 0.0
@@ -292,7 +295,7 @@ def p4(seed: int, budget: Budget) -> ClaimResult:
             out = _ns_iterate(coeffs, G, sch.safety, sch.eps)
             N = np.linalg.norm(G) + sch.eps
             sg = np.linalg.svd(G, compute_uv=False)
-            phi = np.array([_mp_phi(coeffs, x / (sch.safety * N)) for x in sg])
+            phi = np.array([mp_phi(coeffs, x / (sch.safety * N)) for x in sg])
             so = np.linalg.svd(out, compute_uv=False)
             e = float(np.max(np.abs(np.sort(so)[::-1] - np.sort(np.abs(phi))[::-1])))
             # rounding of a K-step polynomial iteration is amplified by at most ∏ max(1, |aⱼ|) on small σ
@@ -302,7 +305,7 @@ def p4(seed: int, budget: Budget) -> ClaimResult:
             if name == "you_jiacheng_5":  # control: the implementation runs YJ5 but KJ is declared
                 kj = get_schedule("keller_jordan")
                 kc = [tuple(map(float, c)) for c in kj.coefficients_for(5)]
-                phik = np.array([_mp_phi(kc, x / N) for x in sg])
+                phik = np.array([mp_phi(kc, x / N) for x in sg])
                 ctrl = max(ctrl, float(np.max(np.abs(np.sort(so)[::-1] - np.sort(np.abs(phik))[::-1]))) / tol)
     fig, (ax,) = new_figure(width=6)
     ax.bar(range(len(errs)), np.log10(np.maximum(list(errs.values()), 1e-18)))

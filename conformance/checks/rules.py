@@ -1,0 +1,530 @@
+"""Sharp optimizer-rule checks: the update rule judged apart from the orthogonaliser's rounding.
+
+A bf16 Newton–Schulz output is only known to ~5 % (its spectral-norm bound is O(1) on generic
+input), so comparing a bf16 optimizer's step with the float64 declared map cannot see a step 10 %
+too large. These checks separate the two (issue 12 item 1):
+
+* **replay** — where the target exposes its orthogonaliser (``msign`` capability; the profile
+  declares that the optimizer uses it), the expected step is the declared rule
+  (``conformance.expected``) with the *target's own* orthogonaliser applied to the float64 input
+  of the rule. What remains is the rule's arithmetic in the parameter dtype, so the bound is a
+  rounding bound (``tolerances.param_rounding``) and a doubled step, a sign flip on a few
+  entries, an inverted shape scale, a wrong weight-decay coupling, a missing Nesterov term or an
+  ignored per-group hyperparameter fail in bf16 as they do in fp32. The gradients are dyadic
+  (multiples of 1/16) and the momenta 3/4 and 1/2, so the momentum recurrences are exact in fp32
+  and the orthogonaliser sees bit-identical input; where the rule computes its input with
+  reductions (MACRO's projection) an input entry may sit on a rounding midpoint of the cast, and
+  such a case falls back to the orthogonaliser's own bound (``details['ambiguous_casts']``).
+  Without ``msign`` the declared map and ``tolerances.step_tolerance`` are used.
+* **self-consistency** — lr linearity (step(2·lr) − W = 2·(step(lr) − W)), the weight-decay part
+  isolated by a zero-gradient step and by the difference of two steps that differ only in
+  weight decay, shape-scale ratios between G and Gᵀ: the orthogonaliser's output cancels, only
+  parameter rounding remains (no msign capability needed).
+
+Figures are Frobenius norms (the rounding model is entrywise); tightness = bound ÷ measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import expected as E
+from .. import tolerances as T
+from ..adapters import as_output, to_numpy
+from ..tolerances import Tolerance
+from . import Case, Context, Measurement, NotApplicable, register
+from ._util import call, tensor
+
+#: harness-chosen hyperparameters: dyadic, so that the momentum recurrences are exact in fp32
+LR_A, LR_B = 2.0**-5, 2.0**-4
+BETA_A, BETA_B = 0.75, 0.5
+WD_A, WD_B = 0.125, 0.25
+
+#: rounding budget of one step of each rule in the parameter dtype, as coefficients of
+#: (‖W‖_F, ‖ΔW‖_F, ‖W_next‖_F) for elementwise roundings (|fl(y) − y| ≤ u|y| per op, Higham
+#: Thm 2.2) and of (‖ΔW‖_F, ‖W_next‖_F) for roundings of a reduction over the mn entries (pairwise
+#: summation as in torch/numpy: relative error ≤ ⌈log₂ mn⌉·u, Higham eq. 4.6):
+#: muon   — W·(1 − lr·λ) and the scalar (1 − lr·λ) [2‖W‖], lr·s and lr·s·O [2‖ΔW‖], the sum [‖W_next‖];
+#: macro  — P(O) and lr·s·D [4‖ΔW‖ incl. scalars], W − lr·s·D and the rescale [3‖W_next‖];
+#:          reductions ⟨O, W⟩ (scales the normal part, ≤ ‖ΔW‖) and the norm ‖Y‖ (radial; a square
+#:          root halves the sum's relative error: ½‖W_next‖);
+#: muonh  — decay [‖W‖], (r/q)·lr and its product [2‖ΔW‖], Y and the rescale [3‖W_next‖];
+#:          norms r, q (step size, ½ + ½: ‖ΔW‖) and r, ‖Y‖ (radial, ½ + ½: ‖W_next‖);
+#: sso    — retraction rescale [‖W‖], lr·s·Φ [2‖ΔW‖], the sum [‖W_next‖]; σ₁ (radial) [½‖W_next‖];
+#:          ‖M‖ for M̂ (enters Φ through its input, ‖ΔW‖).
+RULE_BUDGET: dict[str, tuple[tuple[float, float, float], tuple[float, float]]] = {
+    "muon": ((2.0, 2.0, 1.0), (0.0, 0.0)),
+    "macro": ((0.0, 4.0, 3.0), (1.0, 0.5)),
+    "muonh": ((1.0, 2.0, 3.0), (1.0, 1.0)),
+    "sso": ((1.0, 2.0, 1.0), (1.0, 0.5)),
+}
+
+Orth = Callable[[np.ndarray], np.ndarray]
+
+
+def _rule_applies(ctx: Context) -> str | None:
+    return None if ctx.profile.rule != "none" else "profile declares no optimizer rule"
+
+
+def _muon_like(ctx: Context) -> str | None:
+    if ctx.profile.rule not in ("muon",):
+        return "needs an unconstrained rule (muon): the step is affine in lr and weight decay"
+    return None
+
+
+def dyadic(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Gaussian-like gradient with entries k/16, |k| ≤ 64, never all zero."""
+    G = np.clip(np.round(rng.standard_normal(shape) * 16.0), -64, 64) / 16.0
+    if not np.any(G):
+        G.flat[0] = 1.0
+    return G
+
+
+def shapes_for(ctx: Context) -> tuple[tuple[int, int], ...]:
+    """Shapes where implementations switch paths: 1×n, n×1, square, tall, wide, a side ≥ 64
+    (and ≥ 256 in full mode). Constrained rules add their declared shapes."""
+    base: tuple[tuple[int, int], ...] = ((12, 8), (8, 12), (1, 16), (16, 1), (10, 10), (64, 24))
+    if ctx.full:
+        base += ((256, 32), (32, 96))
+    p = ctx.profile
+    if p.rule == "sso" and not ctx.full:
+        # each expected SSO step solves for λ through the exact map (~10² evaluations): quick mode
+        # keeps the vector and square shapes
+        base = ((1, 16), (16, 1), (10, 10))
+    if p.rule in ("macro", "sso") and p.manifolds:
+        extra = tuple(tuple(s) for s in p.manifolds[0].shapes if tuple(s) not in base)
+        base = extra + base
+        if p.manifolds[0].kind == "stiefel":  # St(m, n) needs both sides ≥ 1 and the declared shapes
+            base = tuple(s for s in base if min(s) >= 1)
+    return base
+
+
+def start_point(ctx: Context, rng: np.random.Generator, shp: tuple[int, int]) -> np.ndarray:
+    """A starting point: on the declared manifold for constrained rules (spectral sphere: σ₂/σ₁
+    ≤ 0.3, so that a power-iteration σ₁ agrees to ρ^{2k} ≤ 1e-10 for k ≥ 10 steps)."""
+    p = ctx.profile
+    if p.rule in ("macro", "sso") and p.manifolds:
+        decl = p.manifolds[0]
+        if decl.kind == "spectral_sphere":
+            from manifold_oracle.reference.generators import matrix_with_spectrum
+
+            k = min(shp)
+            s = np.concatenate([[1.0], np.linspace(0.3, 0.1, k - 1)]) if k > 1 else np.array([1.0])
+            return decl.radius * matrix_with_spectrum(rng, s, shp)
+        return decl.reference().random_point(rng, shp)
+    return rng.standard_normal(shp) / np.sqrt(shp[1])
+
+
+def manifold_of(ctx: Context) -> Any:
+    p = ctx.profile
+    return p.manifolds[0].reference(point_tol=1e-3) if p.rule in ("macro", "sso") and p.manifolds else None
+
+
+def can_replay(ctx: Context) -> bool:
+    p = ctx.profile
+    # a stochastic-rounding orthogonaliser cannot be replayed (its rounding is random)
+    return ("msign" in ctx.adapter.capabilities and p.schedule is not None and p.cast_point != "stochastic_rounding"
+            and p.rule in ("muon", "macro", "muonh", "sso"))
+
+
+def replay_orth(ctx: Context, dt: str) -> Orth:
+    """The target's own orthogonaliser on a float64 input held in the parameter dtype ``dt``."""
+    def orth(X: np.ndarray) -> np.ndarray:
+        return to_numpy(as_output(call(ctx, "msign", tensor(X, dt))))
+    return orth
+
+
+def return_roundoff(p: Any, dt: str) -> float:
+    """u of the orthogonaliser's declared return dtype when the profile declares that the update
+    s·O is formed in it (``update_dtype='return'``, e.g. KJ's bf16 ``update *= scale``) and it is
+    coarser than the parameter dtype, else 0."""
+    if p.update_dtype != "return":
+        return 0.0
+    rdt = E.return_dtype_for(p, dt)
+    ur = T.unit_roundoff(rdt) if rdt in T.UNIT_ROUNDOFF else 0.0
+    return ur if ur > T.unit_roundoff(dt) else 0.0
+
+
+def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float,
+               exact_input: bool = False) -> tuple[float, str, int]:
+    """(bound, formula, #ambiguous casts): what the difference between the target's computation of
+    the orthogonaliser's input X and ours can do to ``scale``·O, in Frobenius norm.
+
+    Cast to a lower compute dtype: the target computes X in the parameter dtype (momentum and
+    Nesterov blend: 2 roundings; a projection adds a reduction), so its entries agree with ours to
+    2·(2 + rd·⌈log₂mn⌉)·u·(|U| + |U − X|); an entry that close to a rounding midpoint of the cast
+    may round the other way (``tolerances.cast_ambiguity``), and then the two orthogonaliser runs
+    round differently throughout: proj·2·√k·(orthogonaliser bound). No cast: the input difference
+    passes through the exact map with its trajectory gain G over the normaliser ‖X‖_F.
+    ``exact_input``: dyadic gradients and momenta, no reduction: X is computed exactly."""
+    p = ctx.profile
+    m, n = X.shape[-2:]
+    k = min(m, n)
+    rd = RULE_BUDGET[p.rule][1][0]
+    L = float(np.ceil(np.log2(max(m * n, 2))))
+    u = T.unit_roundoff(dt)
+    proj = 2.0 if p.rule == "macro" else 1.0
+    if exact_input and rd == 0:
+        return 0.0, "", 0
+    # X = U − c·W (projection) carries the rounding of c·W relative to X; sso's X = M̂ + λΘ is O(1)
+    # in every term (M̂ normalised, |λ|·Θ ≤ ‖X‖ near the root)
+    tail = 1.0 if p.rule == "sso" else float(np.abs(U - X).max()) / max(float(np.abs(X).max()), 1e-300)
+    rel_in = (2.0 + rd * L) * u * (1.0 + tail)
+    if E.compute_dtype_for(p, dt) != dt:
+        amb = T.cast_ambiguity(X, E.compute_dtype_for(p, dt), 2.0 * rel_in)
+        n_amb = int(np.count_nonzero(amb))
+        if not n_amb:
+            return 0.0, "", 0
+        o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
+        return (scale * proj * 2.0 * o.bound * np.sqrt(k),
+                f" + lr·s·{proj:g}·2·√k·[{o.formula}] ({n_amb} ambiguous casts)", n_amb)
+    if p.schedule is None:
+        return 0.0, "", 0
+    # no cast: the target's input differs from ours by rounding, so its orthogonaliser rounds
+    # differently inside the iteration: the two outputs differ by up to twice the
+    # orthogonaliser's own bound (the calibrated model of tolerances.orth_tolerance)
+    o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
+    return (scale * proj * 2.0 * o.bound * np.sqrt(k),
+            f" + lr·s·{proj:g}·2·√k·[{o.formula}] (input computed with rounding: the orthogonaliser "
+            "rounds differently)", 0)
+
+
+def step_bound(ctx: Context, W: np.ndarray, Wexp: np.ndarray, U: np.ndarray, X: np.ndarray, dt: str,
+               lr: float, replay: bool, exact_input: bool = False) -> tuple[Tolerance, int]:
+    """Bound on ‖W_target − W_expected‖_F after one step from the same W (teacher forcing).
+
+    Replay: the rounding budget ``RULE_BUDGET`` in the parameter dtype; if an entry of the
+    orthogonaliser's input may round differently in the target (``tolerances.cast_ambiguity``:
+    the rule computes that input with reductions), plus lr·s·proj·2·√k·(orthogonaliser bound),
+    the two runs' internal roundings being then unrelated; ``exact_input``: the target computes X
+    exactly (dyadic gradients and momenta, no reduction), so no entry is ambiguous. Without replay:
+    ``tolerances.step_tolerance`` (spectral; ×√k for the Frobenius figure)."""
+    p = ctx.profile
+    m, n = W.shape[-2:]
+    k = min(m, n)
+    if not replay:
+        t = T.step_tolerance(p, W, X, dt, lr)  # X: the orthogonaliser's own input (its κ sets the bound)
+        b, formula = t.bound * np.sqrt(k), f"√k·[{t.formula}]"
+        if p.rule == "sso":
+            # λ is a root found to |h| ≤ τ = 1e-8 (SSO's code and reference.optim.SSO), with h seen
+            # through the target's orthogonaliser (|h_target − h| ≤ ‖E‖₂, E its error): Φ moves by
+            # (τ + ‖E‖₂)·‖dΦ/dλ‖_F/|h′(λ*)| (first order; derivatives by central differences of the
+            # declared map)
+            o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
+            ratio = _sso_sensitivity(p, W, X, dt)
+            s = p.scale * E.shape_scale(p, W.shape)
+            b += lr * s * (1e-8 + o.bound) * ratio
+            formula += f" + lr·s·(1e-8 + [{o.formula}])·‖dΦ/dλ‖_F/|h′| (= {ratio:.3g}; the λ solve)"
+        return Tolerance(float(b), formula, t.provenance, dt), 0
+    (aw, ad, an), (rd, rn) = RULE_BUDGET[p.rule]
+    nw, nd, nn = (float(np.linalg.norm(W)), float(np.linalg.norm(Wexp - W)), float(np.linalg.norm(Wexp)))
+    u = T.unit_roundoff(dt)
+    L = float(np.ceil(np.log2(max(m * n, 2))))
+    ur = return_roundoff(p, dt)
+    b = (u + ur) * ad * nd + u * (aw * nw + an * nn) + L * u * (rd * nd + rn * nn)
+    formula = (f"u·({aw:g}‖W‖ + {ad:g}‖ΔW‖ + {an:g}‖W⁺‖) + ⌈log₂mn⌉·u·({rd:g}‖ΔW‖ + {rn:g}‖W⁺‖)"
+               + (f" + {ad:g}·u_ret·‖ΔW‖ (the update formed in the return dtype, u_ret={ur:.3e})" if ur else "")
+               + f", u={u:.3e}, ‖W‖={nw:.3g}, ‖ΔW‖={nd:.3g}")
+    # muonh steps by lr·(r/q)·O, q = ‖O‖_F ≥ 0.6·√k (the schedules' band keeps every retained
+    # singular value ≥ 0.6): s ≤ ‖W‖_F/(0.6·√k)
+    s = p.scale * E.shape_scale(p, W.shape) if p.rule != "muonh" else nw / (0.6 * np.sqrt(k))
+    extra, fextra, n_amb = input_term(ctx, U, X, dt, lr * s, exact_input)
+    b += extra
+    formula += fextra
+    if p.rule == "sso":
+        # the target solves λ on h_t(λ) = ⟨Θ, O_t(M̂ + λΘ)⟩ (its orthogonaliser O_t) to |h_t| ≤ τ = 1e-8
+        # (SSO's code; reference.optim.SSO), the harness replays O_t at the exact map's root λ*:
+        # |h(λ_t)| ≤ τ + ν with ν = max|h_t − h| measured on 5 points around λ* (×3), so Φ moves by
+        # lr·s·√2·(τ + 3ν)·‖dΦ/dλ‖_F/|h′(λ*)| (first order)
+        ratio = _sso_sensitivity(p, W, X, dt)
+        nu = _sso_noise(ctx, p, W, X, dt)
+        b += lr * s * np.sqrt(2.0) * (1e-8 + 3.0 * nu) * ratio
+        formula += f" + lr·s·√2·(1e-8 + 3ν)·‖dΦ/dλ‖_F/|h′| (ν = {nu:.2e}, ratio {ratio:.3g}; the λ solve)"
+    return Tolerance(float(b), formula, "conformance.checks.rules replay model (rounding of the rule in the "
+                     "parameter dtype; the target's orthogonaliser replayed)", dt), n_amb
+
+
+def _theta(W: np.ndarray) -> np.ndarray:
+    Uu, _, Vh = np.linalg.svd(W, full_matrices=False)
+    return np.outer(Uu[:, 0], Vh[0])
+
+
+def _sso_noise(ctx: Context, p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> float:
+    """max |⟨Θ, O_t(X + δΘ) − map(X + δΘ)⟩| over δ ∈ {0, ±1e-3, ±1e-2}·‖X‖_F: the target
+    orthogonaliser's error as seen by h near the root."""
+    Th = _theta(W)
+    orth = replay_orth(ctx, dt)
+    nx = float(np.linalg.norm(X))
+    return max(abs(float(np.sum(Th * (orth(Z) - E.orthogonalise(p, Z, dt)))))
+               for Z in (X + d * nx * Th for d in (0.0, 1e-3, -1e-3, 1e-2, -1e-2)))
+
+
+def _sso_sensitivity(p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> float:
+    """‖dΦ/dλ‖_F / |dh/dλ| at the declared root (X = M̂ + λ*Θ), Θ = u₁v₁ᵀ of the retracted W."""
+    Th = _theta(W)
+    d = 1e-6 * max(float(np.linalg.norm(X)), 1e-300)
+    Pp, Pm = E.orthogonalise(p, X + d * Th, dt), E.orthogonalise(p, X - d * Th, dt)
+    dPhi = (Pp - Pm) / (2 * d)
+    dh = float(np.sum(Th * dPhi))
+    return float(np.linalg.norm(dPhi)) / max(abs(dh), 1e-12)
+
+
+def hyper(ctx: Context, lr: float, beta: float, wd: float) -> dict[str, Any]:
+    """Constructor/group hyperparameters (weight decay only where the profile couples one)."""
+    wd = wd if ctx.profile.weight_decay_coupling != "none" else 0.0
+    return {"lr": lr, "momentum": beta, "weight_decay": wd}
+
+
+# ----------------------------------------------------------------------------------- scenarios
+def _scenario_cases(ctx: Context, salt: str, steps: int, groups: int) -> list[Case]:
+    rng = ctx.rng(salt)
+    dts = tuple(ctx.profile.param_dtypes) if ctx.full else tuple(ctx.profile.param_dtypes)[:1]
+    shapes = shapes_for(ctx)
+    out: list[Case] = []
+    pairs = ([(s, s) for s in shapes] if groups == 1
+             else [(shapes[i], shapes[(i + 1) % len(shapes)]) for i in range(0, len(shapes), 2)])
+    if not ctx.full:
+        pairs = pairs[: (len(pairs) if groups == 1 else 2)]
+    for dt in dts:
+        for sa, sb in pairs:
+            arrays: dict[str, np.ndarray] = {}
+            # group A: two parameters of one shape; group B: one parameter (groups == 2)
+            specs = [("a0", sa), ("a1", sa)] + ([("b0", sb)] if groups == 2 else [])
+            for name, shp in specs:
+                arrays[f"W_{name}"] = start_point(ctx, rng, shp)
+                arrays[f"G_{name}"] = np.stack([dyadic(rng, shp) for _ in range(steps)])
+            label = f"shape {sa}" + (f" + group B {sb}" if groups == 2 else " ×2 params") + f", {dt}, {steps} step(s)"
+            out.append(Case(label, arrays, {"dtype": dt, "steps": steps, "groups": groups}))
+    return out
+
+
+def schedule(ctx: Context, t: int, groups: int) -> list[dict[str, Any]]:
+    """Per-group hyperparameters at step t (1-based), changed between steps as a scheduler does:
+    group A halves its lr after step 2; group B switches momentum 1/2 → 3/4 after step 1."""
+    a = hyper(ctx, LR_A * (0.5 if t > 2 else 1.0), BETA_A, WD_A)
+    if groups == 1:
+        return [a]
+    return [a, hyper(ctx, LR_B, BETA_B if t <= 1 else BETA_A, WD_B)]
+
+
+def _build(ctx: Context, case: Case, dt: str) -> tuple[Any, dict[str, torch.nn.Parameter], list[list[str]]]:
+    names = sorted(k[2:] for k in case.arrays if k.startswith("W_"))
+    prm = {n: torch.nn.Parameter(tensor(E.round_to(case.arrays[f"W_{n}"], dt), dt)) for n in names}
+    groups = [[n for n in names if n.startswith("a")], [n for n in names if n.startswith("b")]]
+    groups = [g for g in groups if g]
+    h0 = schedule(ctx, 1, len(groups))
+    pg = [{"params": [prm[n] for n in g], **ctx.adapter.group_hyper(**h0[i])} for i, g in enumerate(groups)]
+    opt = call(ctx, "optimizer", pg, **h0[0])
+    return opt, prm, groups
+
+
+def run_scenario(ctx: Context, case: Case) -> Measurement:
+    """Run the scenario's steps on the target and compare every parameter with the declared rule
+    from the target's current weights (teacher forcing) and the harness's own float64 momentum."""
+    p = ctx.profile
+    dt = case.params["dtype"]
+    opt, prm, groups = _build(ctx, case, dt)
+    replay = can_replay(ctx)
+    orth = replay_orth(ctx, dt) if replay else None
+    man = manifold_of(ctx)
+    M: dict[str, np.ndarray | None] = {n: None for n in prm}
+    worst, worst_tol, rows, amb_total, degenerate = -1.0, None, [], 0, 0
+    for t in range(1, case.params["steps"] + 1):
+        hyp = schedule(ctx, t, len(groups))
+        for gi, g in enumerate(opt.param_groups[: len(groups)]):
+            g.update(ctx.adapter.group_hyper(**hyp[gi]))
+        Wcur = {n: to_numpy(x.data) for n, x in prm.items()}
+        for n, x in prm.items():
+            x.grad = tensor(case.arrays[f"G_{n}"][t - 1], dt)
+        opt.step()
+        for gi, names in enumerate(groups):
+            h = hyp[gi]
+            for n in names:
+                G = E.round_to(case.arrays[f"G_{n}"][t - 1], dt)
+                Mt, U = E.momentum_step(p, M[n], G, h["momentum"], t)
+                # the orthogonaliser's input (sso: M̂ + λΘ at the declared λ; its conditioning sets
+                # the bound: at a jump of h(λ) the tangent LMO is ill-conditioned)
+                lam = None
+                if p.rule == "sso":
+                    X, lam = E.sso_input(p, Wcur[n], U, manifold=man)
+                else:
+                    X = E.orth_input(p, Wcur[n], U, manifold=man)
+                if p.rule == "sso" and E.sso_degenerate(X):
+                    degenerate += 1
+                    M[n] = Mt  # the momentum still follows the declared recurrence
+                    continue
+                Wexp, M[n] = E.step(p, Wcur[n], G, M[n], lr=h["lr"], weight_decay=h["weight_decay"], t=t,
+                                    beta=h["momentum"], input_dtype=dt, manifold=man, orth=orth, lam=lam)
+                got = to_numpy(prm[n].data)
+                err = float(np.linalg.norm(got - Wexp)) if np.all(np.isfinite(got)) else float("inf")
+                tol, n_amb = step_bound(ctx, Wcur[n], Wexp, U, X, dt, h["lr"], replay,
+                                        exact_input=E.reference_momentum_form(p) is not None or p.momentum_form == "none")
+                amb_total += n_amb
+                sv = np.linalg.svd(X, compute_uv=False)
+                kap = float(sv[0] / sv[-1]) if sv.size and sv[-1] > 0 else float("inf")
+                rows.append({"step": t, "param": n, "shape": list(Wcur[n].shape), "dtype": dt, "group": gi,
+                             "lr": h["lr"], "momentum": h["momentum"], "kappa_input": kap,
+                             "error": err, "bound": tol.bound})
+                if worst_tol is None or err / tol.bound > worst / worst_tol.bound:
+                    worst, worst_tol = err, tol
+    if worst_tol is None:
+        raise NotApplicable("every step hit a degenerate SSO root (M̂ + λ*Θ singular: set-valued LMO)")
+    w = max(rows, key=lambda r: r["error"] / r["bound"])
+    return Measurement("‖W_t − W_t*‖_F (worst parameter and step)", worst, worst_tol, worst <= worst_tol.bound,
+                       {"replay": replay, "worst": w, "ambiguous_casts": amb_total, "degenerate_sso_roots": degenerate,
+                        "per_step": rows[-6:]})
+
+
+@register("optimizer.rule.step", "optimizer",
+          "One step of every parameter (two of one shape in one group; shapes 1×n, n×1, square, tall, "
+          "wide, a side ≥ 64, ≥ 256 in full mode) equals the declared rule with the target's own "
+          "orthogonaliser replayed, within the parameter dtype's rounding (weight decay 1/8 where "
+          "coupled).", requires={"optimizer"}, cases=lambda c: _scenario_cases(c, "rule.one", 1, 1),
+          applies=_rule_applies,
+          catches=("step 10 % too large", "sign flips on some entries", "inverted shape scale",
+                   "weight decay after the update or coupled as L2", "missing Nesterov term",
+                   "a code path taken only for 1-row matrices or a side ≥ 64"))
+def rule_step(ctx: Context, case: Case) -> Measurement:
+    return run_scenario(ctx, case)
+
+
+@register("optimizer.rule.trajectory", "optimizer",
+          "Four steps with two parameter groups (different lr, momentum and weight decay, changed "
+          "between steps as a scheduler does; two parameters of one shape in group A) follow the "
+          "declared rule per group, momentum recurrence and Nesterov form included.",
+          requires={"optimizer"}, cases=lambda c: _scenario_cases(c, "rule.traj", 4, 2),
+          applies=_rule_applies,
+          catches=("per-group lr or momentum ignored", "scheduler changes ignored", "wrong momentum form",
+                   "missing Nesterov term", "state shared between parameters of one shape"))
+def rule_trajectory(ctx: Context, case: Case) -> Measurement:
+    return run_scenario(ctx, case)
+
+
+# ----------------------------------------------------------------------------------- self-consistency
+def _sc_cases(ctx: Context, salt: str) -> list[Case]:
+    rng = ctx.rng(salt)
+    dts = tuple(ctx.profile.param_dtypes) if ctx.full else tuple(ctx.profile.param_dtypes)[:1]
+    shapes = ((12, 8), (64, 24), (1, 16)) if not ctx.full else ((12, 8), (64, 24), (1, 16), (16, 1), (256, 32))
+    return [Case(f"shape {s}, {dt}", {"W": start_point(ctx, rng, s), "G": dyadic(rng, s)}, {"dtype": dt})
+            for dt in dts for s in shapes]
+
+
+def _one_step(ctx: Context, W: np.ndarray, G: np.ndarray | None, dt: str, **hyper: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(W before the step as the target holds it, W after one step) from a fresh optimizer (torch's
+    RNG seeded: a stochastic-rounding orthogonaliser repeats its rounding)."""
+    torch.manual_seed(ctx.seed)
+    x = torch.nn.Parameter(tensor(E.round_to(W, dt), dt))
+    opt = call(ctx, "optimizer", [x], **hyper)
+    W0 = to_numpy(x.data)
+    x.grad = tensor(np.zeros_like(W) if G is None else G, dt)
+    opt.step()
+    return W0, to_numpy(x.data)
+
+
+@register("optimizer.rule.lr_linearity", "optimizer",
+          "The update is linear in lr: step(2·lr) − W = 2·(step(lr) − W) from the same state and "
+          "gradient (weight decay included), within the parameter dtype's rounding.",
+          requires={"optimizer"}, cases=lambda c: _sc_cases(c, "rule.lin"), applies=_muon_like,
+          catches=("lr applied twice or squared", "lr ignored (a constant used)", "lr-dependent scaling"))
+def lr_linearity(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    W, G = case.arrays["W"], case.arrays["G"]
+    W0, W1 = _one_step(ctx, W, G, dt, **hyper(ctx, LR_A, BETA_A, WD_A))
+    _, W2 = _one_step(ctx, W, G, dt, **hyper(ctx, 2 * LR_A, BETA_A, WD_A))
+    d1, d2 = W1 - W0, W2 - W0
+    err = float(np.linalg.norm(d2 - 2 * d1)) if np.all(np.isfinite(W2 + W1)) else float("inf")
+    # W1, W2 each carry ≤ 3 roundings of size u_p·|W| (decay, update, sum): |δ(d2 − 2d1)| ≤ 3u_p·(|W2| + 2|W1|)
+    u = T.unit_roundoff(dt)
+    b = 3.0 * u * (float(np.linalg.norm(W2)) + 2.0 * float(np.linalg.norm(W1)))
+    tol = Tolerance(b, "3·u_p·(‖W(2lr)‖_F + 2‖W(lr)‖_F)", "elementwise rounding of two steps (Higham Thm 2.2)", dt)
+    return Measurement("‖Δ(2lr) − 2Δ(lr)‖_F", err, tol, err <= b,
+                       {"relative": err / max(float(np.linalg.norm(d1)), 1e-300)})
+
+
+def _wd_applies(ctx: Context) -> str | None:
+    if ctx.profile.rule != "muon":
+        return "weight-decay isolation is defined for the unconstrained rule (muon)"
+    if ctx.profile.weight_decay_coupling == "none":
+        return "profile declares no weight decay"
+    return None
+
+
+@register("optimizer.rule.weight_decay", "optimizer",
+          "The weight-decay part, isolated: a zero-gradient step from zero momentum gives exactly the "
+          "declared decay of W, and two steps that differ only in weight decay differ by the declared "
+          "decay of W (decoupled: −lr·λ·W; adjusted: −lr·s·λ·W), within parameter rounding.",
+          requires={"optimizer"}, cases=lambda c: _sc_cases(c, "rule.wd"), applies=_wd_applies,
+          catches=("weight decay coupled as L2 (added to the gradient)", "weight decay applied after the update",
+                   "weight decay scaled by the shape scale", "NaN from a zero gradient"))
+def weight_decay(ctx: Context, case: Case) -> Measurement:
+    p = ctx.profile
+    dt = case.params["dtype"]
+    W, G = case.arrays["W"], case.arrays["G"]
+    hyp = hyper(ctx, LR_B, BETA_A, 1.0)  # λ = 1 and lr = 1/16: the decay is 6 % of W
+    W0, Wz = _one_step(ctx, W, None, dt, **hyp)
+    _, Wd = _one_step(ctx, W, G, dt, **hyp)
+    _, Wn = _one_step(ctx, W, G, dt, **{**hyp, "weight_decay": 0.0})
+    c = p.weight_decay_coupling
+    f = E.shape_scale(p, W.shape) if c == "decoupled_adjusted_lr" else 1.0
+    decay = -hyp["lr"] * hyp["weight_decay"] * f * W0
+    finite = bool(np.all(np.isfinite(Wz)) and np.all(np.isfinite(Wd)) and np.all(np.isfinite(Wn)))
+    e_zero = float(np.linalg.norm((Wz - W0) - decay)) if finite else float("inf")
+    e_diff = float(np.linalg.norm((Wd - Wn) - decay)) if finite else float("inf")
+    u = T.unit_roundoff(dt)
+    nf = lambda x: float(np.linalg.norm(x))  # noqa: E731
+    # W_zero = fl(fl(1 − lr·λ)·W₀): the scalar and the product, u·(‖W₀‖ + ‖W_zero‖);
+    # W_wd = fl(fl(c·W₀) − fl(a·O)), W_nowd = fl(W₀ − fl(a·O)), a·O = lr·s·O ≈ W_nowd − W₀:
+    # u·(2‖W₀‖ + 2‖a·O‖ + ‖W_wd‖ + ‖W_nowd‖)
+    b_zero = u * (nf(W0) + nf(Wz))
+    b_diff = u * (2 * nf(W0) + 2 * nf(Wn - W0) + nf(Wd) + nf(Wn))
+    ratio = max(e_zero / b_zero, e_diff / b_diff) if finite else float("inf")
+    tol = Tolerance(1.0, "each error ÷ its rounding bound: u·(‖W₀‖ + ‖W_zero‖) and u·(2‖W₀‖ + 2‖lr·s·O‖ + "
+                    "‖W_wd‖ + ‖W_nowd‖)", "elementwise rounding (Higham Thm 2.2); CONVENTIONS §7 "
+                    "weight-decay couplings", dt)
+    return Measurement("max(e_zero/b_zero, e_diff/b_diff)", ratio, tol, ratio <= 1.0,
+                       {"zero_gradient_error": e_zero, "difference_error": e_diff, "bound_zero": b_zero,
+                        "bound_difference": b_diff, "decay_norm": nf(decay)})
+
+
+def _transpose_applies(ctx: Context) -> str | None:
+    if ctx.profile.rule != "muon":
+        return "shape-scale ratios are checked on the unconstrained rule (muon)"
+    if ctx.profile.transpose_rule not in ("tall", "wide") or ctx.profile.cast_point == "stochastic_rounding":
+        return "the declared transpose rule (or a stochastic rounding) does not make O(Gᵀ) = O(G)ᵀ bit-exact"
+    return None
+
+
+@register("optimizer.rule.shape_scale_ratio", "optimizer",
+          "For G and Gᵀ (shapes m×n and n×m, declared transpose rule tall/wide: the orthogonaliser's "
+          "outputs are bit-exact transposes), the two updates are in the ratio s(m, n)/s(n, m) of "
+          "the declared shape scale, within parameter rounding.",
+          requires={"optimizer"}, cases=lambda c: _sc_cases(c, "rule.ratio"), applies=_transpose_applies,
+          catches=("inverted shape scale", "shape scale from the wrong axis", "shape scale missing"))
+def shape_scale_ratio(ctx: Context, case: Case) -> Measurement:
+    p = ctx.profile
+    dt = case.params["dtype"]
+    G = case.arrays["G"]
+    m, n = G.shape
+    if m == n:
+        raise NotApplicable("square: the ratio is 1 by symmetry")
+    hyp = {**hyper(ctx, LR_A, BETA_A, 0.0), "weight_decay": 0.0}
+    W = case.arrays["W"]
+    W0, W1 = _one_step(ctx, W, G, dt, **hyp)
+    V0, V1 = _one_step(ctx, W.T.copy(), G.T.copy(), dt, **hyp)
+    ratio = E.shape_scale(p, (m, n)) / E.shape_scale(p, (n, m))
+    d, e = W1 - W0, (V1 - V0).T
+    err = float(np.linalg.norm(d - ratio * e)) if np.all(np.isfinite(d + e)) else float("inf")
+    u = T.unit_roundoff(dt)
+    # each update is fl(W₀ − fl(fl(lr·s)·O)) − W₀: u·(‖W₁‖ + 2‖ΔW‖) (sum, product, scalar), plus
+    # 2·u_ret·‖ΔW‖ when s·O is formed in a coarser declared return dtype
+    ur = return_roundoff(p, dt)
+    b = u * (float(np.linalg.norm(W1)) + 2 * float(np.linalg.norm(d))
+             + ratio * (float(np.linalg.norm(V1)) + 2 * float(np.linalg.norm(e))))
+    b += 2 * ur * (float(np.linalg.norm(d)) + ratio * float(np.linalg.norm(e)))
+    tol = Tolerance(b, "u·(‖W₁‖ + 2‖Δ‖) + r·u·(‖V₁‖ + 2‖Δᵀ‖) + 2·u_ret·(‖Δ‖ + r‖Δᵀ‖)",
+                    "elementwise rounding (Higham Thm 2.2); CONVENTIONS §6", dt)
+    return Measurement("‖Δ(G) − r·Δ(Gᵀ)ᵀ‖_F", err, tol, err <= b,
+                       {"declared_ratio": ratio, "measured_ratio": float(np.sum(d * e) / max(np.sum(e * e), 1e-300))})

@@ -1,0 +1,384 @@
+"""Optimizer runs as real training code drives them (issue 12 item 2): resuming from a state
+dict, determinism, lr = 0, parameters without a gradient, all-zero and non-finite gradients, a
+start off the manifold and the declared radius source, feasibility along a run for every
+constrained rule.
+
+Every check builds its optimizer through the adapter's ``optimizer`` capability and reads
+weights only (a target may set ``p.grad`` to None after a step; nothing here reads it back).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import expected as E
+from .. import tolerances as T
+from ..adapters import to_numpy
+from ..tolerances import Tolerance
+from . import Case, Context, Measurement, NotApplicable, register
+from ._util import boolean, call, tensor
+from .rules import BETA_A, LR_A, WD_A, hyper, dyadic, run_scenario, start_point
+
+CONSTRAINED = ("macro", "muonh", "sso")
+
+
+def _rule(ctx: Context) -> str | None:
+    return None if ctx.profile.rule != "none" else "profile declares no optimizer rule"
+
+
+def _constrained(ctx: Context) -> str | None:
+    if ctx.profile.rule not in CONSTRAINED:
+        return "profile declares no manifold-constrained rule"
+    return None
+
+
+def _dts(ctx: Context) -> tuple[str, ...]:
+    d = tuple(ctx.profile.param_dtypes)
+    return d if ctx.full else d[:1]
+
+
+def _cases(ctx: Context, salt: str, steps: int, shapes: tuple[tuple[int, int], ...] = ((12, 8), (8, 12))) -> list[Case]:
+    rng = ctx.rng(salt)
+    if ctx.profile.rule in ("macro", "sso") and ctx.profile.manifolds:
+        shapes = tuple(tuple(s) for s in ctx.profile.manifolds[0].shapes)[:2]
+    return [Case(f"shape {s}, {dt}, {steps} step(s)",
+                 {"W": start_point(ctx, rng, s), "Gs": np.stack([dyadic(rng, s) for _ in range(steps)])},
+                 {"dtype": dt}) for dt in _dts(ctx) for s in shapes]
+
+
+def _fresh(ctx: Context, Ws: list[np.ndarray], dt: str, **hyper: Any) -> tuple[Any, list[torch.nn.Parameter]]:
+    """A fresh optimizer on fresh parameters; torch's RNG is seeded so that runs compared bit for
+    bit repeat a stochastic rounding (CONVENTIONS §12.11: fixed seed ⇒ same result)."""
+    torch.manual_seed(ctx.seed)
+    ps = [torch.nn.Parameter(tensor(E.round_to(W, dt), dt)) for W in Ws]
+    return call(ctx, "optimizer", ps, **hyper), ps
+
+
+def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
+
+
+def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    d = np.abs(a - b)
+    d = np.where(np.isnan(a) & np.isnan(b), 0.0, d)
+    return float(np.nanmax(np.where(np.isnan(d), np.inf, d))) if d.size else 0.0
+
+
+def _run(opt: Any, ps: list[torch.nn.Parameter], Gs: np.ndarray, dt: str, t0: int, t1: int) -> None:
+    for t in range(t0, t1):
+        ps[0].grad = tensor(Gs[t], dt)
+        opt.step()
+
+
+# ----------------------------------------------------------------------------------- resume
+@register("optimizer.run.resume", "optimizer",
+          "state_dict() after 2 steps → a fresh optimizer → load_state_dict() → 2 more steps gives "
+          "bit-identically the weights of the uninterrupted 4-step run (the weights are restored "
+          "after loading, as a checkpoint does).", requires={"optimizer"},
+          cases=lambda c: _cases(c, "run.resume", 4), applies=_rule,
+          catches=("momentum kept outside optimizer.state", "state not restored by load_state_dict",
+                   "step counter lost on resume"))
+def resume(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    hyp = hyper(ctx, LR_A, BETA_A, WD_A)
+    W, Gs = case.arrays["W"], case.arrays["Gs"]
+    opt, ps = _fresh(ctx, [W], dt, **hyp)
+    _run(opt, ps, Gs, dt, 0, 4)
+    ref = to_numpy(ps[0].data)
+    opt, ps = _fresh(ctx, [W], dt, **hyp)
+    _run(opt, ps, Gs, dt, 0, 2)
+    sd = opt.state_dict()
+    w_mid = ps[0].detach().clone()
+    rng_state = torch.get_rng_state()  # a checkpoint keeps the RNG state (stochastic rounding)
+    opt2, ps2 = _fresh(ctx, [to_numpy(w_mid)], dt, **hyp)
+    opt2.load_state_dict(sd)
+    torch.set_rng_state(rng_state)
+    with torch.no_grad():
+        ps2[0].copy_(w_mid)
+    _run(opt2, ps2, Gs, dt, 2, 4)
+    got = to_numpy(ps2[0].data)
+    d = _maxdiff(got, ref)
+    return Measurement("max |W_resumed − W_uninterrupted|", d, T.bitwise(), d == 0.0,
+                       {"state_entries": len(sd.get("state", {}))})
+
+
+def _momentum(ctx: Context) -> str | None:
+    if ctx.profile.rule == "none" or ctx.profile.momentum_form == "none":
+        return "profile declares no momentum"
+    return None
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    """Every tensor in a (nested) state structure: dicts, lists and tuples."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict):
+        return [t for v in x.values() for t in _tensors(v)]
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in _tensors(v)]
+    return []
+
+
+@register("optimizer.run.state_in_state_dict", "optimizer",
+          "After a step, the momentum of every parameter is in optimizer.state (and state_dict()): "
+          "a tensor of the parameter's shape equal to the declared first momentum "
+          "(within parameter rounding).", requires={"optimizer"},
+          cases=lambda c: _cases(c, "run.state", 1), applies=_momentum,
+          catches=("momentum kept outside optimizer.state (lost on checkpoint)",))
+def state_in_state_dict(ctx: Context, case: Case) -> Measurement:
+    p = ctx.profile
+    dt = case.params["dtype"]
+    hyp = hyper(ctx, LR_A, BETA_A, 0.0)
+    opt, ps = _fresh(ctx, [case.arrays["W"]], dt, **hyp)
+    G = E.round_to(case.arrays["Gs"][0], dt)
+    ps[0].grad = tensor(G, dt)
+    opt.step()
+    st = opt.state_dict().get("state", {})
+    M1 = E.momentum_update(p, None, G, BETA_A)
+    best = float("inf")
+    for v in _tensors(st):
+        if tuple(v.shape) == tuple(G.shape):
+            best = min(best, float(np.linalg.norm(to_numpy(v) - M1)))
+    tol = T.param_rounding(dt, 2, float(np.linalg.norm(M1)))
+    return Measurement("min over state tensors ‖S − M₁*‖_F", best, tol, best <= tol.bound,
+                       {"n_state_entries": len(st)})
+
+
+# ----------------------------------------------------------------------------------- determinism, lr = 0
+@register("optimizer.run.determinism", "optimizer",
+          "Two fresh optimizer instances on the same weights and gradients give bit-identical "
+          "weights after 3 steps.", requires={"optimizer"}, cases=lambda c: _cases(c, "run.det", 3),
+          applies=_rule, catches=("state shared between instances (class-level buffers)", "hidden randomness"))
+def determinism(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    hyp = hyper(ctx, LR_A, BETA_A, WD_A)
+    outs = []
+    for _ in range(2):
+        opt, ps = _fresh(ctx, [case.arrays["W"]], dt, **hyp)
+        _run(opt, ps, case.arrays["Gs"], dt, 0, 3)
+        outs.append(to_numpy(ps[0].data))
+    d = _maxdiff(outs[0], outs[1])
+    return Measurement("max |W_run1 − W_run2|", d, T.bitwise(), d == 0.0)
+
+
+@register("optimizer.run.lr_zero", "optimizer",
+          "With lr = 0 two steps leave the weights unchanged (bit-exact for unconstrained rules; "
+          "constrained rules may re-retract an on-manifold point: rounding of the retraction).",
+          requires={"optimizer"}, cases=lambda c: _cases(c, "run.lr0", 2), applies=_rule,
+          catches=("a step taken with lr = 0 (lr ignored, or a constant used)",))
+def lr_zero(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    opt, ps = _fresh(ctx, [case.arrays["W"]], dt, **hyper(ctx, 0.0, BETA_A, WD_A))
+    W0 = to_numpy(ps[0].data)
+    _run(opt, ps, case.arrays["Gs"], dt, 0, 2)
+    W2 = to_numpy(ps[0].data)
+    d = float(np.linalg.norm(W2 - W0)) if np.all(np.isfinite(W2)) else float("inf")
+    if ctx.profile.rule in CONSTRAINED:
+        # retraction of a feasible point: a norm (⌈log₂mn⌉·u relative) and a rescale (u) per step
+        m, n = W0.shape
+        tol = T.param_rounding(dt, 2 * (1 + np.ceil(np.log2(max(m * n, 2)))), float(np.linalg.norm(W0)))
+    else:
+        tol = T.bitwise()
+    return Measurement("‖W₂ − W₀‖_F (lr = 0)", d, tol, d <= tol.bound)
+
+
+# ----------------------------------------------------------------------------------- grad None
+@register("optimizer.run.grad_none", "optimizer",
+          "A parameter whose grad is None is skipped and left bit-identical, and does not change "
+          "the step of the others (equal to a run without it); a target that sets grad to None "
+          "after a step is handled.", requires={"optimizer"}, cases=lambda c: _cases(c, "run.none", 2),
+          applies=_rule, catches=("crash or update on grad None", "a skipped parameter changes the others"))
+def grad_none(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    hyp = hyper(ctx, LR_A, BETA_A, WD_A)
+    W, Gs = case.arrays["W"], case.arrays["Gs"]
+    other = start_point(ctx, np.random.default_rng(7), W.shape)
+    opt, (a, b) = _fresh(ctx, [W, other], dt, **hyp)
+    B0 = to_numpy(b.data)
+    a.grad = tensor(Gs[0], dt)
+    try:
+        opt.step()
+    except Exception as exc:  # noqa: BLE001 - the defect this check names: say so, not a traceback
+        return boolean("step() raised with a parameter whose grad is None", False,
+                       "parameters with grad None are skipped", "torch.optim.Optimizer convention",
+                       raised=f"{type(exc).__name__}: {exc}")
+    Bt = to_numpy(b.data)
+    solo, (s,) = _fresh(ctx, [W], dt, **hyp)
+    s.grad = tensor(Gs[0], dt)
+    solo.step()
+    d_skip = _maxdiff(Bt, B0)
+    d_other = _maxdiff(to_numpy(a.data), to_numpy(s.data))
+    ok = d_skip == 0.0 and d_other == 0.0
+    return Measurement("max(|W_skipped − W₀|, |W_other − W_solo|)", max(d_skip, d_other), T.bitwise(), ok,
+                       {"skipped_param_change": d_skip, "other_param_vs_solo": d_other})
+
+
+# ----------------------------------------------------------------------------------- zero / non-finite gradients
+def _zero_cases(ctx: Context) -> list[Case]:
+    out = []
+    for c in _cases(ctx, "run.zero", 3):
+        Gs = c.arrays["Gs"].copy()
+        Gs[1] = 0.0
+        first = Gs.copy()
+        first[0] = 0.0
+        for lab, g in (("zero gradient at step 2", Gs), ("zero gradient at step 1", first)):
+            W = c.arrays["W"]
+            out.append(Case(f"{c.label}, {lab}", {"W_a0": W, "G_a0": g}, {**c.params, "steps": 3, "groups": 1}))
+    return out
+
+
+@register("optimizer.run.zero_gradient", "optimizer",
+          "An all-zero gradient (at step 1, from zero momentum, and at step 2) gives finite weights "
+          "equal to the declared rule (msign(0) = 0: no NaN, no division by zero).",
+          requires={"optimizer"}, cases=_zero_cases, applies=_rule,
+          catches=("NaN weights from an all-zero gradient", "division by ‖G‖ without eps"))
+def zero_gradient(ctx: Context, case: Case) -> Measurement:
+    return run_scenario(ctx, case)
+
+
+def _nf_cases(ctx: Context) -> list[Case]:
+    out = []
+    for c in _cases(ctx, "run.nan", 1):
+        for kind, val in (("NaN", np.nan), ("Inf", np.inf)):
+            G = c.arrays["Gs"][0].copy()
+            G.flat[G.size // 2] = val
+            out.append(Case(f"{c.label}, one {kind} entry", {"W": c.arrays["W"], "G": G},
+                            {**c.params, "kind": kind}))
+    return out
+
+
+@register("safety.nonfinite_gradient", "safety",
+          "A NaN or Inf gradient is handled as the profile's nan_policy declares: 'propagate' — the "
+          "weights become non-finite or a clear error is raised; 'raise' — an error is raised and "
+          "the weights are bit-unchanged; 'nan_to_num' — finite weights are declared. Never finite "
+          "weights after a non-finite gradient unless declared.", requires={"optimizer"},
+          cases=_nf_cases, applies=_rule,
+          catches=("NaN gradient silently producing finite weights", "weights changed before raising"))
+def nonfinite_gradient(ctx: Context, case: Case) -> Measurement:
+    pol = ctx.profile.nan_policy
+    dt = case.params["dtype"]
+    opt, (x,) = _fresh(ctx, [case.arrays["W"]], dt, **hyper(ctx, LR_A, BETA_A, WD_A))
+    W0 = to_numpy(x.data)
+    x.grad = tensor(case.arrays["G"], dt)
+    raised = None
+    try:
+        opt.step()
+    except Exception as exc:  # noqa: BLE001 - raising is a declared behaviour here
+        raised = f"{type(exc).__name__}: {exc}"
+    W1 = to_numpy(x.data)
+    finite = bool(np.all(np.isfinite(W1)))
+    unchanged = _bits_equal(W0, W1)
+    if pol == "raise":
+        ok, what = raised is not None and unchanged, "an error raised and the weights bit-unchanged"
+    elif pol == "nan_to_num":
+        ok, what = raised is None and finite, "finite weights (declared nan_to_num)"
+    else:
+        ok, what = raised is not None or not finite, "non-finite weights or a clear error"
+    return boolean(f"{case.params['kind']} gradient handled as nan_policy={pol!r}", ok, what,
+                   "CONVENTIONS §10 #18, §12.8; Profile.nan_policy", raised=raised,
+                   weights_finite=finite, weights_unchanged=unchanged)
+
+
+# ----------------------------------------------------------------------------------- constrained rules
+def _radius_target(ctx: Context, W0: np.ndarray) -> Any:
+    """The manifold the iterates must lie on: the declared one, or (radius_source='init') the
+    one through the starting weights (Frobenius norm, σ₁, row/column norms)."""
+    p = ctx.profile
+    from manifold_oracle.reference import FrobeniusSphere, Oblique, SpectralSphere
+
+    if p.rule == "muonh":
+        return FrobeniusSphere(float(np.linalg.norm(W0)) if p.radius_source == "init" else p.manifolds[0].radius
+                               if p.manifolds else float(np.linalg.norm(W0)))
+    decl = p.manifolds[0]
+    if p.radius_source == "declared":
+        return decl.reference(point_tol=1e-3)
+    if decl.kind == "frobenius_sphere":
+        return FrobeniusSphere(float(np.linalg.norm(W0)))
+    if decl.kind == "spectral_sphere":
+        return SpectralSphere(float(np.linalg.norm(W0, 2)))
+    if decl.kind == "oblique":
+        ax = -1 if (decl.axis or "rows") == "rows" else -2
+        return Oblique(float(np.linalg.norm(W0, axis=ax).mean()), axis=decl.axis or "rows")
+    raise NotApplicable(f"radius_source='init' is not defined for {decl.kind}")
+
+
+def feasibility_bound(ctx: Context, W: np.ndarray, lr: float, dt: str, man: Any) -> Tolerance:
+    """Feasibility model of one step: retract-then-step rules (sso) are off by the second-order
+    term of a tangent step E (‖E‖₂ = lr·s·‖Φ‖₂ ≤ 1.2·lr·s): σ₁(W_r + E) − R ≤ ‖E‖₂²/(σ₁ − σ₂)
+    (Weyl + the gap; the first-order term ⟨Θ, E⟩ is 0); the others only by rounding of the
+    retraction. Per norm-and-rescale: the norm's relative error ≤ ⌈log₂mn⌉·u/2 + u/2 (pairwise
+    sum of squares, square root), the scalar and the product 2u, the stored entries u: (L/2 + 4)·u;
+    muonh rescales with two norms (r and ‖Y‖): (L + 5)·u."""
+    m, n = W.shape[-2:]
+    L = float(np.ceil(np.log2(max(m * n, 2))))
+    u = T.unit_roundoff(dt)
+    b = ((L + 5.0) if ctx.profile.rule == "muonh" else (L / 2.0 + 4.0)) * u
+    formula = f"(⌈log₂mn⌉{'' if ctx.profile.rule == 'muonh' else '/2'} + {'5' if ctx.profile.rule == 'muonh' else '4'})·u = {b:.3e}"
+    if ctx.profile.rule == "sso":
+        s = ctx.profile.scale * E.shape_scale(ctx.profile, W.shape)
+        sv = np.linalg.svd(W, compute_uv=False)
+        gap = max(float(sv[0] - (sv[1] if sv.size > 1 else 0.0)), 1e-12)
+        e = 1.2 * lr * s
+        b += e * e / gap / float(getattr(man, "radius", 1.0))
+        formula += f" + (1.2·lr·s)²/(σ₁ − σ₂)/R (second order of a tangent step; gap {gap:.3g})"
+    return Tolerance(b, formula, "CLAIMS X-2, V-5 (feasibility); MATH §9.4 retract-then-step", dt)
+
+
+def _feas_cases(ctx: Context, salt: str, off: float) -> list[Case]:
+    rng = ctx.rng(salt)
+    steps = 12 if ctx.full else 6
+    shapes = tuple(tuple(s) for s in ctx.profile.manifolds[0].shapes)[:2] if ctx.profile.manifolds else ((12, 8), (8, 12))
+    out = []
+    for dt in _dts(ctx):
+        for s in shapes:
+            W = start_point(ctx, rng, s) * off
+            out.append(Case(f"shape {s}, {dt}, {steps} steps" + (f", start ×{off:g} off the manifold" if off != 1 else ""),
+                            {"W": W, "Gs": np.stack([dyadic(rng, s) for _ in range(steps)])}, {"dtype": dt}))
+    return out
+
+
+def _feasibility(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    W0 = case.arrays["W"]
+    man = _radius_target(ctx, E.round_to(W0, dt))
+    opt, (x,) = _fresh(ctx, [W0], dt, **hyper(ctx, LR_A, BETA_A, 0.0))
+    worst, worst_tol, rows = -1.0, None, []
+    for t, G in enumerate(case.arrays["Gs"], start=1):
+        Wt = to_numpy(x.data)
+        x.grad = tensor(G, dt)
+        opt.step()
+        Y = to_numpy(x.data)
+        v = float(np.max(man.violation(Y))) if np.all(np.isfinite(Y)) else float("inf")
+        tol = feasibility_bound(ctx, Wt if np.all(np.isfinite(Wt)) else Y, LR_A, dt, man)
+        rows.append({"step": t, "violation": v, "bound": tol.bound})
+        if worst_tol is None or v / tol.bound > worst / worst_tol.bound:
+            worst, worst_tol = v, tol
+    assert worst_tol is not None
+    return Measurement("max_t c_M(W_t)", worst, worst_tol, worst <= worst_tol.bound,
+                       {"per_step": rows, "radius": getattr(man, "radius", None),
+                        "radius_source": ctx.profile.radius_source})
+
+
+@register("optimizer.run.feasibility", "optimizer",
+          "Along a run (6 steps; 12 in full mode) every iterate lies on the declared manifold "
+          "(macro: after the retraction; muonh: ‖W_t‖_F = R; sso: σ_max(W_t) = R up to the second "
+          "order of one tangent step: retract-then-step must not drift) (CLAIMS X-2, V-5).",
+          requires={"optimizer"}, cases=lambda c: _feas_cases(c, "run.feas", 1.0), applies=_constrained,
+          catches=("retraction skipped (drift along the run)", "weight decay shrinking the radius", "wrong radius"))
+def feasibility(ctx: Context, case: Case) -> Measurement:
+    return _feasibility(ctx, case)
+
+
+@register("optimizer.run.off_manifold_start", "optimizer",
+          "Started off the manifold (weights ×1.7), the iterates lie on the manifold of the declared "
+          "radius source (Profile.radius_source: 'declared' — the declared radius whatever the start; "
+          "'init' — the radius of the starting weights) after the first step.",
+          requires={"optimizer"}, cases=lambda c: _feas_cases(c, "run.off", 1.7), applies=_constrained,
+          catches=("radius taken from wherever the weights start", "an off-manifold start left off"))
+def off_manifold_start(ctx: Context, case: Case) -> Measurement:
+    return _feasibility(ctx, case)

@@ -1,0 +1,38 @@
+"""pytorch_optimizer 4.1.0 DistributedMuon fails when one parameter group holds differently shaped matrices.
+
+Standalone: needs only pytorch_optimizer and torch. Launches itself on 2 gloo processes
+(torch.distributed.run, 240 s timeout) with two plain replicated parameters, 16×16 and 33×8 (the
+DDP setting; no FSDP): each rank's update is all-gathered into a list of the group's tensors,
+which must have one size ("ProcessGroupGloo::allgather: invalid tensor size"). Two 16×16 matrices
+run. Exit status 1 while the defect is present.
+"""
+import os
+import socket
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+
+if "RANK" not in os.environ:  # launcher
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                         "127.0.0.1", "--master_port", str(port), __file__], capture_output=True, text=True,
+                        timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    err = [ln for ln in cp.stderr.splitlines() if "invalid tensor size" in ln]
+    print(f"16x16 and 33x8 in one group on 2 ranks: exit {cp.returncode}" + (f": {err[-1].strip()}" if err else ""))
+    sys.exit(1 if cp.returncode else 0)
+
+from pytorch_optimizer import DistributedMuon  # noqa: E402
+
+dist.init_process_group("gloo")
+torch.manual_seed(0)
+params = [torch.nn.Parameter(torch.randn(16, 16)), torch.nn.Parameter(torch.randn(33, 8))]
+for p in params:
+    p.grad = torch.randn_like(p)
+try:
+    DistributedMuon([{"params": params, "use_muon": True}], lr=0.02).step()
+finally:
+    dist.destroy_process_group()
