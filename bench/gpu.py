@@ -181,12 +181,20 @@ def bench_msign(device: torch.device, *, rounds: int, target_s: float,
 # 2. one optimizer step
 
 
+#: the parameter list of issue 16 (not a model preset): 12×512² + 4×512×2048, float32
+ISSUE16_SET = "12x512²+4x512x2048"
+
+
 def _hidden_params(preset: str, device: torch.device, seed: int) -> tuple[list[torch.nn.Parameter], list[torch.Tensor]]:
     from manifold_oracle.gpu_impl.model import Decoder, make_config
 
-    model = Decoder(make_config(preset), generator=torch.Generator().manual_seed(seed)).to(device)
-    ps = [p for _, p in model.hidden_matrices()]
     g = torch.Generator().manual_seed(seed + 1)
+    if preset == ISSUE16_SET:
+        shapes = [(512, 512)] * 12 + [(512, 2048)] * 4
+        ps = [torch.nn.Parameter((torch.randn(s, generator=g) / s[1] ** 0.5).to(device)) for s in shapes]
+    else:
+        model = Decoder(make_config(preset), generator=torch.Generator().manual_seed(seed)).to(device)
+        ps = [p for _, p in model.hidden_matrices()]
     grads = [(torch.randn(p.shape, generator=g) / p.shape[1] ** 0.5).to(device) for p in ps]
     return ps, grads
 
@@ -200,8 +208,9 @@ def _clone_with_grads(ps: list[torch.nn.Parameter], grads: list[torch.Tensor]) -
     return out
 
 
-def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float,
-                         presets: Sequence[str]) -> list[dict[str, object]]:
+def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float, presets: Sequence[str],
+                         fused_modes: Sequence[bool | str] = (True, "compile", False),
+                         thetas: Sequence[str] = ("exact", "certified")) -> list[dict[str, object]]:
     from manifold_oracle.gpu_impl.optim import MACRO
 
     rows = []
@@ -211,18 +220,21 @@ def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float,
             "muon": torch.optim.Muon(_clone_with_grads(ps, grads), lr=0.02, weight_decay=0.0,
                                      adjust_lr_fn="original"),
         }
-        opts["frobenius"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "frobenius"}], lr=0.02)
-        # default options (power-iteration Θ) and the exact-SVD Θ that `manifold-oracle train` uses
-        opts["spectral"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "spectral"}], lr=0.02,
-                                 gap_policy="report")
-        opts["spectral (theta=exact)"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "spectral"}],
-                                               lr=0.02, theta="exact", gap_policy="report")
-        opts["spectral (theta=certified)"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "spectral"}],
-                                                   lr=0.02, theta="certified", gap_policy="report")
+        # fused=True (default: in-place eager ops), fused="compile" (torch.compile'd passes) and
+        # fused=False (the readable stacked reference step)
+        for man in ("frobenius", "spectral"):
+            for fused in fused_modes:
+                key = man if fused is True else f"{man} (fused={fused})"
+                opts[key] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": man}], lr=0.02,
+                                  gap_policy="report", fused=fused)
+        # the exact-SVD and certified Θ (`manifold-oracle train` uses a non-default Θ)
+        for theta in thetas:
+            opts[f"spectral (theta={theta})"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "spectral"}],
+                                                      lr=0.02, theta=theta, gap_policy="report")
         with torch.no_grad():
             times = interleaved({k: o.step for k, o in opts.items()}, device, rounds=rounds,
                                 target_s=target_s)
-        for man in ("frobenius", "spectral", "spectral (theta=exact)", "spectral (theta=certified)"):
+        for man in (k for k in opts if k != "muon"):
             r, cell = _ratio_cell(times[man], times["muon"])
             rows.append({"preset": preset, "manifold": man, "n_matrices": len(ps),
                          "n_params": sum(p.numel() for p in ps),

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profiles": ("manifold_oracle.conformance.profiles_cli", "list the convention profiles, show one, and every field's allowed values"),
     "matrix": ("manifold_oracle.conformance.matrix", "run every installed target in --full mode: docs/conformance_matrix.md + JSON"),
     "theory": ("manifold_oracle.theory_checks.cli", "reproduce the theory claims numerically"),
-    "train": ("manifold_oracle.gpu_impl.train", "train the small transformer with a chosen optimizer"),
+    "train": ("manifold_oracle.gpu_impl.train_cli", "train the small transformer with a chosen optimizer"),
     "bench": ("manifold_oracle.bench.cli", "benchmarks (exact solvers, gpu_impl), tables into docs/"),
 }
 

@@ -8,7 +8,8 @@ declared compute dtype (``conformance.tolerances``).
 Field vocabulary (values in brackets):
 
 * orthogonaliser: ``schedule`` (a name of ``reference.SCHEDULES``, ``"exact"`` for an SVD msign,
-  or ``None``), ``coefficients`` (explicit (a, b, c) tuples overriding the named schedule),
+  or ``None``), ``exact_form`` [msign, polar] (schedule 'exact': msign, or a polar factor
+  completed to a full isometry on the null space, MATH §2.3), ``coefficients`` (explicit (a, b, c) tuples overriding the named schedule),
   ``steps``, ``extension`` [repeat_last, cycle], ``normalisation`` [frobenius_per_matrix,
   frobenius_whole_tensor], ``eps_form`` [+eps, clamp, none], ``eps``, ``safety`` (input factor s),
   ``coefficient_safety`` (Polar Express "stable" factor, already folded into the schedule),
@@ -28,7 +29,8 @@ Field vocabulary (values in brackets):
   is constructed on: MuonH, MACRO radius='init')]; ``update_dtype`` [parameter (the shape scale and
   lr meet the orthogonaliser's output in the parameter dtype, e.g. ``p.add_(O, alpha=-lr·s)``),
   return (the update s·O is formed in the orthogonaliser's return dtype first, e.g. KJ's bf16
-  ``update *= scale``: one more rounding of that dtype)];
+  ``update *= scale``: one more rounding of that dtype)], ``tensor_params`` [unsupported, refuse,
+  flatten ((shape[0], −1) view of a 3-D/4-D parameter, shape scale of the view), flatten_4d (4-D only)];
 * ``mutation`` (which state a step writes, documentation only: a write into an input or into
   ``p.grad`` is a failure whatever is declared here), ``precision_dependencies``,
   ``nan_policy`` [propagate, raise, nan_to_num], ``zero_policy`` [zero, nan, raise, identity],
@@ -99,6 +101,7 @@ class ManifoldDecl:
 #: allowed values of every enumerated Profile field (``manifold-oracle profiles --fields``)
 FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
         "extension": ("repeat_last", "cycle"),
+        "exact_form": ("msign", "polar"),
         "normalisation": ("frobenius_per_matrix", "frobenius_whole_tensor"),
         "eps_form": ("+eps", "clamp", "none"),
         "cast_point": ("cast_then_normalise", "normalise_then_cast", "stochastic_rounding", "none"),
@@ -110,6 +113,7 @@ FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
         "rule": ("none", "muon", "macro", "muonh", "sso"),
         "radius_source": ("declared", "init"),
         "update_dtype": ("parameter", "return"),
+        "tensor_params": ("unsupported", "refuse", "flatten", "flatten_4d"),
         "momentum_form": ("none", "ema", "accumulate", "bias_corrected_ema"),
         "nesterov_form": ("none", "ema", "accumulate", "bias_corrected", "grad_plus_ema"),
         "shape_scale": ("none", "kj", "moonlight", "spectral_mup", "spectral", "unit"),
@@ -129,6 +133,7 @@ class Profile:
     source: str = ""
     # --- orthogonaliser (Newton–Schulz-type or exact)
     schedule: str | None = None
+    exact_form: str = "msign"
     coefficients: Coeffs | None = None
     steps: int = 5
     extension: str = "repeat_last"
@@ -162,6 +167,7 @@ class Profile:
     precision_dependencies: tuple[str, ...] = ()
     radius_source: str = "declared"
     update_dtype: str = "parameter"
+    tensor_params: str = "unsupported"
     nan_policy: str = "propagate"
     zero_policy: str = "zero"
     routing: str = "every 2-D parameter"
@@ -243,6 +249,7 @@ register_profile(Profile(
     momentum_form="ema", momentum=0.95, nesterov_form="ema", shape_scale="kj",
     weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.02,
     param_dtypes=("float32", "bfloat16"), update_dtype="return",
+    tensor_params="flatten_4d",  # muon_update: `if update.ndim == 4: update.view(len(update), -1)`
     mutation=("momentum_buffer",),
     nan_policy="propagate", zero_policy="zero", routing="hidden 2-D (and 4-D viewed as (out, rest))",
 ))
@@ -254,6 +261,7 @@ register_profile(Profile(
     momentum=0.95, nesterov_form="ema", shape_scale="kj", weight_decay_coupling="decoupled_raw_lr",
     weight_decay=0.1, lr=1e-3, param_dtypes=("float32", "bfloat16"), mutation=("momentum_buffer",),
     nan_policy="propagate", zero_policy="zero", routing="2-D parameters only (constructor raises otherwise)",
+    tensor_params="refuse",
 ))
 register_profile(Profile(
     name="moonlight", description="MoonshotAI/Moonlight toy_train Muon (re-implemented profile)",
@@ -425,6 +433,7 @@ register_profile(Profile(
     **_PT_NS, rule="muon", momentum_form="ema", momentum=0.95, nesterov_form="ema", shape_scale="kj",
     weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.02, param_dtypes=("float32", "bfloat16"),
     mutation=("momentum_buffer",), routing="use_muon=True groups; > 2-D weights viewed as (out, rest)",
+    tensor_params="flatten",  # MuonBase._orthogonalize: reshape(size(0), -1); get_adjusted_lr: out/prod(rest)
     notes=("get_adjusted_lr: lr·√max(1, out/in) (use_adjusted_lr=False, the default)",),
 ))
 register_profile(Profile(
@@ -448,6 +457,8 @@ register_profile(Profile(
     rule="muon", momentum_form="ema", momentum=0.9, nesterov_form="none", shape_scale="spectral_mup",
     scale=1.0, weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=1e-3,
     param_dtypes=("float32",), mutation=("momentum_buffer",), routing="every parameter of the group",
+    # Spectral.lmo: ``grad *= scale`` on the bf16 Newton–Schulz output, then p.add_(update, alpha=-lr)
+    update_dtype="return",
     notes=("the package's `momentum` is the weight of the new gradient (d.lerp_(g, momentum)): the "
            "adapter passes 1 − β",),
 ))
@@ -487,6 +498,7 @@ register_profile(Profile(
     shape_scale="kj", weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.0025,
     param_dtypes=("float32",), mutation=("momentum_buffer",),
     routing="every ≥ 2-D parameter (flattened to (out, rest)); 1-D updates pass through",
+    tensor_params="flatten",  # chainable.orthogonalize_update: update.flatten(1, -1), scale of the view
     notes=("orthogonaliser input G + M_t with M_t = βM + (1 − β)G (nesterov_ema, 'equivalent to Grokfast')",
            _HB_NOTE),
 ))
@@ -494,7 +506,10 @@ register_profile(Profile(
     name="heavyball_muon_svd", description=_HB + "Muon with heavyball.utils.zeroth_power_mode = 'svd' "
     "(declared: the exact polar factor U Vᵀ in fp32)",
     source="heavyball/utils.py _compilable_orthogonal_ (ZerothPowerMode.svd)", schedule="exact",
-    compute_dtype="float32", return_dtype="input", transpose_rule="none", ndim_handling="batched",
+    # u @ vt of a full torch.linalg.svd: the polar factor (an isometry on rank-deficient input, any
+    # orthogonal matrix for 0), not msign
+    exact_form="polar", zero_policy="identity", compute_dtype="float32", return_dtype="input",
+    transpose_rule="none", ndim_handling="batched",
     rule="muon", momentum_form="ema", momentum=0.9, nesterov_form="grad_plus_ema", shape_scale="kj",
     weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.0025, param_dtypes=("float32",),
     mutation=("momentum_buffer",), notes=(_HB_NOTE,),

@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["Tolerance", "UNIT_ROUNDOFF", "unit_roundoff", "exact_identity", "newton_schulz",
            "trajectory_gain", "rounding", "slope", "bitwise", "ASSERT_CLOSE_RTOL", "torch_dtype_name",
-           "initial_x", "orth_tolerance", "step_tolerance", "param_rounding", "cast_ambiguity"]
+           "initial_x", "orth_tolerance", "step_tolerance", "param_rounding", "cast_ambiguity", "spec2", "rank_rtol_for", "kappa"]
 
 #: unit roundoff u = 2^-p of each dtype name (p = significand bits incl. the implicit one)
 UNIT_ROUNDOFF: dict[str, float] = {
@@ -174,7 +174,6 @@ def orth_tolerance(profile: Any, g: np.ndarray, expected: np.ndarray, dtype: str
     """Bound on ‖O − O*‖₂ of the declared orthogonaliser for an input held in ``dtype``: the exact
     identity bound (schedule 'exact') or :func:`newton_schulz` in the compute dtype, plus the
     return cast when the declared return dtype differs from the compute dtype."""
-    from .checks._util import kappa, spec2
     from .expected import compute_dtype_for, return_dtype_for, round_to
 
     cdt = compute_dtype_for(profile, dtype)
@@ -243,3 +242,29 @@ def cast_ambiguity(x: np.ndarray, cast_dtype: str, rel: float) -> np.ndarray:
     frac = a / ulp - np.floor(a / ulp)  # position between two representable numbers
     near_mid = np.abs(frac - 0.5) * ulp <= rel * a
     return np.where(near_mid & (a > 0), ulp, 0.0)
+
+
+# -- shared figures of the check families (spectral norm, rank threshold, condition number) --
+
+
+def spec2(x: np.ndarray) -> float:
+    """Spectral norm (max over a batch)."""
+    if x.size == 0:
+        return 0.0
+    return float(np.max(np.linalg.norm(x, 2, axis=(-2, -1))))
+
+
+def rank_rtol_for(dtype: str) -> float:
+    """Relative rank threshold for inputs held in ``dtype``: 1e-10 in float64 (the generators'
+    RANK_RTOL), 1e-5 otherwise (fp32/bf16 rounding of exact zeros stays below ~1e-6·σ₁, retained
+    values are ≥ 1e-3·σ₁ in the harness's cases)."""
+    return 1e-10 if dtype == "float64" else 1e-5
+
+
+def kappa(x: np.ndarray, dtype: str = "float64") -> tuple[int, float]:
+    """(numerical rank, σ₁/σ_r of the retained part) with :func:`rank_rtol_for`."""
+    s = np.linalg.svd(x, compute_uv=False)
+    if s.size == 0 or s[0] == 0:
+        return 0, 1.0
+    keep = s[s > rank_rtol_for(dtype) * s[0]]
+    return int(keep.size), float(keep[0] / keep[-1])

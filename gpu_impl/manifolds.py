@@ -229,10 +229,19 @@ class FrobeniusSphere(TorchManifold):
             r = _bcast(self.radius, W)
             th = t[..., None, None] / r
             return W * torch.cos(th) + r * torch.sin(th) * A / safe
-        return self.project_point(W + A)
+        return self._rescale(W + A)
+
+    def _rescale(self, Y: Tensor) -> Tensor:
+        """R·Y/‖Y‖_F with no zero check (the retraction's hot path: no device sync)."""
+        return Y * (_bcast(self.radius, Y) / _fro(Y)[..., None, None])
 
     def project_point(self, Y: Tensor) -> Tensor:
-        return Y * (_bcast(self.radius, Y) / _fro(Y)[..., None, None])
+        """Metric projection R·Y/‖Y‖_F; raises :class:`DegenerateGeometryError` for Y = 0 (every
+        point is nearest: no projection), never a NaN."""
+        if bool(torch.any(_fro(Y) == 0)):
+            raise DegenerateGeometryError("‖Y‖_F", 0.0, 0.0, "project_point(0) on the Frobenius sphere: "
+                                          "every point is nearest")
+        return self._rescale(Y)
 
 
 def _uAv(A: Tensor, u: Tensor, v: Tensor) -> Tensor:
@@ -626,12 +635,22 @@ class Oblique(TorchManifold):
         return per.amax(dim=-1)
 
     def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
-        return self.project_point(W + A)
+        return self._normalise(W + A)
 
-    def project_point(self, Y: Tensor) -> Tensor:
+    def _normalise(self, Y: Tensor) -> Tensor:
+        """Each row (column) scaled to the radius, no zero check (the retraction's hot path)."""
         yr = self._rows(Y)
         n = torch.linalg.vector_norm(yr, dim=-1)
         return self._rows(yr * (self._r(yr) / n)[..., None])
+
+    def project_point(self, Y: Tensor) -> Tensor:
+        """Metric projection row- (column-)wise; raises :class:`DegenerateGeometryError` when a row
+        (column) is 0 (every point of that sphere is nearest), never a NaN."""
+        if bool(torch.any(torch.linalg.vector_norm(self._rows(Y), dim=-1) == 0)):
+            raise DegenerateGeometryError(f"min {self.axis[:-1]} norm of Y", 0.0, 0.0,
+                                          f"project_point on the oblique manifold: a zero {self.axis[:-1]} "
+                                          "has no unique nearest point")
+        return self._normalise(Y)
 
 
 class Stiefel(TorchManifold):

@@ -768,7 +768,7 @@ def config_from_args(argv: Sequence[str]) -> TrainConfig:
     return TrainConfig(**ns)
 
 
-def _refuse_overwrite(args: list[str]) -> str | None:
+def refuse_overwrite(args: list[str]) -> str | None:
     """The message refusing an existing non-empty ``--out`` directory (None if allowed)."""
     if "--overwrite" in args:
         return None
@@ -785,21 +785,14 @@ def _refuse_overwrite(args: list[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``manifold-oracle train``: 0 success, 1 the run diverged, 2 could not run.
-
-    ``--nproc N`` runs on N local processes with FSDP2 (:mod:`gpu_impl.train_fsdp`, which also
-    takes ``--checkpoint-dir``, ``--checkpoint-every`` and ``--resume``)."""
+    """One-process training (``manifold-oracle train`` without ``--nproc``; the command itself is
+    :mod:`gpu_impl.train_cli`): 0 success, 1 the run diverged, 2 could not run."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not any(a in ("-h", "--help") for a in args):
-        refusal = _refuse_overwrite(args)
+        refusal = refuse_overwrite(args)
         if refusal:
             print(refusal, file=sys.stderr)
             return 2
-    if any(a == "--nproc" or a.startswith("--nproc=") for a in args):
-        args = [a for a in args if a != "--overwrite"]
-        from manifold_oracle.gpu_impl.train_fsdp import main_nproc
-
-        return main_nproc(args)
     try:
         cfg = config_from_args(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

@@ -37,24 +37,9 @@ ALLOWED = {
 #: list can only shrink) -- see the GEOMETRY report of issue 11.
 #: Registration edges that close an import cycle: (importer, imported) module pairs.
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    (f"{NS}.theory_checks.registry", f"{NS}.theory_checks.claims"):
-        "THEORY: registry._load_all imports the claim modules, which import registry.register; "
-        "fix: move claim_ids/get_claim/run_claim (the loader) to a module no claim imports",
-    (f"{NS}.conformance.tolerances", f"{NS}.conformance.checks._util"):
-        "HARNESS-STEP: tolerances lazily imports kappa/spec2 from checks._util (which imports "
-        "tolerances); fix: move kappa/spec2 into tolerances",
-    (f"{NS}.gpu_impl.train", f"{NS}.gpu_impl.train_fsdp"):
-        "DISTRIBUTED: train dispatches --nproc to train_fsdp lazily, which imports train's config "
-        "(and distributed, which imports train); fix: dispatch from the CLI, or move the config "
-        "and helpers both use into a module of their own",
 }
 #: (importer, "module:name") private reach-ins being rewritten by their owners right now
-KNOWN_PRIVATE: dict[tuple[str, str], str] = {
-    (f"{NS}.conformance.tolerances", f"{NS}.conformance.checks._util:{name}"):
-        "HARNESS-STEP: tolerances (outside conformance.checks) uses checks._util's helper; "
-        "fix: move kappa/spec2 into tolerances"
-    for name in ("kappa", "spec2")
-}
+KNOWN_PRIVATE: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:

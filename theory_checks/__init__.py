@@ -7,6 +7,6 @@ one — a negative control on which the same check must fail. ``cli.main`` is
 ``manifold-oracle theory``; ``report`` writes the table, JSON (theory_checks/schemas/theory_schema.json), PNGs and
 Markdown. Imports ``reference`` and ``gpu_impl``; nothing imports this package.
 
-    from manifold_oracle.theory_checks.registry import claim_ids, run_claim
+    from manifold_oracle.theory_checks.catalog import claim_ids, run_claim
     res = run_claim("G-2", seed=0, budget="quick"); res.verdict, res.measured, res.tolerance
 """

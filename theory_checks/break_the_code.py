@@ -125,7 +125,7 @@ def mutated(mutation: Mutation) -> Iterator[None]:
 def _verdict(cid: str, seed: int, budget: str) -> str:
     import matplotlib.pyplot as plt
 
-    from .registry import run_claim
+    from .catalog import run_claim
 
     r = run_claim(cid, seed, budget)
     if r.figure is not None:

@@ -27,7 +27,8 @@ from tqdm import tqdm  # noqa: E402
 from manifold_oracle.reference.errors import InvalidInputError
 
 from . import report as rep
-from .registry import Budget, claim_ids, get_claim, run_claim
+from .catalog import claim_ids, get_claim, run_claim
+from .registry import Budget
 from .schema import validate
 
 

@@ -15,8 +15,6 @@ whose decision needs the full one; never flips to the opposite verdict of the ot
 
 from __future__ import annotations
 
-import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -37,9 +35,6 @@ __all__ = [
     "Claim",
     "REGISTRY",
     "register",
-    "get_claim",
-    "claim_ids",
-    "run_claim",
 ]
 
 
@@ -170,53 +165,6 @@ def register(id: str, statement: str, source: str, family: str, *, has_control: 
         return fn
 
     return deco
-
-
-def _load_all() -> None:
-    from . import claims  # noqa: F401  (importing registers every family)
-
-
-def claim_ids() -> list[str]:
-    """All registered ids in CLAIMS.md order (family, then number)."""
-    _load_all()
-    return sorted(REGISTRY, key=_sort_key)
-
-
-def _sort_key(cid: str) -> tuple[int, str, int, str]:
-    order = "PGLMVARSIXT"
-    head, _, tail = cid.partition("-")
-    num = "".join(ch for ch in tail if ch.isdigit())
-    return (order.find(head[0]) if head and head[0] in order else 99, head,
-            int(num) if num else 0, tail)
-
-
-def get_claim(cid: str) -> Claim:
-    _load_all()
-    if cid not in REGISTRY:
-        raise InvalidInputError(f"unknown claim {cid!r}; known: {', '.join(claim_ids())}")
-    return REGISTRY[cid]
-
-
-def run_claim(cid: str, seed: int = 0, budget: Budget | str = "quick", *,
-              catch: bool = True) -> ClaimResult:
-    """Run one claim, filling statement/source/seed/budget/runtime; errors become ``ERROR``."""
-    claim = get_claim(cid)
-    b = budget if isinstance(budget, Budget) else Budget(budget)
-    t0 = time.perf_counter()
-    try:
-        res = claim.run(seed, b)
-    except Exception as exc:  # reported as an ERROR verdict, with the traceback
-        if not catch:
-            raise
-        res = ClaimResult(cid, float("nan"), "", None, "", float("nan"), "", False,
-                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
-    res.claim_id = cid
-    res.statement = claim.statement
-    res.source = claim.source
-    res.seed = seed
-    res.budget = b.name
-    res.runtime_s = time.perf_counter() - t0
-    return res
 
 
 def _num(x: Any) -> float | str | None:

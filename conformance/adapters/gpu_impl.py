@@ -26,10 +26,10 @@ class GpuImplAdapter(Adapter):
 
     name = "gpu_impl"
     profile: str | Profile = "gpu_impl"
-    # project_point is not declared: gpu_impl.manifolds' FrobeniusSphere/Oblique.project_point(0)
-    # returns NaN (no zero guard, by its no-device-sync design), which geometry.project_point fails
+    # project_point of a zero matrix (row, column) raises DegenerateGeometryError (the guard is in
+    # gpu_impl.manifolds' project_point, not on the retraction's hot path)
     capabilities = frozenset({"msign", "project_tangent", "retract", "contains", "direction", "optimizer",
-                              "dist", "log", "exp", "riemannian_gradient", "transport"})
+                              "dist", "log", "exp", "riemannian_gradient", "transport", "project_point"})
     requires = ("manifold_oracle.gpu_impl.msign", "manifold_oracle.gpu_impl.manifolds", "manifold_oracle.gpu_impl.optim")
 
     # ---------------------------------------------------------------- orthogonaliser
@@ -92,6 +92,9 @@ class GpuImplAdapter(Adapter):
             return stiefel_exp(X, A, d.radius)
         return self._unspheres(manifold, sphere_exp(self._spheres(manifold, X), self._spheres(manifold, A),
                                                     d.radius), X)
+
+    def project_point(self, manifold: str, Y: torch.Tensor) -> torch.Tensor:
+        return self._man(manifold).project_point(Y)
 
     def riemannian_gradient(self, manifold: str, W: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         return self._man(manifold).riemannian_gradient(W, G)

@@ -9,7 +9,7 @@ import torch
 
 from ..adapters import as_output, to_numpy
 from ..expected import round_to
-from ..tolerances import Tolerance
+from ..tolerances import Tolerance, kappa, rank_rtol_for, spec2  # noqa: F401 (re-exported to the check families)
 from . import Case, Context, Measurement, NotApplicable
 
 
@@ -44,13 +44,6 @@ def run_msign(ctx: Context, G: np.ndarray, dtype: str) -> tuple[np.ndarray, torc
     return to_numpy(out), out, g
 
 
-def spec2(x: np.ndarray) -> float:
-    """Spectral norm (max over a batch)."""
-    if x.size == 0:
-        return 0.0
-    return float(np.max(np.linalg.norm(x, 2, axis=(-2, -1))))
-
-
 def fro(x: np.ndarray) -> float:
     return float(np.linalg.norm(x))
 
@@ -65,22 +58,6 @@ def fit_slope(ts: np.ndarray, es: np.ndarray) -> float:
     lt, le = np.log(ts), np.log(es)
     A = np.vstack([lt, np.ones_like(lt)]).T
     return float(np.linalg.lstsq(A, le, rcond=None)[0][0])
-
-
-def rank_rtol_for(dtype: str) -> float:
-    """Relative rank threshold for inputs held in ``dtype``: 1e-10 in float64 (the generators'
-    RANK_RTOL), 1e-5 otherwise (fp32/bf16 rounding of exact zeros stays below ~1e-6·σ₁, retained
-    values are ≥ 1e-3·σ₁ in the harness's cases)."""
-    return 1e-10 if dtype == "float64" else 1e-5
-
-
-def kappa(x: np.ndarray, dtype: str = "float64") -> tuple[int, float]:
-    """(numerical rank, σ₁/σ_r of the retained part) with :func:`rank_rtol_for`."""
-    s = np.linalg.svd(x, compute_uv=False)
-    if s.size == 0 or s[0] == 0:
-        return 0, 1.0
-    keep = s[s > rank_rtol_for(dtype) * s[0]]
-    return int(keep.size), float(keep[0] / keep[-1])
 
 
 def require_ns_or_exact(ctx: Context) -> str | None:

@@ -528,3 +528,79 @@ def shape_scale_ratio(ctx: Context, case: Case) -> Measurement:
                     "elementwise rounding (Higham Thm 2.2); CONVENTIONS §6", dt)
     return Measurement("‖Δ(G) − r·Δ(Gᵀ)ᵀ‖_F", err, tol, err <= b,
                        {"declared_ratio": ratio, "measured_ratio": float(np.sum(d * e) / max(np.sum(e * e), 1e-300))})
+
+
+# ------------------------------------------------------------------------ 3-D / 4-D parameters
+def _tensor_applies(ctx: Context) -> str | None:
+    p = ctx.profile
+    if p.rule != "muon":
+        return "3-D/4-D parameters are checked for the unconstrained rule (muon)"
+    if p.tensor_params == "unsupported":
+        return "profile claims no support for parameters with more than 2 dimensions (Profile.tensor_params)"
+    return None
+
+
+def _tensor_cases(ctx: Context) -> list[Case]:
+    """3-D and 4-D shapes whose (shape[0], −1) view is tall and wide, and one (16, 2, 2, 2) whose
+    view's shape scale differs from that of its last two axes (a scale taken from the wrong axes
+    shows). 4-D only for ``flatten_4d``."""
+    rng = ctx.rng("rule.tensor")
+    p = ctx.profile
+    shapes: tuple[tuple[int, ...], ...] = ((16, 2, 2, 2), (4, 3, 2, 2))
+    if p.tensor_params != "flatten_4d":
+        shapes += ((6, 4, 3),)
+    if ctx.full:
+        shapes += ((8, 3, 3, 3),) + (((20, 3, 2),) if p.tensor_params != "flatten_4d" else ())
+    dts = tuple(p.param_dtypes) if ctx.full else tuple(p.param_dtypes)[:1]
+    out = []
+    for dt in dts:
+        for s in shapes:
+            W = rng.standard_normal(s) / np.sqrt(int(np.prod(s[1:])))
+            out.append(Case(f"shape {s}, {dt}", {"W": W, "G": dyadic(rng, s)}, {"dtype": dt}))
+    return out
+
+
+@register("optimizer.rule.tensor_params", "optimizer",
+          "A parameter with more than 2 dimensions is treated as the profile declares "
+          "(Profile.tensor_params): 'flatten'/'flatten_4d' — one step equals the declared rule on its "
+          "(shape[0], −1) view (shape scale of the view; the target's orthogonaliser replayed on the "
+          "view), within the parameter dtype's rounding; 'refuse' — a clear error, never a silent step.",
+          requires={"optimizer"}, cases=_tensor_cases, applies=_tensor_applies,
+          catches=("shape scale from the last two axes of a conv filter", "3-D parameter orthogonalised as a "
+                   "batch of matrices", "a >2-D parameter silently stepped by an optimizer declared to refuse it"))
+def tensor_params(ctx: Context, case: Case) -> Measurement:
+    p = ctx.profile
+    dt = case.params["dtype"]
+    W, G = case.arrays["W"], case.arrays["G"]
+    hyp = hyper(ctx, LR_A, BETA_A, WD_A)
+    declared = Tolerance(0.0, f"declared tensor_params={p.tensor_params!r}: a step (flatten) or an error (refuse)",
+                         "Profile.tensor_params (CONVENTIONS §1)", dt)
+    if p.tensor_params == "refuse":
+        try:
+            W0, W1 = _one_step(ctx, W, G, dt, **hyp)
+        except Exception as exc:  # noqa: BLE001 - a clear refusal is the declared behaviour
+            return Measurement("stepped without an error (1) / refused (0)", 0.0, declared, True,
+                               {"raised": f"{type(exc).__name__}: {exc}"})
+        return Measurement("stepped without an error (1) / refused (0)", 1.0, declared, False,
+                           {"moved": float(np.linalg.norm(W1 - W0))})
+    m = W.shape[0]
+    try:
+        W0, W1 = _one_step(ctx, W, G, dt, **hyp)
+    except Exception as exc:  # noqa: BLE001 - the profile declares that the step supports this shape
+        return Measurement("‖W₁ − W₁*‖_F on the (shape[0], −1) view (∞: the step raised)", float("inf"),
+                           declared, False, {"raised": f"{type(exc).__name__}: {exc}",
+                                                "declared": p.tensor_params})
+    W2, G2 = W0.reshape(m, -1), E.round_to(G, dt).reshape(m, -1)
+    replay = can_replay(ctx)
+    orth = replay_orth(ctx, dt) if replay else None
+    _, U = E.momentum_step(p, None, G2, hyp["momentum"], 1)
+    Wexp, _ = E.step(p, W2, G2, None, lr=hyp["lr"], weight_decay=hyp["weight_decay"], t=1, beta=hyp["momentum"],
+                     input_dtype=dt, orth=orth)
+    got = W1.reshape(m, -1)
+    err = float(np.linalg.norm(got - Wexp)) if np.all(np.isfinite(got)) else float("inf")
+    # the bound of optimizer.rule.step on the (shape[0], −1) view (the same rounding model)
+    tol, _ = step_bound(ctx, W2, Wexp, U, U, dt, hyp["lr"], replay,
+                        exact_input=E.reference_momentum_form(p) is not None or p.momentum_form == "none")
+    return Measurement("‖W₁ − W₁*‖_F on the (shape[0], −1) view", err, tol, err <= tol.bound,
+                       {"view": list(W2.shape), "declared": p.tensor_params, "replay": replay,
+                        "shape_scale_view": E.shape_scale(p, W2.shape)})

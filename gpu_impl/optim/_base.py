@@ -198,17 +198,8 @@ class MatrixOptimizer(Optimizer, ABC):
         if grads_ok and not gap_ok:
             self._raise_gap(gap_flags)
         if not (grads_ok and upd_ok):
-            self._diag = {"skipped": True, "params": []}
-            if self.nonfinite == "skip":
-                self.skipped_steps += 1
-                return loss
-            if not grads_ok:
-                raise InvalidInputError(
-                    "non-finite gradient (NaN or Inf) in " + self._where_nonfinite()
-                    + "; no weight or state was changed (use nonfinite='skip' to skip such steps)")
-            raise SolverError("the update is non-finite although every gradient is finite (e.g. a "
-                              "low-precision msign schedule diverged); no weight or state was changed",
-                              status="nonfinite_update")
+            self._refuse(grads_ok)
+            return loss
         # commit
         for group, work, others in plans:
             for b, new_w, new_state in work:
@@ -224,6 +215,20 @@ class MatrixOptimizer(Optimizer, ABC):
                 self._adamw(group, others)
         self._diag = {"skipped": False, "params": diag or []}
         return loss
+
+    def _refuse(self, grads_ok: bool) -> None:
+        """A non-finite step, nothing written: count it (``nonfinite="skip"``) or raise."""
+        self._diag = {"skipped": True, "params": []}
+        if self.nonfinite == "skip":
+            self.skipped_steps += 1
+            return
+        if not grads_ok:
+            raise InvalidInputError(
+                "non-finite gradient (NaN or Inf) in " + self._where_nonfinite()
+                + "; no weight or state was changed (use nonfinite='skip' to skip such steps)")
+        raise SolverError("the update is non-finite although every gradient is finite (e.g. a "
+                          "low-precision msign schedule diverged); no weight or state was changed",
+                          status="nonfinite_update")
 
     def _where_nonfinite(self) -> str:
         bad = []

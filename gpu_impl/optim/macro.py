@@ -62,6 +62,7 @@ The step protocol (transactional, one sync) is described in ``gpu_impl.optim._ba
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Iterable
 
@@ -85,7 +86,7 @@ from ..manifolds import (
     spectral_project,
 )
 from ..msign import MsignPolicy, resolve_dtype
-from ._base import Bucket, MatrixOptimizer
+from ._base import Bucket, MatrixOptimizer, _fsum, _read_flags
 from .conventions import canonical_scale_rule, macro_direction, shape_scale, update_momentum
 
 __all__ = ["MACRO", "MOMENTUM_FORMS", "REPROJECT_VARIANTS", "MACRO_MANIFOLDS", "RETRACTIONS", "msign_policy_of"]
@@ -123,6 +124,30 @@ def msign_policy_of(group: dict[str, Any]) -> MsignPolicy:
     raise InvalidInputError(f"msign must be a schedule name, 'exact', a Schedule or a MsignPolicy, got {m!r}")
 
 
+def _low_out(policy: MsignPolicy) -> MsignPolicy:
+    """``policy`` with its output left in the compute dtype (no cast back); cached on the policy."""
+    low = policy.__dict__.get("_low_out")
+    if low is None:
+        low = dataclasses.replace(policy, out_dtype=policy.compute_dtype)
+        object.__setattr__(policy, "_low_out", low)
+    return low
+
+
+def _dots(W: Tensor, O: Tensor) -> tuple[Tensor, Tensor]:
+    """(⟨O, W⟩, ‖O‖²_F) in W's dtype, O cast on the fly (one pass when compiled)."""
+    o = O.to(W.dtype)
+    return (o * W).sum(), (o * o).sum()
+
+
+def _commit(W: Tensor, O: Tensor, s: Tensor, sk: Tensor) -> None:
+    """W ← s·O + s·k·W in place (one pass when compiled)."""
+    W.copy_(W * sk + O.to(W.dtype) * s)
+
+
+_compiled_dots = torch.compile(_dots, dynamic=True)
+_compiled_commit = torch.compile(_commit, dynamic=True)
+
+
 def _fro(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x, dim=(-2, -1))
 
@@ -158,6 +183,7 @@ class MACRO(MatrixOptimizer):
         adamw_wd: float = 0.01,
         nonfinite: str = "raise",
         diagnostics: bool | str = False,
+        fused: bool | str = True,
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, manifold=manifold, radius=radius,
                         radius_scale=radius_scale, momentum_form=momentum_form, reproject=reproject,
@@ -166,6 +192,10 @@ class MACRO(MatrixOptimizer):
                         ns_dtype=ns_dtype, theta=theta, power_steps=power_steps, gap_tol=gap_tol,
                         power_block=power_block, gap_policy=gap_policy, adamw_lr=adamw_lr,
                         adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps, adamw_wd=adamw_wd)
+        if fused not in (True, False, "compile") or not isinstance(fused, (bool, str)):
+            raise InvalidInputError(f"fused must be True, False or 'compile', got {fused!r}")
+        #: use the fused in-place step where it applies (see :meth:`step`); False = eager reference
+        self.fused = fused
         super().__init__(params, defaults, nonfinite=nonfinite, diagnostics=diagnostics)
 
     # -- options -------------------------------------------------------------------------------
@@ -274,6 +304,150 @@ class MACRO(MatrixOptimizer):
             W.copy_(man.project_point(W64))
         state["radius"] = torch.as_tensor(R, dtype=W.dtype, device=W.device).clone()
         state["momentum"] = torch.zeros_like(W, memory_format=torch.preserve_format)
+
+    # -- fused step (Frobenius and spectral sphere) ---------------------------------------------
+    def _fusable(self) -> bool:
+        """True when every constrained group can take the fused step (see :meth:`step`)."""
+        if not self.fused or self.diagnostics_mode is not None:
+            return False
+        for group in self.param_groups:
+            kind = _kind(group)
+            if kind is None:
+                continue
+            if (kind not in ("frobenius_sphere", "spectral_sphere")
+                    or (group["retraction"] or "rescale") != "rescale"
+                    or group["prenormalize"] or canonical_scale_rule(group["scale"]) == "radius"
+                    or not float(group["lr"]) > 0):
+                return False
+        return True
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """One step. With ``fused=True`` (default) and every constrained group on the Frobenius
+        or spectral sphere (``rescale`` retraction, no prenormalisation, a scale rule other than
+        ``"radius"``, lr > 0, no diagnostics), the fused step runs; otherwise the eager reference
+        step of ``gpu_impl.optim._base`` (stacked buckets, out of place). Same formulas, per matrix
+        (no stacking; msign per matrix as torch.optim.Muon does), a = lr·s::
+
+            M' = momentum(M, G)  (new tensor; U its input)      X = P_W(U),  O = msign(X)
+            Frobenius: d = ⟨O, W⟩/‖W‖²_F (variant A; 0 for B/C), Ŷ = O + k·W in place in O with
+                       k = −(1 + a·d)/a, so Y = W − a·P_W(O) = −a·Ŷ;  W' = −R·Ŷ/‖Ŷ‖_F
+            spectral:  Y = W − a·O + a·(uᵀOv)·u vᵀ (variant A);  W' = R·Y/σ̂₁(Y)
+
+        ‖W‖²_F is taken as R² when W is the previous fused output untouched since (version
+        counter; relative difference ≤ a few u), else computed. Transactional like the eager step:
+        nothing is written until every scale factor is finite; a non-finite gradient always makes
+        it non-finite (it makes ⟨U, W⟩ or uᵀUv, hence X, non-finite, and NS spreads NaN through its
+        products), so the gradients are inspected only to name the error.
+        """
+        if not self._fusable():
+            return super().step(closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work: list[tuple[Tensor, Tensor, Tensor, dict[str, Any]]] = []
+        others: list[tuple[dict[str, Any], list[Tensor]]] = []
+        flags: list[Tensor] = []
+        gap_flags: list[tuple[Tensor, float]] = []
+        for group in self.param_groups:
+            buckets, rest = self._buckets(group)
+            if rest:
+                others.append((group, rest))
+                flags.extend(torch.isfinite(_fsum(p.grad)) for p in rest)  # type: ignore[arg-type]
+            if not buckets:
+                continue
+            kind = _kind(group)
+            for b in buckets:
+                a = float(group["lr"]) * shape_scale(group["scale"], *b.shape)
+                for p, st in zip(b.params, b.states):
+                    fresh = self._written.get(id(p), p._version) == p._version
+                    if kind == "frobenius_sphere":
+                        Y, scale, new = self._fused_frobenius(group, p, st, a, fresh)
+                    else:
+                        Y, scale, new = self._fused_spectral(group, p, st, a, fresh, gap_flags)
+                    flags.append(torch.isfinite(scale).all())
+                    work.append((p.detach(), Y, scale, {"st": st, "new": new, "p": p}))
+        gap_ok_flags = [(g >= tol).all() for g, tol in gap_flags]
+        status = _read_flags(flags + gap_ok_flags)  # the one sync of the step
+        if not all(status):
+            grads_ok = all(bool(torch.isfinite(_fsum(p.grad)).item())  # type: ignore[arg-type]
+                           for group in self.param_groups for p in group["params"] if p.grad is not None)
+            upd_ok = all(status[:len(flags)])
+            if grads_ok and upd_ok:
+                self._raise_gap(gap_flags)
+            self._refuse(grads_ok)
+            return loss
+        for W, Y, scale, rec in work:
+            if scale.ndim:  # fused="compile", Frobenius: W' = s·O + s·k·W in one pass
+                _compiled_commit(W, Y, scale[0], scale[1])
+            else:
+                torch.mul(Y, scale, out=W)
+            rec["st"].update(rec["new"])
+            rec["st"]["step"] = rec["st"].get("step", 0) + 1
+            self._written[id(rec["p"])] = rec["p"]._version
+        for group, rest in others:
+            self._adamw(group, rest)
+        self._diag = {"skipped": False, "params": []}
+        return loss
+
+    def _fused_momentum(self, group: dict[str, Any], p: Tensor, st: dict[str, Any],
+                        P: Any) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """(U, X = P_W(U) or U for variant C, new state) of one matrix; nothing written."""
+        form = group["momentum_form"]
+        M_new, U = update_momentum(form, float(group["momentum"]), st["momentum"], p.grad)  # type: ignore[arg-type]
+        X = U if group["reproject"] == "C" and form != "projected_ema" else P(U)
+        return U, X, {"momentum": X if form == "projected_ema" else M_new}
+
+    def _fused_frobenius(self, group: dict[str, Any], p: Tensor, st: dict[str, Any], a: float,
+                         fresh: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        W = p.detach()
+        w = W.reshape(-1)
+        R = st["radius"]
+        ww = R * R if fresh else torch.dot(w, w)
+
+        def P(Z: Tensor) -> Tensor:
+            return torch.addcmul(Z, W, torch.dot(Z.reshape(-1), w) / ww, value=-1.0)
+
+        _, X, new = self._fused_momentum(group, p, st, P)
+        policy = msign_policy_of(group)
+        if self.fused == "compile":
+            # msign left in its compute dtype; ⟨O, W⟩, ‖O‖² and the commit W' = s·O + s·k·W are
+            # one compiled pass each (the cast to W's dtype happens inside them), and
+            # ‖Ŷ‖² = ‖O‖² + 2k·⟨O, W⟩ + k²·‖W‖² (error ≲ 3u·(‖O‖² + 2|k⟨O, W⟩| + k²‖W‖²)/‖Ŷ‖²)
+            O = _low_out(policy)(X, check_finite=False)
+            ow, oo = _compiled_dots(W, O)
+            d = ow / ww if group["reproject"] == "A" else torch.zeros_like(ww)
+            k = (1.0 + a * d) / -a
+            nrm = torch.sqrt(oo + 2.0 * k * ow + k * k * ww)
+            return O, torch.stack([-R / nrm, -R * k / nrm]), new
+        O = policy(X, check_finite=False)
+        d = torch.dot(O.reshape(-1), w) / ww if group["reproject"] == "A" else torch.zeros_like(ww)
+        O.addcmul_(W, (1.0 + a * d) / -a)
+        return O, R / -torch.linalg.vector_norm(O), new
+
+    def _fused_spectral(self, group: dict[str, Any], p: Tensor, st: dict[str, Any], a: float, fresh: bool,
+                        gap_flags: list[tuple[Tensor, float]]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        W = p.detach()
+        man = self._manifold(group, st["radius"])
+        tmp: dict[str, Tensor] = {"basis": st["basis"]} if "basis" in st else {}
+        pair = man.top_pair(W, tmp, steps=0 if fresh and tmp else None,  # type: ignore[attr-defined]
+                            with_residual=False)
+        if group["gap_policy"] == "raise":
+            gap_flags.append((pair.gap, float(group["gap_tol"])))
+        u, v = pair.u, pair.v
+
+        def P(Z: Tensor) -> Tensor:
+            return spectral_project(Z, u, v)
+
+        _, X, new = self._fused_momentum(group, p, st, P)
+        O = msign_policy_of(group)(X, check_finite=False)
+        Y = torch.add(W, O, alpha=-a)
+        if group["reproject"] == "A":
+            Y.addr_(u * (a * ((u @ O) @ v)), v)
+        pY = man.top_pair(Y, tmp, with_gap=False, with_residual=False)  # type: ignore[attr-defined]
+        new.update(tmp)
+        return Y, st["radius"] / pY.sigma, new
 
     # -- step ----------------------------------------------------------------------------------
     def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],

@@ -411,7 +411,8 @@ def _muon_profile(name: str, ns_dtype: str, dtypes: tuple[str, ...]) -> Profile:
         schedule="keller_jordan", steps=5, eps_form="clamp", eps=1e-7, compute_dtype=ns_dtype,
         return_dtype="input", rule="muon", momentum_form="ema", momentum=0.95, nesterov_form="ema",
         shape_scale="kj", weight_decay_coupling="decoupled_raw_lr", weight_decay=0.1, lr=0.02,
-        param_dtypes=dtypes, mutation=("momentum_buffer",), nan_policy="propagate", scale_range=(1e-6, 1e12))
+        param_dtypes=dtypes, mutation=("momentum_buffer",), nan_policy="propagate", scale_range=(1e-6, 1e12),
+        tensor_params="flatten")
 
 
 MUON32_PROFILE = _muon_profile("zoo_muon_fp32", "float32", ("float32", "float64"))
@@ -469,8 +470,12 @@ class Muon2(torch.optim.Optimizer):
                 buf = self._buffer(p)
                 buf.lerp_(G, 1 - b)
                 U = buf.clone() if self.bug == "no_nesterov" else G.lerp(buf, b)
-                O = self._orth(U)
-                A, B = p.shape
+                # a 3-D/4-D parameter is stepped as its (shape[0], −1) view (tensor_params='flatten')
+                U2 = U.reshape(U.shape[0], -1)
+                O = self._orth(U2).reshape(U.shape)
+                A, B = U2.shape
+                if self.bug == "kernel_axes_scale":  # KJ-style: the scale from the last two axes of a conv filter
+                    A, B = p.shape[-2:]
                 s = max(1.0, A / B) ** 0.5
                 if self.bug == "inverted_scale":
                     s = max(1.0, B / A) ** 0.5
@@ -546,6 +551,7 @@ MUON_BUGS: dict[str, str] = {
     "nan_to_num": "safety.nonfinite_gradient",
     "lr_floor": "optimizer.run.lr_zero",
     "grad_none_crash": "optimizer.run.grad_none",
+    "kernel_axes_scale": "optimizer.rule.tensor_params",
 }
 STEP_DEFECTS: dict[type, tuple[str, type]] = {}
 for _bug, _check in MUON_BUGS.items():
@@ -679,3 +685,36 @@ STEP_DEFECTS.update({
 
 #: correct optimizers of the step zoo (no false failures over 5 seeds, fp32 and bf16)
 STEP_CORRECT: tuple[type, ...] = (GoodMuon32, GoodMuon16, GoodMacro16, GoodSSOOpt)
+
+
+# ---------------------------------------------------------------- exact polar factor (exact_form='polar')
+POLAR_PROFILE = Profile(
+    name="zoo_polar", description="fp32 polar factor U Vᵀ of a full SVD (HeavyBall 'svd' mode, done right)",
+    schedule="exact", exact_form="polar", compute_dtype="float32", return_dtype="input", transpose_rule="none",
+    ndim_handling="batched", param_dtypes=("float32",), nan_policy="propagate", zero_policy="identity")
+
+
+class GoodPolar(Adapter):
+    """The polar factor of every matrix from a full SVD in fp32: on rank-deficient input the null
+    space is completed to a full isometry (a legitimate difference from msign, MATH §2.3)."""
+
+    name = "zoo: fp32 SVD polar factor"
+    profile = POLAR_PROFILE
+    capabilities = frozenset({"msign"})
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        U, _, Vh = torch.linalg.svd(G.to(torch.float32), full_matrices=False)
+        return (U @ Vh).to(G.dtype)
+
+
+class PolarNSForNonSquare(GoodPolar):
+    """HeavyBall 3.2.1's substitution: the requested SVD for square matrices only, fp32 Newton–Schulz
+    (You Jiacheng's 5 steps) silently for every non-square one."""
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        if G.shape[-2] == G.shape[-1]:
+            return super().msign(G)
+        return ns(G, coeffs=(3.4445, -4.7750, 2.0315))
+
+
+DEFECTS[PolarNSForNonSquare] = ("spec.orthogonaliser.output", GoodPolar)

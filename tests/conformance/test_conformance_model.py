@@ -92,3 +92,17 @@ def test_every_profile_declares_every_convention_field() -> None:
             assert f in d, (name, f)
         if p.has_ns:
             assert p.ns_schedule().coefficients_for(p.steps)
+
+
+@pytest.mark.parametrize("name", ["ptopt_spectral_sphere", "gpu_impl_sso"])
+def test_sso_model_zero_gradient_gives_zero_direction(name: str) -> None:
+    """SSO with a zero gradient from zero momentum (explicit coefficients or a named schedule): the
+    model gives a zero direction (msign(0) = 0, λ irrelevant) and the step is the retraction alone."""
+    p = PROFILES[name]
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((6, 4))
+    Z = np.zeros_like(W)
+    D, M = E.direction(p, W / np.linalg.norm(W, 2), Z, None, t=1, input_dtype="float32")
+    assert not np.any(D) and not np.any(M)
+    W1, _ = E.step(p, W, Z, None, lr=0.05, t=1, input_dtype="float32")
+    np.testing.assert_allclose(W1, p.manifolds[0].radius * W / np.linalg.norm(W, 2), rtol=0, atol=1e-15)

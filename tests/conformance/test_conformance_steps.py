@@ -87,3 +87,27 @@ def test_target_that_releases_grad_after_step_is_handled() -> None:
     report = run(Z.GradReleasingMuon16, mode="quick", seed=0, deselect=["quality", "training"])
     bad = [(r.id, r.status, r.reason) for r in report.results if r.status in ("fail", "error")]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_declared_polar_factor_passes_spec_checks(seed: int) -> None:
+    """exact_form='polar': a correct SVD polar factor (rank-deficient square cases included, where it
+    legitimately differs from msign) passes the spec checks over 5 seeds; the msign declaration of the
+    same code fails on those cases (so the declaration is what is checked)."""
+    sel = ["spec.orthogonaliser.output", "spec.orthogonaliser.singular_values", "spec.orthogonaliser.zero_input"]
+    st = {r.id: r.status for r in run(Z.GoodPolar, mode="quick", seed=seed, select=sel).results}
+    assert all(v == "pass" for v in st.values()), st
+    if seed == 0:
+        as_msign = Z.POLAR_PROFILE.with_options(name="zoo_polar_as_msign", exact_form="msign", zero_policy="zero")
+        r = {x.id: x for x in run(Z.GoodPolar, as_msign, mode="quick", seed=0, select=sel).results}
+        assert r["spec.orthogonaliser.output"].status == "fail"
+        assert r["spec.orthogonaliser.zero_input"].status == "fail"
+
+
+def test_tensor_params_refuse_is_checked_as_declared() -> None:
+    """tensor_params='refuse': torch.optim.Muon's constructor error passes; an optimizer that silently
+    steps a 4-D parameter while its profile declares a refusal fails."""
+    sel = ["optimizer.rule.tensor_params"]
+    assert run("torch_muon", mode="quick", seed=0, select=sel).results[0].status == "pass"
+    refuse = Z.MUON32_PROFILE.with_options(name="zoo_muon_refuse", tensor_params="refuse")
+    assert run(Z.GoodMuon32, refuse, mode="quick", seed=0, select=sel).results[0].status == "fail"

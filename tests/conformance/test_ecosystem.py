@@ -198,12 +198,12 @@ def test_grade_legend_is_printed_with_grades() -> None:
 
 
 def test_train_refuses_to_overwrite_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from manifold_oracle.gpu_impl.train import _refuse_overwrite, main
+    from manifold_oracle.gpu_impl.train import main, refuse_overwrite
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "metrics.jsonl").write_text("{}\n")
     assert main(["--out", str(run_dir), "--steps", "1"]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert _refuse_overwrite(["--out", str(run_dir), "--overwrite"]) is None
-    assert _refuse_overwrite([f"--out={tmp_path / 'fresh'}"]) is None
+    assert refuse_overwrite(["--out", str(run_dir), "--overwrite"]) is None
+    assert refuse_overwrite([f"--out={tmp_path / 'fresh'}"]) is None

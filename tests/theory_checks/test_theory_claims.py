@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from manifold_oracle.theory_checks.registry import Budget, claim_ids, get_claim, run_claim
+from manifold_oracle.theory_checks.catalog import claim_ids, get_claim, run_claim
+from manifold_oracle.theory_checks.registry import Budget
 from manifold_oracle.theory_checks.report import save_plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

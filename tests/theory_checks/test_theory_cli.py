@@ -9,7 +9,8 @@ import pytest
 
 from manifold_oracle.reference.errors import InvalidInputError
 from manifold_oracle.theory_checks import cli
-from manifold_oracle.theory_checks.registry import REGISTRY, Budget, ClaimResult, ControlResult, register, run_claim
+from manifold_oracle.theory_checks.catalog import run_claim
+from manifold_oracle.theory_checks.registry import REGISTRY, Budget, ClaimResult, ControlResult, register
 from manifold_oracle.theory_checks.schema import load_schema, validate, validation_errors
 
 FAST = ["G-3", "S-2", "A-4"]  # well under a second each
