@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .adapters import BUILTIN_TARGETS
+
 __all__ = ["main", "build_parser"]
 
 
@@ -22,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="manifold-oracle conform", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default="gpu_impl",
-                   help="module:attribute of an adapter, or a built-in name (gpu_impl, torch_muon, "
-                        "kj_muon, scipy_polar, geoopt, pymanopt, ptopt_muon, ptopt_scion, heavyball_muon, "
-                        "optax_muon, …: `manifold-oracle matrix --help`); default gpu_impl")
+                   help="module:attribute of an adapter, or a built-in name: "
+                        f"{', '.join(sorted(BUILTIN_TARGETS))} (`manifold-oracle profiles` lists the "
+                        "profiles); default gpu_impl")
     p.add_argument("--profile", default=None, help="override the adapter's declared profile (`manifold-oracle "
                    "profiles` lists them; a name "
                    "of conformance.profiles)")

@@ -30,7 +30,11 @@ Field vocabulary (values in brackets):
   lr meet the orthogonaliser's output in the parameter dtype, e.g. ``p.add_(O, alpha=-lr·s)``),
   return (the update s·O is formed in the orthogonaliser's return dtype first, e.g. KJ's bf16
   ``update *= scale``: one more rounding of that dtype)], ``tensor_params`` [unsupported, refuse,
-  flatten ((shape[0], −1) view of a 3-D/4-D parameter, shape scale of the view), flatten_4d (4-D only)];
+  flatten ((shape[0], −1) view of a 3-D/4-D parameter, shape scale of the view), flatten_4d (4-D only)],
+  ``vector_params`` [unsupported (no claim), refuse (an error at construction or step, the vector
+  unchanged), adamw (an element-wise Adam-type rule: first step −a·G/(|G| + ε)), sgd (the rule's
+  momentum/Nesterov update U applied unorthogonalised, W − lr·U), ns (the rule on the (n, 1) view),
+  skip (left untouched)]: how a 1-D parameter (bias, gain) in an optimizer group is stepped;
 * ``mutation`` (which state a step writes, documentation only: a write into an input or into
   ``p.grad`` is a failure whatever is declared here), ``precision_dependencies``,
   ``nan_policy`` [propagate, raise, nan_to_num], ``zero_policy`` [zero, nan, raise, identity],
@@ -114,6 +118,7 @@ FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
         "radius_source": ("declared", "init"),
         "update_dtype": ("parameter", "return"),
         "tensor_params": ("unsupported", "refuse", "flatten", "flatten_4d"),
+        "vector_params": ("unsupported", "refuse", "adamw", "sgd", "ns", "skip"),
         "momentum_form": ("none", "ema", "accumulate", "bias_corrected_ema"),
         "nesterov_form": ("none", "ema", "accumulate", "bias_corrected", "grad_plus_ema"),
         "shape_scale": ("none", "kj", "moonlight", "spectral_mup", "spectral", "unit"),
@@ -168,6 +173,7 @@ class Profile:
     radius_source: str = "declared"
     update_dtype: str = "parameter"
     tensor_params: str = "unsupported"
+    vector_params: str = "unsupported"
     nan_policy: str = "propagate"
     zero_policy: str = "zero"
     routing: str = "every 2-D parameter"
@@ -250,6 +256,7 @@ register_profile(Profile(
     weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.02,
     param_dtypes=("float32", "bfloat16"), update_dtype="return",
     tensor_params="flatten_4d",  # muon_update: `if update.ndim == 4: update.view(len(update), -1)`
+    vector_params="refuse",  # zeropower_via_newtonschulz5: `assert G.ndim >= 2` (AssertionError at step)
     mutation=("momentum_buffer",),
     nan_policy="propagate", zero_policy="zero", routing="hidden 2-D (and 4-D viewed as (out, rest))",
 ))
@@ -262,6 +269,7 @@ register_profile(Profile(
     weight_decay=0.1, lr=1e-3, param_dtypes=("float32", "bfloat16"), mutation=("momentum_buffer",),
     nan_policy="propagate", zero_policy="zero", routing="2-D parameters only (constructor raises otherwise)",
     tensor_params="refuse",
+    vector_params="refuse",  # torch/optim/_muon.py __init__: `if p.ndim != 2: raise ValueError`
 ))
 register_profile(Profile(
     name="moonlight", description="MoonshotAI/Moonlight toy_train Muon (re-implemented profile)",
@@ -301,6 +309,7 @@ register_profile(Profile(
     cast_point="none", compute_dtype="input", return_dtype="input", weight_layout="flax",
     rule="muon", momentum_form="bias_corrected_ema", momentum=0.95, nesterov_form="bias_corrected",
     shape_scale="kj", weight_decay_coupling="added_to_update",
+    vector_params="adamw",  # optax/contrib/_muon.py muon(): `'muon' if x.ndim == 2 else 'adam'` (adamw)
 ))
 register_profile(Profile(
     name="modula_ns6", description="Modula orthogonalize (NS6, no eps, transposes wide inputs)",
@@ -374,6 +383,7 @@ def _gpu_macro(name: str, first: str, *, schedule: str = "keller_jordan", comput
         manifolds=_gpu_manifolds(first), direction_tangent=True,
         mutation=("momentum_buffer", "parameters (moved onto the manifold at construction, documented)"),
         nan_policy="raise", zero_policy="zero", routing="2-D parameters of constrained groups; rest AdamW",
+        vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D parameters → the internal AdamW
     )
 
 
@@ -399,7 +409,7 @@ register_profile(Profile(
     rule="muonh", momentum_form="accumulate", momentum=0.95, nesterov_form="accumulate",
     shape_scale="none", weight_decay_coupling="before_radius", weight_decay=0.0, lr=0.02,
     param_dtypes=("float32",), mutation=("momentum_buffer",), nan_policy="raise", zero_policy="zero",
-    radius_source="init",
+    radius_source="init", vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D → internal AdamW
     notes=("with weight_decay > 0 the radius shrinks by (1 − ηλ) per step (CONVENTIONS §10 #13)",),
 ))
 register_profile(Profile(
@@ -414,6 +424,7 @@ register_profile(Profile(
     manifolds=(ManifoldDecl("spectral", "spectral_sphere", radius=1.0, retraction="rescale",
                             retraction_order=1),),
     direction_tangent=True, nan_policy="raise",
+    vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D parameters → the internal AdamW
     notes=("the declared direction is the exact tangent LMO (⟨Θ, Φ⟩ = 0 up to the bisection tolerance)",),
 ))
 
@@ -434,6 +445,8 @@ register_profile(Profile(
     weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.02, param_dtypes=("float32", "bfloat16"),
     mutation=("momentum_buffer",), routing="use_muon=True groups; > 2-D weights viewed as (out, rest)",
     tensor_params="flatten",  # MuonBase._orthogonalize: reshape(size(0), -1); get_adjusted_lr: out/prod(rest)
+    # a 1-D parameter of a use_muon group takes the same path: the (n, 1) view, lr·√max(1, n)
+    vector_params="ns",
     notes=("get_adjusted_lr: lr·√max(1, out/in) (use_adjusted_lr=False, the default)",),
 ))
 register_profile(Profile(
@@ -459,6 +472,8 @@ register_profile(Profile(
     param_dtypes=("float32",), mutation=("momentum_buffer",), routing="every parameter of the group",
     # Spectral.lmo: ``grad *= scale`` on the bf16 Newton–Schulz output, then p.add_(update, alpha=-lr)
     update_dtype="return",
+    # Spectral.lmo calls the Newton–Schulz on the 1-D tensor: IndexError (a crash, no clear message)
+    vector_params="refuse",
     notes=("the package's `momentum` is the weight of the new gradient (d.lerp_(g, momentum)): the "
            "adapter passes 1 − β",),
 ))
@@ -478,6 +493,7 @@ register_profile(Profile(
     manifolds=(ManifoldDecl("spectral", "spectral_sphere", radius=1.0, retraction="rescale",
                             retraction_order=1),),
     mutation=("momentum_buffer",), routing="2-D parameters only (init_group raises otherwise)",
+    vector_params="refuse",  # sso.py init_group: ValueError 'SpectralSphere only supports 2D parameters'
     notes=("the sphere is the one of the starting weights (radius_source='init'): the class is named "
            "SpectralSphere and implements SSO's tangent LMO; Θ comes from 10 bf16 power-iteration steps",),
 ))
@@ -499,6 +515,7 @@ register_profile(Profile(
     param_dtypes=("float32",), mutation=("momentum_buffer",),
     routing="every ≥ 2-D parameter (flattened to (out, rest)); 1-D updates pass through",
     tensor_params="flatten",  # chainable.orthogonalize_update: update.flatten(1, -1), scale of the view
+    vector_params="sgd",  # chainable.orthogonalize_update: `if update.dim() < 2: return update`
     notes=("orthogonaliser input G + M_t with M_t = βM + (1 − β)G (nesterov_ema, 'equivalent to Grokfast')",
            _HB_NOTE),
 ))
@@ -513,6 +530,7 @@ register_profile(Profile(
     rule="muon", momentum_form="ema", momentum=0.9, nesterov_form="grad_plus_ema", shape_scale="kj",
     weight_decay_coupling="decoupled_raw_lr", weight_decay=0.0, lr=0.0025, param_dtypes=("float32",),
     mutation=("momentum_buffer",), notes=(_HB_NOTE,),
+    vector_params="sgd",  # chainable.orthogonalize_update: `if update.dim() < 2: return update`
 ))
 register_profile(Profile(
     name="heavyball_scion", description=_HB + "Scion (auto norm: spectral LMO for matrices)",

@@ -241,7 +241,7 @@ def _fro_norm(Y: Tensor) -> Tensor:
     if Y.device.type != "cpu" or Y.dtype == torch.float64:
         return torch.linalg.vector_norm(Y, dim=(-2, -1), keepdim=True, dtype=torch.float64)
     fro = torch.linalg.vector_norm(Y, dim=(-2, -1), keepdim=True, dtype=torch.float32)
-    if not bool(torch.isfinite(fro).all()):
+    if not math.isfinite(float(fro.sum(dtype=torch.float64))):  # norms are ≥ 0: finite sum iff all finite
         return torch.linalg.vector_norm(Y, dim=(-2, -1), keepdim=True, dtype=torch.float64)
     return fro.to(torch.float64)
 
@@ -268,7 +268,10 @@ def _ns(X: Tensor, coeffs: Sequence[tuple[float, float, float]], safety: float, 
     Z = _ns_iterate(Z, coeffs)
     if tall:
         Z = Z.mT
-    return Z.reshape(*batch, m, n).to(od)
+    if len(batch) > 1:
+        Z = Z.reshape(*batch, m, n)
+    # one pass for the cast and the transpose back (no copy when already contiguous in ``od``)
+    return Z.to(od, memory_format=torch.contiguous_format)
 
 
 def msign_exact(

@@ -23,7 +23,7 @@ from ..adapters import as_output, to_numpy
 from ..tolerances import Tolerance
 from . import Case, Context, Measurement, register
 from ._util import call, tensor
-from .rules import can_replay, input_term, replay_orth, return_roundoff, step_bound
+from .rules import can_replay, input_term, off_manifold, power_note, replay_orth, return_roundoff, step_bound
 
 LR = 0.05
 WD = 0.1
@@ -92,6 +92,9 @@ def _run_optimizer(ctx: Context, case: Case, wd: float) -> Measurement:
     for t, G in enumerate(case.arrays["Gs"], start=1):
         g = E.round_to(G, dt)
         Wcur = to_numpy(prm.data)
+        off = off_manifold(man, Wcur, t)
+        if off is not None:
+            return off
         prm.grad = tensor(g, dt)
         opt.step()
         _, U = E.momentum_step(p, M, g, p.momentum, t)
@@ -105,7 +108,7 @@ def _run_optimizer(ctx: Context, case: Case, wd: float) -> Measurement:
             worst, worst_tol = err, tol
     assert worst_tol is not None
     return Measurement("‖W_t − W_t*‖_F (worst step)", worst, worst_tol, worst <= worst_tol.bound,
-                       {"per_step": per_step, "weight_decay": wd, "replay": replay})
+                       {"per_step": per_step, "weight_decay": wd, "replay": replay, **power_note(ctx, replay)})
 
 
 @register("optimizer.step.one", "optimizer",
@@ -199,7 +202,7 @@ def _run_direction(ctx: Context, case: Case) -> Measurement:
             worst, worst_tol = err, tol
     assert worst_tol is not None
     return Measurement("‖D_t − D_t*‖_F (worst step)", worst, worst_tol, worst <= worst_tol.bound,
-                       {"per_step": rows, "replay": replay})
+                       {"per_step": rows, "replay": replay, **power_note(ctx, replay)})
 
 
 @register("optimizer.direction.one_step", "optimizer",

@@ -375,10 +375,114 @@ def feasibility(ctx: Context, case: Case) -> Measurement:
 
 
 @register("optimizer.run.off_manifold_start", "optimizer",
-          "Started off the manifold (weights ×1.7), the iterates lie on the manifold of the declared "
-          "radius source (Profile.radius_source: 'declared' — the declared radius whatever the start; "
-          "'init' — the radius of the starting weights) after the first step.",
-          requires={"optimizer"}, cases=lambda c: _feas_cases(c, "run.off", 1.7), applies=_constrained,
-          catches=("radius taken from wherever the weights start", "an off-manifold start left off"))
+          "Started off the manifold (weights ×1.7, outside; and ×0.5, inside the ball, where a "
+          "retraction by clipping W / max(1, ‖W‖/R) leaves the point where it is), the iterates lie on "
+          "the manifold of the declared radius source (Profile.radius_source: 'declared' — the declared "
+          "radius whatever the start; 'init' — the radius of the starting weights) after the first step.",
+          requires={"optimizer"},
+          cases=lambda c: _feas_cases(c, "run.off", 1.7) + _feas_cases(c, "run.off.inside", 0.5),
+          applies=_constrained,
+          catches=("radius taken from wherever the weights start", "an off-manifold start left off",
+                   "retraction by clipping to the ball instead of rescaling onto the sphere"))
 def off_manifold_start(ctx: Context, case: Case) -> Measurement:
     return _feasibility(ctx, case)
+
+
+# ----------------------------------------------------------------------------------- 1-D parameters
+def _vector_applies(ctx: Context) -> str | None:
+    p = ctx.profile
+    if p.rule == "none":
+        return "profile declares no optimizer rule"
+    if p.vector_params == "unsupported":
+        return "profile makes no claim about 1-D parameters (vector_params='unsupported')"
+    if p.vector_params == "ns" and p.rule != "muon":
+        return "vector_params='ns' is checked for the unconstrained rule (muon) only"
+    return None
+
+
+def _vector_cases(ctx: Context) -> list[Case]:
+    out = []
+    for c in _cases(ctx, "run.vector", 1):
+        n = c.arrays["W"].shape[0] + 4
+        rng = ctx.rng(f"run.vector.{c.label}")
+        out.append(Case(f"{c.label} + a 1-D parameter ({n},) starting at 0 in the same group",
+                        {**c.arrays, "g": dyadic(rng, (n,))}, c.params))
+    return out
+
+
+def _adam_spread(db: np.ndarray, g: np.ndarray, dt: str) -> tuple[float, Tolerance]:
+    """Relative spread of |Δb| over the entries with G ≠ 0 (a sign flip counts as 2)."""
+    nz = g != 0
+    c = float(np.median(np.abs(db[nz])))
+    if not np.all(np.isfinite(db)) or c == 0.0:
+        return float("inf"), T.bitwise()
+    spread = float(np.max(np.abs(-np.sign(g[nz]) * db[nz] / c - 1.0)))
+    # Adam's first step from zero state is a·G/(|G| + ε_eff): relative spread ≤ ε_eff/min|G| with
+    # ε_eff ≤ 1e-6 (torch/optax ε = 1e-8, ÷ √(1 − β₂) ≤ 32 for β₂ ≤ 0.999) and |G| ≥ 1/16 (dyadic);
+    # rounding of m̂/(√v̂ + ε)·a and the store: 6 ops on each of two entries → 12·u
+    u = T.unit_roundoff(dt)
+    b = 1e-6 * 16.0 + 12.0 * u
+    return spread, Tolerance(b, f"ε_eff/min|G| + 12·u = 1e-6·16 + 12·{u:.3e}",
+                             "Adam first step −a·G/(|G| + ε) from zero moments (Kingma & Ba, Alg. 1)", dt)
+
+
+@register("optimizer.run.vector_params", "optimizer",
+          "A 1-D parameter (a bias starting at 0) in the group of a matrix is handled as the profile's "
+          "vector_params declares (refuse: an error, the vector unchanged; skip: untouched; sgd: "
+          "W − lr·U, the rule's momentum/Nesterov update unorthogonalised; ns: the rule on the (n, 1) "
+          "view; adamw: a sign-like first step −a·G/(|G| + ε)), and the matrix's step equals the step "
+          "without the vector (bit-identical).", requires={"optimizer"}, cases=_vector_cases,
+          applies=_vector_applies,
+          catches=("a bias sent through Newton–Schulz as a 1×n matrix", "a vector stepped by the wrong rule",
+                   "a vector in the group changes the matrix's step"))
+def vector_params(ctx: Context, case: Case) -> Measurement:
+    from .rules import can_replay, exact_rule_input, replay_orth, step_bound
+
+    p = ctx.profile
+    pol = p.vector_params
+    dt = case.params["dtype"]
+    hyp = hyper(ctx, LR_A, BETA_A, 0.0)
+    W, G, g = case.arrays["W"], case.arrays["Gs"][0], case.arrays["g"]
+    b0 = np.zeros_like(g)
+    raised, x = None, None
+    try:
+        opt, (x, b) = _fresh(ctx, [W, b0], dt, **hyp)
+        x.grad, b.grad = tensor(G, dt), tensor(g, dt)
+        opt.step()
+    except Exception as exc:  # noqa: BLE001 - raising is the declared behaviour for 'refuse'
+        raised = f"{type(exc).__name__}: {exc}"
+    if pol == "refuse" or raised is not None:
+        unchanged = raised is not None and (x is None or _bits_equal(to_numpy(b.data), b0))
+        return boolean(f"1-D parameter handled as vector_params={pol!r}", pol == "refuse" and unchanged,
+                       "an error raised and the vector unchanged" if pol == "refuse" else "no error",
+                       "CONVENTIONS §1 vector_params", raised=raised)
+    solo, (s,) = _fresh(ctx, [W], dt, **hyp)
+    s.grad = tensor(G, dt)
+    solo.step()
+    d_mat = _maxdiff(to_numpy(x.data), to_numpy(s.data))
+    db = to_numpy(b.data).astype(np.float64) - b0
+    gd = E.round_to(g, dt)
+    if pol == "skip":
+        err, tol = float(np.abs(db).max()), T.bitwise()
+    elif pol == "adamw":
+        err, tol = _adam_spread(db, gd, dt)
+    elif pol == "sgd":
+        _, U = E.momentum_step(p, None, gd, BETA_A, 1)
+        exp = -LR_A * U
+        err = float(np.linalg.norm(db - exp)) if np.all(np.isfinite(db)) else float("inf")
+        # U from dyadic G and β = 3/4 (2 roundings in the blend), lr·U (1), the sum with 0 (exact)
+        tol = T.param_rounding(dt, 3, float(np.linalg.norm(exp)))
+    else:  # ns: the rule on the (n, 1) view
+        exact = exact_rule_input(p)
+        replay = can_replay(ctx, seeded_exact_input=exact)
+        Wv, Gv = b0[:, None], gd[:, None]
+        _, U = E.momentum_step(p, None, Gv, BETA_A, 1)
+        X = E.orth_input(p, Wv, U, manifold=None)
+        Wexp, _ = E.step(p, Wv, Gv, None, lr=LR_A, weight_decay=0.0, t=1, beta=BETA_A, input_dtype=dt,
+                         orth=replay_orth(ctx, dt) if replay else None)
+        db_exp = Wexp[:, 0] - b0
+        err = float(np.linalg.norm(db - db_exp)) if np.all(np.isfinite(db)) else float("inf")
+        tol, _ = step_bound(ctx, Wv, Wexp, U, X, dt, LR_A, replay, exact_input=exact)
+    ok = err <= tol.bound and d_mat == 0.0
+    return Measurement(f"1-D parameter vs vector_params={pol!r}", err, tol, ok,
+                       {"matrix_vs_solo": d_mat, "vector_step_norm": float(np.linalg.norm(db))})

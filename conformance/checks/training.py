@@ -24,7 +24,7 @@ from ..adapters import to_numpy
 from . import Case, Context, Measurement, NotApplicable, register
 from ._util import call, tensor
 from .optimizer import LR
-from .rules import can_replay, manifold_of, replay_orth, step_bound
+from .rules import can_replay, manifold_of, off_manifold, power_note, replay_orth, step_bound
 
 
 def _applies(ctx: Context) -> str | None:
@@ -91,6 +91,10 @@ def transformer_steps(ctx: Context, case: Case) -> Measurement:
         loss.backward()
         grads = {n: E.round_to(mats[n].grad.detach().numpy(), dt) for n in names}
         Wcur = {n: to_numpy(prm.data) for n, prm in zip(names, params)}
+        for n in names:
+            off = off_manifold(decl_man, Wcur[n], t, n)
+            if off is not None:
+                return off
         for n, prm in zip(names, params):
             prm.grad = tensor(grads[n], dt)
         opt.step()
@@ -120,4 +124,4 @@ def transformer_steps(ctx: Context, case: Case) -> Measurement:
         raise NotApplicable("the model has no hidden matrices")
     return Measurement("‖W_t − W_t*‖_F (worst matrix and step)", worst, worst_tol,
                        worst <= worst_tol.bound, {"per_step": rows[-len(names):], "n_matrices": len(names),
-                                                  "replay": replay})
+                                                  "replay": replay, **power_note(ctx, replay)})

@@ -36,20 +36,20 @@ from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInp
 
 from .conventions import SCALE_RULES, shape_scale
 
-__all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket"]
+__all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket", "finite_sum", "read_flags"]
 
 
 ADAMW_DEFAULTS: dict[str, Any] = dict(adamw_lr=1e-3, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, adamw_wd=0.01)
 
 
-def _fsum(x: Tensor) -> Tensor:
+def finite_sum(x: Tensor) -> Tensor:
     """Sum of all entries, accumulated in at least float32: finite iff every entry is finite
     (barring an overflow of the sum itself beyond the float32/float64 range, which is treated as
     non-finite too). Far cheaper than ``isfinite(x).all()`` on CPU."""
     return x.sum(dtype=torch.float32) if x.dtype in (torch.float16, torch.bfloat16) else x.sum()
 
 
-def _read_flags(flags: list[Tensor]) -> list[bool]:
+def read_flags(flags: list[Tensor]) -> list[bool]:
     """Read 0-d boolean tensors with one transfer per device."""
     if not flags:
         return []
@@ -186,13 +186,13 @@ class MatrixOptimizer(Optimizer, ABC):
                 gflags: list[tuple[Tensor, float]] = []
                 new_w, new_state = self._bucket_update(b, group, gflags, diag)
                 gap_flags.extend(gflags)
-                upd_flags.append(torch.isfinite(_fsum(new_w)))
+                upd_flags.append(torch.isfinite(finite_sum(new_w)))
                 work.append((b, new_w, new_state))
             all_grads.extend(p.grad for p in others)  # type: ignore[misc]
             plans.append((group, work, others))
-        grad_flags.extend(torch.isfinite(_fsum(g)) for g in all_grads)
+        grad_flags.extend(torch.isfinite(finite_sum(g)) for g in all_grads)
         gap_ok_flags = [(g >= tol).all() for g, tol in gap_flags]
-        status = _read_flags(grad_flags + upd_flags + gap_ok_flags)  # the one sync of the step
+        status = read_flags(grad_flags + upd_flags + gap_ok_flags)  # the one sync of the step
         ng, nu = len(grad_flags), len(upd_flags)
         grads_ok, upd_ok, gap_ok = all(status[:ng]), all(status[ng:ng + nu]), all(status[ng + nu:])
         if grads_ok and not gap_ok:

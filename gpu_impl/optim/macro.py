@@ -58,6 +58,11 @@ exact σ₁ needs an SVD), rotation angle, ‖D‖_F, relative update, spectral 
 power residual; ``"full"`` adds the exact spectral feasibility, ‖D‖₂ and the alignment error
 |⟨D, X⟩ − ‖X‖_*|/‖X‖_* through SVDs). Read them with :meth:`diagnostics` (one sync).
 The step protocol (transactional, one sync) is described in ``gpu_impl.optim._base``.
+``fused`` (``True`` default | ``"compile"`` | ``False``): on the Frobenius and spectral spheres
+(rescale retraction, no prenormalisation, scale rule not ``"radius"``, no diagnostics) the step
+runs per matrix with in-place ops (``"compile"``: the Frobenius tail as torch.compile'd passes;
+compiles once per process, needs a C++ compiler on CPU); everything else, and ``fused=False``,
+takes the readable stacked reference step. Both agree to rounding (tests/gpu_impl/test_fused_step.py).
 """
 
 from __future__ import annotations
@@ -80,13 +85,14 @@ from ..manifolds import (
     THETA_SOURCES,
     TORCH_KINDS,
     SpectralSphere,
+    TopPair,
     TorchManifold,
     frobenius_project,
     make_manifold,
     spectral_project,
 )
 from ..msign import MsignPolicy, resolve_dtype
-from ._base import Bucket, MatrixOptimizer, _fsum, _read_flags
+from ._base import Bucket, MatrixOptimizer, finite_sum, read_flags
 from .conventions import canonical_scale_rule, macro_direction, shape_scale, update_momentum
 
 __all__ = ["MACRO", "MOMENTUM_FORMS", "REPROJECT_VARIANTS", "MACRO_MANIFOLDS", "RETRACTIONS", "msign_policy_of"]
@@ -131,6 +137,17 @@ def _low_out(policy: MsignPolicy) -> MsignPolicy:
         low = dataclasses.replace(policy, out_dtype=policy.compute_dtype)
         object.__setattr__(policy, "_low_out", low)
     return low
+
+
+def _retraction_pair(man: TorchManifold, Y: Tensor, state: dict[str, Tensor], with_residual: bool) -> Any:
+    """Top pair of the retraction input Y (σ̂₁ rescales it onto the spectral sphere). A non-finite
+    Y (from a non-finite gradient or a divergent msign) makes the Ritz SVD raise; the pair is then
+    NaN, which the step's finiteness flags turn into its typed refusal (nothing written)."""
+    try:
+        return man.top_pair(Y, state, with_gap=False, with_residual=with_residual)  # type: ignore[attr-defined]
+    except torch.linalg.LinAlgError:
+        nan = torch.full(Y.shape[:-2], float("nan"), dtype=Y.dtype, device=Y.device)
+        return TopPair(nan, nan, nan, residual=nan if with_residual else None)
 
 
 def _dots(W: Tensor, O: Tensor) -> tuple[Tensor, Tensor]:
@@ -354,7 +371,7 @@ class MACRO(MatrixOptimizer):
             buckets, rest = self._buckets(group)
             if rest:
                 others.append((group, rest))
-                flags.extend(torch.isfinite(_fsum(p.grad)) for p in rest)  # type: ignore[arg-type]
+                flags.extend(torch.isfinite(finite_sum(p.grad)) for p in rest)  # type: ignore[arg-type]
             if not buckets:
                 continue
             kind = _kind(group)
@@ -362,16 +379,16 @@ class MACRO(MatrixOptimizer):
                 a = float(group["lr"]) * shape_scale(group["scale"], *b.shape)
                 for p, st in zip(b.params, b.states):
                     fresh = self._written.get(id(p), p._version) == p._version
-                    if kind == "frobenius_sphere":
-                        Y, scale, new = self._fused_frobenius(group, p, st, a, fresh)
+                    if kind == "frobenius_sphere":  # ‖W‖² = R² only for a weight this step wrote
+                        Y, scale, new = self._fused_frobenius(group, p, st, a, fresh and id(p) in self._written)
                     else:
                         Y, scale, new = self._fused_spectral(group, p, st, a, fresh, gap_flags)
                     flags.append(torch.isfinite(scale).all())
                     work.append((p.detach(), Y, scale, {"st": st, "new": new, "p": p}))
         gap_ok_flags = [(g >= tol).all() for g, tol in gap_flags]
-        status = _read_flags(flags + gap_ok_flags)  # the one sync of the step
+        status = read_flags(flags + gap_ok_flags)  # the one sync of the step
         if not all(status):
-            grads_ok = all(bool(torch.isfinite(_fsum(p.grad)).item())  # type: ignore[arg-type]
+            grads_ok = all(bool(torch.isfinite(finite_sum(p.grad)).item())  # type: ignore[arg-type]
                            for group in self.param_groups for p in group["params"] if p.grad is not None)
             upd_ok = all(status[:len(flags)])
             if grads_ok and upd_ok:
@@ -445,9 +462,9 @@ class MACRO(MatrixOptimizer):
         Y = torch.add(W, O, alpha=-a)
         if group["reproject"] == "A":
             Y.addr_(u * (a * ((u @ O) @ v)), v)
-        pY = man.top_pair(Y, tmp, with_gap=False, with_residual=False)  # type: ignore[attr-defined]
+        sigma = _retraction_pair(man, Y, tmp, False).sigma
         new.update(tmp)
-        return Y, st["radius"] / pY.sigma, new
+        return Y, st["radius"] / sigma, new
 
     # -- step ----------------------------------------------------------------------------------
     def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],
@@ -514,7 +531,7 @@ class MACRO(MatrixOptimizer):
         elif kind == "frobenius_sphere" and retraction in ("rescale", "projection"):
             W_new = Y * (R / torch.linalg.vector_norm(Y, dim=(-2, -1)))[:, None, None]
         elif kind == "spectral_sphere" and retraction == "rescale":
-            pY = man.top_pair(Y, st, with_gap=False, with_residual=diag is not None)  # type: ignore[attr-defined]
+            pY = _retraction_pair(man, Y, st, diag is not None)
             W_new = Y * (R / pY.sigma)[:, None, None]
             if pair is not None:
                 pair.retraction_residual = pY.residual  # type: ignore[attr-defined]

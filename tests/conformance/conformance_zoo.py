@@ -72,6 +72,22 @@ def ns(G: torch.Tensor, coeffs=KJ, steps: int = 5, eps: float = 1e-7, dtype=torc
     return X.to(G.dtype)
 
 
+def ns_stochastic(G: torch.Tensor) -> torch.Tensor:
+    """KJ×5 NS in bf16 after G/max(‖G‖_F, 1e-7) in fp32 and a stochastic rounding to bf16 (torch's
+    global RNG, HeavyBall's scheme: add uniform 16-bit noise to the fp32 bits, truncate)."""
+    X = G.to(torch.float32)
+    X = X / torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp(min=1e-7)
+    bits = X.view(torch.int32)
+    X = (bits + torch.randint_like(bits, 0, 1 << 16)).bitwise_and(-65536).view(torch.float32).bfloat16()
+    tall = X.shape[-2] > X.shape[-1]
+    X = X.mT if tall else X
+    a, b, c = KJ
+    for _ in range(5):  # no second normalisation: the rounded unit-norm input is iterated as it is
+        A = X @ X.mT
+        X = a * X + (b * A + c * A @ A) @ X
+    return (X.mT if tall else X).to(G.dtype)
+
+
 def msign64(X: torch.Tensor) -> torch.Tensor:
     U, s, Vh = torch.linalg.svd(X.to(torch.float64), full_matrices=False)
     keep = (s > 1e-10 * s[..., :1]).to(torch.float64)
@@ -423,9 +439,9 @@ class Muon2(torch.optim.Optimizer):
     """A plain per-parameter Muon (torch.optim.Muon's arithmetic) with one optional bug."""
 
     def __init__(self, params: Any, lr: float, momentum: float, weight_decay: float = 0.0, *,
-                 ns_dtype: torch.dtype = torch.float32, bug: str = "") -> None:
+                 ns_dtype: torch.dtype = torch.float32, bug: str = "", stochastic: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
-        self.ns_dtype, self.bug = ns_dtype, bug
+        self.ns_dtype, self.bug, self.stochastic = ns_dtype, bug, stochastic
         self.release_grad = False
         self._outside: dict[int, torch.Tensor] = {}
 
@@ -449,7 +465,7 @@ class Muon2(torch.optim.Optimizer):
             return U / torch.linalg.norm(U).clamp_min(1e-7)
         if self.bug == "big_matrix_fast_path" and max(A, B) >= 64:  # 3 NS steps "are enough" for big ones
             return ns(U, steps=3, dtype=self.ns_dtype)
-        return ns(U, dtype=self.ns_dtype)
+        return ns_stochastic(U) if self.stochastic else ns(U, dtype=self.ns_dtype)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -468,8 +484,11 @@ class Muon2(torch.optim.Optimizer):
                 if self.bug == "wd_as_l2":
                     G = G + wd * p
                 buf = self._buffer(p)
+                stale = G.lerp(buf, b)  # "nesterov_stale_buffer": blended with the buffer before its update
                 buf.lerp_(G, 1 - b)
                 U = buf.clone() if self.bug == "no_nesterov" else G.lerp(buf, b)
+                if self.bug == "nesterov_stale_buffer":
+                    U = stale
                 # a 3-D/4-D parameter is stepped as its (shape[0], −1) view (tensor_params='flatten')
                 U2 = U.reshape(U.shape[0], -1)
                 O = self._orth(U2).reshape(U.shape)
@@ -718,3 +737,50 @@ class PolarNSForNonSquare(GoodPolar):
 
 
 DEFECTS[PolarNSForNonSquare] = ("spec.orthogonaliser.output", GoodPolar)
+
+
+# ---------------------------------------------------------------- stochastic rounding (seeded replay)
+MUON_SR_PROFILE = MUON16_PROFILE.with_options(
+    name="zoo_muon_sr", description="Muon: KJ×5 NS in bf16 after a stochastic rounding (torch RNG)",
+    cast_point="stochastic_rounding", param_dtypes=("float32",))
+
+
+class GoodMuonSR(GoodMuon16):
+    """A correct Muon whose orthogonaliser rounds stochastically to bf16 (torch's global RNG)."""
+
+    name = "zoo: Muon, stochastic-rounding bf16 Newton–Schulz"
+    profile = MUON_SR_PROFILE
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return ns_stochastic(G)
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return Muon2(params, lr, momentum, weight_decay, bug=self.bug, stochastic=True)
+
+
+class TenPercentSR(GoodMuonSR):
+    bug = "ten_percent"
+
+
+class SignFlipSR(GoodMuonSR):
+    bug = "sign_flip_1_64"
+
+
+STEP_DEFECTS.update({TenPercentSR: ("optimizer.rule.step", GoodMuonSR),
+                     SignFlipSR: ("optimizer.rule.step", GoodMuonSR)})
+STEP_CORRECT += (GoodMuonSR,)
+
+
+# ---------------------------------------------------------------- bf16 Muon without the msign capability
+class Muon16NoMsign(GoodMuon16):
+    """A correct bf16 Muon whose adapter does not expose its orthogonaliser (no replay possible)."""
+
+    name = "zoo: Muon, bf16 NS, no msign capability"
+    capabilities = frozenset({"optimizer"})
+
+
+#: momentum/Nesterov bugs caught without the orthogonaliser's replay (optimizer.rule.momentum_self)
+for _bug in ("no_nesterov", "ignore_group_momentum", "nesterov_stale_buffer"):
+    STEP_DEFECTS[type(f"{_bug}_bf16_no_msign", (Muon16NoMsign,), {"bug": _bug})] = (
+        "optimizer.rule.momentum_self", Muon16NoMsign)
+STEP_CORRECT += (Muon16NoMsign,)

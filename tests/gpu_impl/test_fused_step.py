@@ -86,28 +86,29 @@ def _run_and_compare(man: str, fused: bool | str, form: str, variant: str, theta
 @pytest.mark.parametrize("form,variant", [("ema", "A"), ("nesterov_ema", "A"), ("projected_ema", "A"),
                                           ("accumulate", "B"), ("ema", "C")])
 def test_fused_matches_eager_float64(man: str, form: str, variant: str) -> None:
-    worst = _run_and_compare(man, True, form, variant)
-    # tightness: measured 2.3–4.3u vs bound ≥ 16u (Frobenius); the spectral bound carries n/gap
-    assert worst < 1.0
+    # tightness (bound ÷ measured), measured: Frobenius 4.5–8; spectral 17–80 (the n/gap factor of
+    # the Wedin term is a worst case; variant C on the spectral sphere is bit-identical)
+    assert _run_and_compare(man, True, form, variant) < 1.0
 
 
 def test_fused_compile_matches_eager_float64() -> None:
     """``fused="compile"`` (torch.compile'd dot and commit passes, analytic ‖Ŷ‖): same bound; the
-    analytic norm adds ≤ 3u·(1 + 2a‖O‖/R)² relative, inside the 16u term for a‖O‖/R ≤ 1."""
+    analytic norm adds ≤ 3u·(1 + 2a‖O‖/R)² relative, inside the 16u term for a‖O‖/R ≤ 1
+    (tightness measured: 3.2)."""
     assert _run_and_compare("frobenius", "compile", "ema", "A") < 1.0
 
 
-def test_fused_spectral_theta_exact_and_certified() -> None:
-    assert _run_and_compare("spectral", True, "ema", "A", theta="exact") < 1.0
+def test_fused_spectral_theta_exact() -> None:
+    assert _run_and_compare("spectral", True, "ema", "A", theta="exact") < 1.0  # tightness ≈ 28
 
 
 @pytest.mark.parametrize("man", ["frobenius", "spectral"])
 def test_fused_float32_default_numerics_stay_feasible(man: str) -> None:
     """fp32 weights, bf16 KJ msign (the default): the fused and eager steps differ by bf16 rounding
     of batched vs per-matrix GEMMs, but both land on the sphere to fp32 rounding: |‖W'‖ − R|/R ≤
-    4·u32·√(mn) (Frobenius: a norm and a scaling), and for the spectral sphere ≤ the power
-    iteration's error, checked against the float64 SVD with the diagnostic bound of the eager path
-    (here: its measured violation × 4 + 1e-6)."""
+    4·u32·√(mn) (Frobenius: a norm and a scaling). On the spectral sphere both rescale by the same
+    3-step power iteration's σ̂₁, whose error dominates: the fused step's exact violation (float64
+    SVD) must stay within 4× the eager reference's plus 1e-6 (≈ 16·u32, the rescale's rounding)."""
     a, b, fo, eo = _pair(man, [(32, 32), (32, 64)], True, dtype=torch.float32, lr=0.02)
     g = torch.Generator().manual_seed(2)
     for _ in range(3):
@@ -162,3 +163,22 @@ def test_fused_flag_validated() -> None:
         MACRO([torch.nn.Parameter(torch.randn(4, 4))], fused="yes")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="fused"):
         MACRO([torch.nn.Parameter(torch.randn(4, 4))], fused=1)  # type: ignore[arg-type]
+
+
+def test_fused_spectral_gap_raise_touches_nothing() -> None:
+    """gap_policy="raise": a gap estimate below gap_tol refuses the whole step (typed error)."""
+    from manifold_oracle.reference.errors import DegenerateGeometryError
+
+    g = torch.Generator().manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(8, 8, generator=g)) for _ in range(2)]
+    opt = MACRO([{"params": ps, "manifold": "spectral"}], gap_policy="raise", theta="certified")
+    for p in ps:
+        p.grad = torch.randn(8, 8, generator=g)
+    opt.step()  # the gaps of these matrices (≈ 0.1–0.3) pass the default gap_tol 1e-6
+    opt.param_groups[0]["gap_tol"] = 0.99
+    before = [p.detach().clone() for p in ps]
+    mom = [opt.state[p]["momentum"].clone() for p in ps]
+    with pytest.raises(DegenerateGeometryError, match="no weight or state was changed"):
+        opt.step()
+    assert all(torch.equal(p.detach(), b) for p, b in zip(ps, before))
+    assert all(torch.equal(opt.state[p]["momentum"], m) for p, m in zip(ps, mom))

@@ -1,0 +1,160 @@
+"""Planted defects from the blind audit of the harness (/tmp/audit, audit_findings items 2, 3, 5):
+realistic bugs the harness missed, each a small change to a working optimizer, in fp32 and bf16
+Newton–Schulz. Kept apart from ``conformance_zoo`` so that the two zoos can grow independently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+import conformance_zoo as Z
+from manifold_oracle.conformance.adapters import Adapter
+
+
+# ---------------------------------------------------------------- Muon batching a group by numel
+class NumelBatchedMuon(Z.Muon2):
+    """Muon whose orthogonaliser views every update as the first shape seen with its numel in the
+    step (a stacking cache keyed by numel, as a batched Newton–Schulz over "same-size" matrices
+    does): a (12, 8) and an (8, 12) parameter of one group are orthogonalised in one shape."""
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self._first: dict[int, torch.Size] = {}
+        super().step()
+
+    def _orth(self, U: torch.Tensor) -> torch.Tensor:
+        fs = self._first.setdefault(U.numel(), U.shape)
+        return super()._orth(U.reshape(fs)).reshape(U.shape)
+
+
+class BatchByNumel32(Z.GoodMuon32):
+    name = "audit zoo: Muon (fp32 NS) batching a group by numel"
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return NumelBatchedMuon(params, lr, momentum, weight_decay, ns_dtype=self.ns_dtype)
+
+
+class BatchByNumel16(BatchByNumel32):
+    name = "audit zoo: Muon (bf16 NS) batching a group by numel"
+    profile = Z.MUON16_PROFILE
+    ns_dtype = torch.bfloat16
+
+
+# ---------------------------------------------------------------- Muon with 1-D parameters (biases) in its groups
+class VectorMuon(Z.Muon2):
+    """Muon whose 1-D parameters take the rule's momentum and EMA-Nesterov update U without
+    orthogonalisation, W ← W − lr·U (declared vector_params='sgd'). Bug 'ns_1d': the bias is sent
+    through Newton–Schulz as a 1×n matrix (U/‖U‖ up to the iteration's band), the audit's defect."""
+
+    @torch.no_grad()
+    def step(self) -> None:
+        held = []
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.ndim != 1 or p.grad is None:
+                    continue
+                buf = self._buffer(p)
+                buf.lerp_(p.grad, 1 - g["momentum"])
+                U = p.grad.lerp(buf, g["momentum"])
+                if self.bug == "ns_1d":
+                    U = Z.ns(U[None], dtype=self.ns_dtype)[0]
+                p.mul_(1 - g["lr"] * g["weight_decay"])
+                p.add_(U, alpha=-g["lr"])
+                held.append((p, p.grad))
+                p.grad = None  # the matrix rule below skips it
+        super().step()
+        for p, grad in held:
+            p.grad = grad
+
+
+class GoodVectorMuon32(Z.GoodMuon32):
+    name = "audit zoo: Muon (fp32 NS), 1-D parameters by momentum SGD"
+    profile = Z.MUON32_PROFILE.with_options(name="audit_zoo_muon_sgd_fp32", vector_params="sgd")
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return VectorMuon(params, lr, momentum, weight_decay, ns_dtype=self.ns_dtype, bug=self.bug)
+
+
+class GoodVectorMuon16(GoodVectorMuon32):
+    name = "audit zoo: Muon (bf16 NS), 1-D parameters by momentum SGD"
+    profile = Z.MUON16_PROFILE.with_options(name="audit_zoo_muon_sgd_bf16", vector_params="sgd")
+    ns_dtype = torch.bfloat16
+
+
+class VectorThroughNS32(GoodVectorMuon32):
+    bug = "ns_1d"
+
+
+class VectorThroughNS16(GoodVectorMuon16):
+    bug = "ns_1d"
+
+
+# ---------------------------------------------------------------- MACRO retracting by clipping to the ball
+class MacroBall(torch.optim.Optimizer):
+    """MACRO variant A on the Frobenius sphere of radius R (EMA momentum, D = P_W(NS(P_W(M))),
+    W ← R_W(−lr·D)); the weights are taken as given (no move onto the sphere at construction).
+    Correct: the retraction rescales, R·Y/‖Y‖_F. Bug 'clip': W / max(1, ‖Y‖_F/R), which agrees with
+    rescaling on and outside the sphere but leaves a point inside the ball where it is."""
+
+    def __init__(self, params: Any, lr: float, momentum: float, radius: float, *,
+                 ns_dtype: torch.dtype, bug: str = "") -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+        self.radius, self.ns_dtype, self.bug = radius, ns_dtype, bug
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g, p, M in Z.ema_params(self):
+            W = p.detach()
+            P = lambda Z_: Z_ - (Z_ * W).sum() / (W * W).sum() * W  # noqa: E731
+            D = P(Z.ns(P(M), dtype=self.ns_dtype))
+            Y = W - g["lr"] * D
+            n = torch.linalg.norm(Y)
+            p.copy_(Y / torch.clamp(n / self.radius, min=1.0) if self.bug == "clip" else self.radius * Y / n)
+
+
+MACRO32_PROFILE = Z.MACRO16_PROFILE.with_options(
+    name="audit_zoo_macro_fp32", compute_dtype="float32",
+    description="MACRO variant A on the Frobenius sphere R = 1.5, KJ×5 NS in fp32, fp32 params")
+
+
+class GoodMacroBall32(Adapter):
+    name = "audit zoo: MACRO (fp32 NS), weights as given"
+    profile = MACRO32_PROFILE
+    capabilities = frozenset({"msign", "optimizer"})
+    ns_dtype = torch.float32
+    bug = ""
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return Z.ns(G, dtype=self.ns_dtype)
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return MacroBall(params, lr, momentum, 1.5, ns_dtype=self.ns_dtype, bug=self.bug)
+
+
+class GoodMacroBall16(GoodMacroBall32):
+    name = "audit zoo: MACRO (bf16 NS), weights as given"
+    profile = Z.MACRO16_PROFILE
+    ns_dtype = torch.bfloat16
+
+
+class RetractClip32(GoodMacroBall32):
+    bug = "clip"
+
+
+class RetractClip16(GoodMacroBall16):
+    bug = "clip"
+
+
+#: planted defect → (the check meant to catch it, the correct optimizer it derives from)
+AUDIT_DEFECTS: dict[type, tuple[str, type]] = {
+    BatchByNumel32: ("optimizer.rule.step", Z.GoodMuon32),
+    BatchByNumel16: ("optimizer.rule.step", Z.GoodMuon16),
+    RetractClip32: ("optimizer.run.off_manifold_start", GoodMacroBall32),
+    RetractClip16: ("optimizer.run.off_manifold_start", GoodMacroBall16),
+    VectorThroughNS32: ("optimizer.run.vector_params", GoodVectorMuon32),
+    VectorThroughNS16: ("optimizer.run.vector_params", GoodVectorMuon16),
+}
+#: correct optimizers added by this zoo (no false failure over 5 seeds)
+AUDIT_CORRECT: tuple[type, ...] = (GoodMacroBall32, GoodMacroBall16, GoodVectorMuon32, GoodVectorMuon16)
