@@ -99,13 +99,19 @@ def _retr_cases(ctx: Context) -> list[Case]:
             xi = man.random_tangent(rng, W)
             for t in (1e-3, 0.1, 0.5) if ctx.full else (0.1, 0.5):
                 out.append(Case(f"{d.name} {shp} t={t}", {"W": W, "A": t * xi}, {"manifold": d.name, "t": t}))
+            # a non-tangent ξ with W + ξ inside the ball (every declared retraction normalises W + ξ):
+            # clipping to the ball, W/max(1, ‖W‖/R), agrees with rescaling for tangent ξ only
+            out.append(Case(f"{d.name} {shp} non-tangent ξ = −W/2 + 0.1·tangent (W + ξ inside the ball)",
+                            {"W": W, "A": -0.5 * W + 0.1 * xi}, {"manifold": d.name, "t": 0.5}))
     return out
 
 
 @register("geometry.retraction.feasibility", "geometry",
-          "retract(W, ξ) lies on the declared manifold (radius and axis included) for tangent ξ.",
+          "retract(W, ξ) lies on the declared manifold (radius and axis included) for tangent ξ and "
+          "for a non-tangent ξ that takes W + ξ inside the ball.",
           requires={"retract"}, cases=_retr_cases, applies=_applies,
-          catches=("retraction skipped", "retraction at the wrong radius", "rows/cols swapped"))
+          catches=("retraction skipped", "retraction at the wrong radius", "rows/cols swapped",
+                   "retraction by clipping to the ball instead of rescaling"))
 def retraction_feasibility(ctx: Context, case: Case) -> Measurement:
     d = _decl(ctx, case)
     man = d.reference()

@@ -125,9 +125,11 @@ def manifold_of(ctx: Context) -> Any:
 
 def off_manifold(man: Any, W: np.ndarray, step: int, param: str = "") -> Measurement | None:
     """A failing measurement when the target's iterate ``W`` (the start of step ``step``) lies
-    farther from ``man`` than its point tolerance, else None. The expected step of a constrained
-    rule is only defined on the manifold (the reference would raise OffManifoldError): an iterate
-    that left it is the target's defect, reported as a FAIL naming the step and the figure."""
+    farther from ``man`` than its point tolerance, else None (``man`` None: no check; sso's
+    iterates are legitimately off the sphere, it retracts before the step). The expected step of
+    a step-then-retract rule (macro) is only defined on the manifold (the reference would raise
+    OffManifoldError): an iterate that left it is the target's defect, reported as a FAIL naming
+    the step and the figure."""
     if man is None:
         return None
     v = float(np.max(man.violation(W))) if np.all(np.isfinite(W)) else float("inf")
@@ -245,7 +247,9 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
     # bound is 10²× what a correct fp32 step shows): ν = max over 4 seeded sign patterns σ_i of
     # ‖O_t(X + σ_i∘|δ|) − O_t(X)‖_F (the linear response and the changed internal roundings both
     # show), ×3 for a perturbation aligned worse than random signs (as the SSO λ term)
-    delta = (2.0 + rd * L) * u * (np.abs(U) + np.abs(U - X))
+    # (sso: X = M̂ + λΘ, the terms M̂ = U/‖U‖ and λΘ = X − M̂ in place of U and U − X)
+    base = U / max(float(np.linalg.norm(U)), 1e-8) if p.rule == "sso" else U
+    delta = (2.0 + rd * L) * u * (np.abs(base) + np.abs(base - X))
     orth = replay_orth(ctx, dt)
     o0 = orth(X)
     srng = np.random.default_rng(abs(hash((X.shape, float(np.sum(np.abs(X)))))) % 2**32)
@@ -413,7 +417,7 @@ def run_scenario(ctx: Context, case: Case) -> Measurement:
             g.update(ctx.adapter.group_hyper(**hyp[gi]))
         Wcur = {n: to_numpy(x.data) for n, x in prm.items()}
         for n in prm:
-            off = off_manifold(man, Wcur[n], t, n)
+            off = off_manifold(man if p.rule == "macro" else None, Wcur[n], t, n)  # sso: retract-then-step
             if off is not None:
                 return off
         for n, x in prm.items():

@@ -92,7 +92,7 @@ def transformer_steps(ctx: Context, case: Case) -> Measurement:
         grads = {n: E.round_to(mats[n].grad.detach().numpy(), dt) for n in names}
         Wcur = {n: to_numpy(prm.data) for n, prm in zip(names, params)}
         for n in names:
-            off = off_manifold(decl_man, Wcur[n], t, n)
+            off = off_manifold(decl_man if p.rule == "macro" else None, Wcur[n], t, n)  # sso retracts first
             if off is not None:
                 return off
         for n, prm in zip(names, params):

@@ -147,6 +147,17 @@ class RetractClip16(GoodMacroBall16):
     bug = "clip"
 
 
+class RetractClipGeometry(Z.GoodMACRO):
+    """The geometry capability with the same clipping retraction on the Frobenius sphere (float64:
+    the geometry has no Newton–Schulz precision)."""
+
+    def retract(self, manifold: str, W: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        if manifold != "frobenius":
+            return super().retract(manifold, W, A)
+        Y = W + A
+        return Y / torch.clamp(torch.linalg.norm(Y) / self._radius(manifold), min=1.0)
+
+
 #: planted defect → (the check meant to catch it, the correct optimizer it derives from)
 AUDIT_DEFECTS: dict[type, tuple[str, type]] = {
     BatchByNumel32: ("optimizer.rule.step", Z.GoodMuon32),
@@ -155,6 +166,10 @@ AUDIT_DEFECTS: dict[type, tuple[str, type]] = {
     RetractClip16: ("optimizer.run.off_manifold_start", GoodMacroBall16),
     VectorThroughNS32: ("optimizer.run.vector_params", GoodVectorMuon32),
     VectorThroughNS16: ("optimizer.run.vector_params", GoodVectorMuon16),
+}
+#: planted defects with no Newton–Schulz precision (geometry capabilities, float64)
+AUDIT_GEOMETRY_DEFECTS: dict[type, tuple[str, type]] = {
+    RetractClipGeometry: ("geometry.retraction.feasibility", Z.GoodMACRO),
 }
 #: correct optimizers added by this zoo (no false failure over 5 seeds)
 AUDIT_CORRECT: tuple[type, ...] = (GoodMacroBall32, GoodMacroBall16, GoodVectorMuon32, GoodVectorMuon16)
