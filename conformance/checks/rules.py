@@ -240,6 +240,15 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
                 f" + lr·s·{proj:g}·2·√k·[{o.formula}] ({n_amb} ambiguous casts)", n_amb)
     if p.schedule is None:
         return 0.0, "", 0
+    if p.rule == "sso":
+        # sso: the target re-solves λ by bisection on its own h(λ) = ⟨Θ, O_t(M̂ + λΘ)⟩, so a rounding
+        # difference of its input changes every later bisection decision and the two runs' internal
+        # roundings are unrelated (as after an ambiguous cast): proj·2·√k·(orthogonaliser bound).
+        # The measured four-sample spread below does not see the root's movement (it under-estimated
+        # a correct fp32 SSO by up to 10× on seeds 0–3 of gpu_impl_sso)
+        o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
+        return (scale * proj * 2.0 * o.bound * np.sqrt(k),
+                f" + lr·s·{proj:g}·2·√k·[{o.formula}] (sso: λ re-solved on the target's own roundings)", 0)
     # no cast: the target computes X in the parameter dtype, |δ| ≤ (2 + rd·⌈log₂mn⌉)·u·(|U| + |U − X|)
     # entrywise (momentum and Nesterov blend: 2 roundings; a projection adds a reduction), and its
     # orthogonaliser, run on X + δ, rounds differently inside the iteration. Measured on the

@@ -351,8 +351,7 @@ class MACRO(MatrixOptimizer):
                        k = −(1 + a·d)/a, so Y = W − a·P_W(O) = −a·Ŷ;  W' = −R·Ŷ/‖Ŷ‖_F
             spectral:  Y = W − a·O + a·(uᵀOv)·u vᵀ (variant A);  W' = R·Y/σ̂₁(Y)
 
-        ‖W‖²_F is taken as R² when W is the previous fused output untouched since (version
-        counter; relative difference ≤ a few u), else computed. Transactional like the eager step:
+        ‖W‖²_F is computed every step (a resumed run takes the same arithmetic). Transactional like the eager step:
         nothing is written until every scale factor is finite; a non-finite gradient always makes
         it non-finite (it makes ⟨U, W⟩ or uᵀUv, hence X, non-finite, and NS spreads NaN through its
         products), so the gradients are inspected only to name the error.
@@ -379,8 +378,8 @@ class MACRO(MatrixOptimizer):
                 a = float(group["lr"]) * shape_scale(group["scale"], *b.shape)
                 for p, st in zip(b.params, b.states):
                     fresh = self._written.get(id(p), p._version) == p._version
-                    if kind == "frobenius_sphere":  # ‖W‖² = R² only for a weight this step wrote
-                        Y, scale, new = self._fused_frobenius(group, p, st, a, fresh and id(p) in self._written)
+                    if kind == "frobenius_sphere":
+                        Y, scale, new = self._fused_frobenius(group, p, st, a)
                     else:
                         Y, scale, new = self._fused_spectral(group, p, st, a, fresh, gap_flags)
                     flags.append(torch.isfinite(scale).all())
@@ -416,12 +415,15 @@ class MACRO(MatrixOptimizer):
         X = U if group["reproject"] == "C" and form != "projected_ema" else P(U)
         return U, X, {"momentum": X if form == "projected_ema" else M_new}
 
-    def _fused_frobenius(self, group: dict[str, Any], p: Tensor, st: dict[str, Any], a: float,
-                         fresh: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def _fused_frobenius(self, group: dict[str, Any], p: Tensor, st: dict[str, Any],
+                         a: float) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         W = p.detach()
         w = W.reshape(-1)
         R = st["radius"]
-        ww = R * R if fresh else torch.dot(w, w)
+        # ‖W‖²_F is computed every step, never assumed to be R² for a weight this optimizer wrote:
+        # a resumed run (fresh optimizer, loaded state, restored weights) must take the same
+        # arithmetic as the uninterrupted one, bit for bit (optimizer.run.resume, CLAIMS X-3)
+        ww = torch.dot(w, w)
 
         def P(Z: Tensor) -> Tensor:
             return torch.addcmul(Z, W, torch.dot(Z.reshape(-1), w) / ww, value=-1.0)
