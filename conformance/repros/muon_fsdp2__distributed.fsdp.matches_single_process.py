@@ -7,12 +7,24 @@ with "Received data size doesn't match expected size"), "plain" (an unsharded 32
 either defect is present.
 """
 import os
+import re
 import socket
 import subprocess
 import sys
 
 import torch
 import torch.distributed as dist
+
+
+def lowest_rank_error(lines: list[str]) -> str:
+    """The last error line of the lowest rank that reported one (ranks print in racy order)."""
+    by_rank: dict[int, str] = {}
+    for ln in lines:
+        m = re.match(r"\[rank(\d+)\]:\s*(.*)", ln.strip())
+        if m:
+            by_rank[int(m.group(1))] = m.group(2)
+    return by_rank[min(by_rank)] if by_rank else (lines[-1].strip() if lines else "")
+
 
 if "RANK" not in os.environ:  # launcher
     bad = 0
@@ -25,7 +37,8 @@ if "RANK" not in os.environ:  # launcher
                             capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
         err = [ln for ln in cp.stderr.splitlines() if ("Error" in ln or "doesn't match" in ln)
                and "ChildFailedError" not in ln]
-        print(f"{case}: exit {cp.returncode}" + (f": {err[-1].strip()}" if err else ""))
+        last = lowest_rank_error(err)
+        print(f"{case}: exit {cp.returncode}" + (f": {last}" if err else ""))
         bad |= cp.returncode != 0
     sys.exit(1 if bad else 0)
 

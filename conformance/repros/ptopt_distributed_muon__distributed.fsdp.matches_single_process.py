@@ -7,12 +7,24 @@ which must have one size ("ProcessGroupGloo::allgather: invalid tensor size"). T
 run. Exit status 1 while the defect is present.
 """
 import os
+import re
 import socket
 import subprocess
 import sys
 
 import torch
 import torch.distributed as dist
+
+
+def lowest_rank_error(lines: list[str]) -> str:
+    """The last error line of the lowest rank that reported one (ranks print in racy order)."""
+    by_rank: dict[int, str] = {}
+    for ln in lines:
+        m = re.match(r"\[rank(\d+)\]:\s*(.*)", ln.strip())
+        if m:
+            by_rank[int(m.group(1))] = m.group(2)
+    return by_rank[min(by_rank)] if by_rank else (lines[-1].strip() if lines else "")
+
 
 if "RANK" not in os.environ:  # launcher
     with socket.socket() as s:
@@ -22,7 +34,8 @@ if "RANK" not in os.environ:  # launcher
                          "127.0.0.1", "--master_port", str(port), __file__], capture_output=True, text=True,
                         timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     err = [ln for ln in cp.stderr.splitlines() if "invalid tensor size" in ln]
-    print(f"16x16 and 33x8 in one group on 2 ranks: exit {cp.returncode}" + (f": {err[-1].strip()}" if err else ""))
+    last = lowest_rank_error(err)
+    print(f"16x16 and 33x8 in one group on 2 ranks: exit {cp.returncode}" + (f": {last}" if err else ""))
     sys.exit(1 if cp.returncode else 0)
 
 from pytorch_optimizer import DistributedMuon  # noqa: E402

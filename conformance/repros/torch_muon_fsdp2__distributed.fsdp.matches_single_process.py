@@ -6,12 +6,24 @@ are not supported" on the rank that holds no row; a 2×16 weight runs. Exit stat
 defect is present.
 """
 import os
+import re
 import socket
 import subprocess
 import sys
 
 import torch
 import torch.distributed as dist
+
+
+def lowest_rank_error(lines: list[str]) -> str:
+    """The last error line of the lowest rank that reported one (ranks print in racy order)."""
+    by_rank: dict[int, str] = {}
+    for ln in lines:
+        m = re.match(r"\[rank(\d+)\]:\s*(.*)", ln.strip())
+        if m:
+            by_rank[int(m.group(1))] = m.group(2)
+    return by_rank[min(by_rank)] if by_rank else (lines[-1].strip() if lines else "")
+
 
 if "RANK" not in os.environ:  # launcher
     with socket.socket() as s:
@@ -21,7 +33,8 @@ if "RANK" not in os.environ:  # launcher
                          "127.0.0.1", "--master_port", str(port), __file__], capture_output=True, text=True,
                         timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     err = [ln for ln in cp.stderr.splitlines() if "Error" in ln and "ChildFailedError" not in ln]
-    print(f"1x16 weight on 2 ranks: exit {cp.returncode}" + (f": {err[-1].strip()}" if err else ""))
+    last = lowest_rank_error(err)
+    print(f"1x16 weight on 2 ranks: exit {cp.returncode}" + (f": {last}" if err else ""))
     sys.exit(1 if cp.returncode else 0)
 
 from torch.distributed.fsdp import fully_shard  # noqa: E402
