@@ -23,6 +23,7 @@ This module imports numpy only (it is below :mod:`reference.manifolds` in the la
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Callable
 
 import numpy as np
@@ -59,7 +60,7 @@ def _sym_from_upper(nu: F64, n: int) -> F64:
     return S
 
 
-class TangentConstraint:
+class TangentConstraint(ABC):
     """𝓛 at one point ``w`` (2-D working form, float64); subclasses give one family each."""
 
     family: str = ""
@@ -73,29 +74,30 @@ class TangentConstraint:
     def shape(self) -> tuple[int, int]:
         return self.w.shape  # type: ignore[return-value]
 
+    @abstractmethod
     def multiplier_shape(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """Shape of the multiplier y (() for one scalar)."""
 
+    @abstractmethod
     def adjoint(self, y: F64) -> F64:
         """𝓛*(y) as an m×n matrix (y already of :meth:`multiplier_shape`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def normal_multiplier(self, G: F64) -> F64:
         """y with G + 𝓛*(y) = P_W(G) (the multiplier of the Frobenius-norm LMO, MATH §6.2)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def residual(self, A: F64) -> float:
         """‖𝓛(A)‖ normalised as the manifold's tangency residual, for A ≠ 0 (divided by ‖A‖_F)."""
-        raise NotImplementedError
 
     def tangency(self, A: F64) -> float:
         """Normalised tangency residual of A (0 for A = 0)."""
         na = float(np.linalg.norm(A))
         return 0.0 if na == 0.0 else self.residual(A) / na
 
+    @abstractmethod
     def cvxpy_constraints(self, cp: Any, A: Any) -> CvxpyForm:
         """(equality constraints 𝓛(A) = 0, a function mapping their dual values to y, our sign)."""
-        raise NotImplementedError
 
 
 class NoConstraint(TangentConstraint):
