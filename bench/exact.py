@@ -6,6 +6,9 @@ best certified value among the exact methods run on it), the relative duality ga
 tangency residual, all recomputed by :func:`reference.steepest.certify` in float64. cvxpy is
 timed up to ``--timeout-cvxpy`` seconds per solve; once a solve exceeds it (or fails), cvxpy is
 not run at larger sizes of that manifold. Fast solvers also run at 256 and 512 (``--fast-sizes``).
+The Stiefel scaling section times ``stiefel_newton`` at every size (shape n×n/2) against one float64
+SVD of the same G: ``--repeats`` interleaved (SVD, solve, SVD) triples, median ratio and spread, with
+its Newton and CG iterations and SVD/eigh evaluations, and the growth exponent over n ≥ 64.
 
 Writes a Markdown table to ``--out`` (default ``docs/bench_exact.md`` of the source checkout). Exit code 0 on success, 1
 if an exact solver failed its certificate, 2 if the benchmark could not run.
@@ -82,6 +85,81 @@ def _solve(manifold: Manifold, W: np.ndarray, G: np.ndarray, method: str, **kw: 
                cert.tangency, r.status, r.iterations, float(r.extras.get("raw_value", float("nan"))))
 
 
+@dataclass
+class Scaling:
+    """One size of the Stiefel scaling table: medians over interleaved (SVD, solve, SVD) triples."""
+
+    shape: tuple[int, int]
+    newton: int
+    cg: int
+    evaluations: int
+    seconds: float
+    svd_seconds: float
+    ratio: float  # median of solve time / mean of the two neighbouring SVD times
+    ratio_lo: float
+    ratio_hi: float
+    gap: float
+    tangency: float
+
+
+def stiefel_scaling(sizes: Sequence[int], seed: int, repeats: int,
+                    log: Callable[[str], None]) -> tuple[list[Scaling], list[str]]:
+    """Time ``stiefel_newton`` (via ``steepest_direction``, certificate figures included) at shape
+    n×n/2 for each n against one float64 ``np.linalg.svd`` of the same G, interleaved: the instance
+    is the one :func:`run` solves at that size."""
+    out: list[Scaling] = []
+    notes: list[str] = []
+    M = Stiefel()
+    for n in sorted(set(sizes)):
+        shape = (n, n // 2)
+        if shape[1] < 2:
+            continue
+        rng = np.random.default_rng([seed, n])
+        W = M.random_point(rng, shape)
+        G = rng.standard_normal(shape)
+        svd_t: list[float] = []
+        ratios: list[float] = []
+        times: list[float] = []
+        r = None
+        try:
+            for _ in range(max(1, repeats)):
+                t0 = time.perf_counter()
+                np.linalg.svd(G, full_matrices=False)
+                t1 = time.perf_counter()
+                r = steepest_direction(M, W, G, method="stiefel_newton")
+                t2 = time.perf_counter()
+                np.linalg.svd(G, full_matrices=False)
+                t3 = time.perf_counter()
+                one = 0.5 * ((t1 - t0) + (t3 - t2))
+                svd_t.append(one)
+                times.append(t2 - t1)
+                ratios.append((t2 - t1) / one)
+        except OracleError as exc:
+            notes.append(f"Stiefel scaling {shape} stiefel_newton: {type(exc).__name__}: {str(exc)[:90]}")
+            log(f"  scaling {str(shape):11s} FAILED {exc}")
+            continue
+        assert r is not None
+        cert = certify(M, W, G, r, raise_on_failure=False)
+        e = r.extras
+        row = Scaling(shape, int(e["newton_iterations"]), int(e["cg_iterations"]), int(e["evaluations"]),
+                      float(np.median(times)), float(np.median(svd_t)), float(np.median(ratios)),
+                      min(ratios), max(ratios), abs(cert.dual - cert.primal) / max(abs(cert.dual), 1e-300),
+                      cert.tangency)
+        out.append(row)
+        log(f"  scaling {str(shape):11s} newton {row.newton:3d} cg {row.cg:5d} evals {row.evaluations:3d} "
+            f"{row.seconds:8.4f} s  x{row.ratio:6.1f} one SVD [{row.ratio_lo:.1f}, {row.ratio_hi:.1f}]")
+    return out, notes
+
+
+def growth_exponent(rows: Sequence[Scaling], n_min: int = 64) -> float:
+    """Least-squares slope of log(median seconds) against log(n) over the sizes n ≥ ``n_min``."""
+    pts = [(r.shape[0], r.seconds) for r in rows if r.shape[0] >= n_min]
+    if len(pts) < 2:
+        return float("nan")
+    x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    return float(np.polyfit(x, y, 1)[0])
+
+
 def run(sizes: Sequence[int], fast_sizes: Sequence[int], timeout: float, seed: int,
         log: Callable[[str], None]) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
@@ -137,7 +215,8 @@ def _largest(rows: list[Row], label: str, method: str, limit: float) -> str:
     return "—" if not ok else "×".join(map(str, max(ok, key=lambda r: r.shape[0] * r.shape[1]).shape))
 
 
-def to_markdown(rows: list[Row], notes: list[str], argv: Sequence[str], seconds: float) -> str:
+def to_markdown(rows: list[Row], notes: list[str], argv: Sequence[str], seconds: float,
+                scaling: Sequence[Scaling] = ()) -> str:
     lines = [
         "# Exact steepest-descent solvers: time and accuracy",
         "",
@@ -190,6 +269,25 @@ def to_markdown(rows: list[Row], notes: list[str], argv: Sequence[str], seconds:
                                                 abs(v - vals["cvxpy_raw"]) / abs(vals["cvxpy_raw"])))
     for m, devs in worst.items():
         lines.append(f"| {m} | {max(d[0] for d in devs):.1e} | {max(d[1] for d in devs):.1e} | {len(devs)} |")
+    if scaling:
+        lyap = {r.shape: r.seconds for r in rows if r.manifold == "Stiefel" and r.method == "su_lyapunov"}
+        lines += ["", "## Stiefel exact solver scaling (stiefel_newton, shape n×n/2)", "",
+                  "Seconds of `steepest_direction(method='stiefel_newton')` (Newton–CG on the reduced dual, "
+                  "then msign(G + WS) and the certificate figures) against one float64 `np.linalg.svd` of "
+                  "the same G, measured interleaved (SVD, solve, SVD) in the same process: median over the "
+                  "repeats and [min, max] of the per-repeat ratio. `evals` counts the SVD/eigh evaluations of "
+                  "the reduced 2n×n matrix (line-search trials included). `su_lyapunov` (the baseline) is the "
+                  "single timed run of the table above, divided by the median SVD time.", "",
+                  "| n | shape | Newton its | CG its | evals | seconds | one SVD (s) | × one SVD | spread | gap | "
+                  "tangency | su_lyapunov × one SVD |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for r in scaling:
+            base = lyap.get(r.shape)
+            lines.append(f"| {r.shape[0]} | {r.shape[0]}×{r.shape[1]} | {r.newton} | {r.cg} | {r.evaluations} | "
+                         f"{r.seconds:.4f} | {r.svd_seconds:.2e} | {r.ratio:.1f} | [{r.ratio_lo:.1f}, {r.ratio_hi:.1f}] | "
+                         f"{r.gap:.1e} | {r.tangency:.1e} | {'—' if base is None else f'{base / r.svd_seconds:.0f}'} |")
+        lines += ["", f"Growth exponent of the median seconds over n ≥ 64: {growth_exponent(scaling):.2f} "
+                      "(least squares on log–log)."]
     if notes:
         lines += ["", "## Notes and failures", ""] + [f"* {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -202,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timeout-cvxpy", type=float, default=60.0, help="seconds per cvxpy solve")
     ap.add_argument("--out", default=None, help="Markdown output (default: docs/bench_exact.md of the source checkout)")
     ap.add_argument("--seed", type=int, default=20261125)
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="interleaved (SVD, solve, SVD) repeats per size of the Stiefel scaling table (0: skip it)")
     ap.add_argument("--quick", action="store_true", help="sizes 4,8,16 and fast sizes 64 (smoke run)")
     args = ap.parse_args(list(argv or []))
     args.out = str(args.out or checkout_docs_path("bench_exact.md"))  # NotAvailableError outside a checkout
@@ -218,12 +318,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     rows, notes = run(sizes, fast, args.timeout_cvxpy, args.seed, lambda s: print(s, flush=True))
-    md = to_markdown(rows, notes, list(argv or []), time.perf_counter() - t0)
+    scaling: list[Scaling] = []
+    if args.repeats > 0:
+        scaling, more = stiefel_scaling(sorted(set(sizes) | set(fast)), args.seed, args.repeats,
+                                        lambda s: print(s, flush=True))
+        notes += more
+    md = to_markdown(rows, notes, list(argv or []), time.perf_counter() - t0, scaling)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write(md)
     print(f"wrote {args.out}")
     bad = [r for r in rows if r.method not in BASELINES and (r.tangency > 1e-8 or r.gap > 1e-6)]
+    bad += [r for r in scaling if r.tangency > 1e-8 or r.gap > 1e-6]
     return 1 if bad else 0
 
 

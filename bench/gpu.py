@@ -56,13 +56,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_once(fn: Callable[[], object], device: torch.device, inner: int) -> float:
+#: clocks of the timed blocks: ``"wall"`` (``time.perf_counter``, the default) or ``"thread"``
+#: (``time.thread_time``: CPU seconds of the calling thread — with one torch thread on CPU the
+#: kernels run in it, so time spent descheduled on an oversubscribed machine is not counted;
+#: CPU only, since CUDA kernels do not run in the thread)
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "thread": time.thread_time}
+
+
+def _time_once(fn: Callable[[], object], device: torch.device, inner: int,
+               clock: Callable[[], float] = time.perf_counter) -> float:
     _sync(device)
-    t = time.perf_counter()
+    t = clock()
     for _ in range(inner):
         fn()
     _sync(device)
-    return (time.perf_counter() - t) / inner
+    return (clock() - t) / inner
 
 
 def _calibrate(fn: Callable[[], object], device: torch.device, target_s: float) -> int:
@@ -77,13 +85,17 @@ def _calibrate(fn: Callable[[], object], device: torch.device, target_s: float) 
 
 
 def interleaved(fns: dict[str, Callable[[], object]], device: torch.device, *, rounds: int,
-                target_s: float) -> dict[str, list[float]]:
-    """Per-call seconds of each function, measured in ``rounds`` interleaved blocks."""
+                target_s: float, clock: str = "wall") -> dict[str, list[float]]:
+    """Per-call seconds of each function, measured in ``rounds`` interleaved blocks on ``clock``
+    (a name of :data:`CLOCKS`; ``"thread"`` only on CPU)."""
+    if clock not in CLOCKS or (clock == "thread" and device.type != "cpu"):
+        from manifold_oracle.reference.errors import InvalidInputError
+        raise InvalidInputError(f"clock must be one of {sorted(CLOCKS)} ('thread' on CPU only), got {clock!r}")
     inner = {k: _calibrate(f, device, target_s) for k, f in fns.items()}
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
-            times[k].append(_time_once(f, device, inner[k]))
+            times[k].append(_time_once(f, device, inner[k], CLOCKS[clock]))
     return times
 
 
@@ -276,7 +288,8 @@ def _clone_with_grads(ps: list[torch.nn.Parameter], grads: list[torch.Tensor]) -
 
 def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float, presets: Sequence[str],
                          fused_modes: Sequence[bool | str] = (True, "compile", False),
-                         thetas: Sequence[str] = ("exact", "certified")) -> list[dict[str, object]]:
+                         thetas: Sequence[str] = ("exact", "certified"),
+                         clock: str = "wall") -> list[dict[str, object]]:
     from manifold_oracle.gpu_impl.optim import MACRO
 
     rows = []
@@ -292,14 +305,14 @@ def bench_optimizer_step(device: torch.device, *, rounds: int, target_s: float, 
             for fused in fused_modes:
                 key = man if fused is True else f"{man} (fused={fused})"
                 opts[key] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": man}], lr=0.02,
-                                  gap_policy="report", fused=fused)
+                                  gap_policy="report", fused=fused, ns_dtype="bfloat16")  # Muon's NS dtype
         # the exact-SVD and certified Θ (`manifold-oracle train` uses a non-default Θ)
         for theta in thetas:
             opts[f"spectral (theta={theta})"] = MACRO([{"params": _clone_with_grads(ps, grads), "manifold": "spectral"}],
-                                                      lr=0.02, theta=theta, gap_policy="report")
+                                                      lr=0.02, theta=theta, gap_policy="report", ns_dtype="bfloat16")
         with torch.no_grad():
             times = interleaved({k: o.step for k, o in opts.items()}, device, rounds=rounds,
-                                target_s=target_s)
+                                target_s=target_s, clock=clock)
         for man in (k for k in opts if k != "muon"):
             r, cell = _ratio_cell(times[man], times["muon"])
             rows.append({"preset": preset, "manifold": man, "n_matrices": len(ps),
@@ -319,10 +332,12 @@ def bench_throughput(device: torch.device, *, rounds: int, target_s: float, pres
     from manifold_oracle.gpu_impl.train import TrainConfig, lm_loss, build_model, build_optimizer
 
     corpus = load_corpus(max_bytes=1 << 20)
-    names = ("macro-frobenius", "macro-spectral", "macro-spectral (theta=exact)", "muon", "adamw")
+    # macro-spectral with the train default Θ (theta="certified"), plus the exact and power Θ as extra rows
+    names = ("macro-frobenius", "macro-spectral", "macro-spectral (theta=exact)", "macro-spectral (theta=power)",
+             "muon", "adamw")
     steps: dict[str, Callable[[], None]] = {}
     for name in names:
-        theta = "exact" if "exact" in name else "power"
+        theta = name.split("theta=")[1].rstrip(")") if "theta=" in name else TrainConfig.theta
         cfg = TrainConfig(optimizer=name.split(" ")[0], preset=preset, batch=batch, seq_len=seq_len, out=None,
                           progress=False, theta=theta)
         model = build_model(cfg, device, torch.float32)
@@ -398,9 +413,12 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
                [(r["shape"], r["schedule"], r["steps"], r["dtype"], f"{r['ms']:.3f}", r["cell"],
                  f"{r['rel_err']:.3g}") for r in acc]),
         "",
-        "Default Newton–Schulz dtype (`ns_dtype=\"auto\"`: bf16 on CUDA and on CPUs with AMX, fp32 on",
-        "other CPUs, where bf16 matmuls are emulated; `MANIFOLD_ORACLE_NS_DTYPE` overrides). Measured",
-        "in this run:",
+        "Default Newton–Schulz dtype: `ns_dtype=\"auto\"`, the default of every gpu_impl optimizer and",
+        "of `train --msign-dtype`, is bf16 on CUDA and on CPUs with AMX and fp32 on other CPUs, where",
+        "bf16 matmuls are emulated (measured there: bf16 took 1.9× the fp32 time at 1024², issue 16).",
+        "It is chosen once per process and shown by `manifold-oracle info`; `MANIFOLD_ORACLE_NS_DTYPE`",
+        "or an explicit `ns_dtype` overrides it, and the optimizers store the concrete dtype in their",
+        "parameter groups (state dict, diagnostics). Measured in this run:",
         "",
         *(dtype_verdict(acc, device) if acc and device is not None else []),
         "",
@@ -408,10 +426,13 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
         "",
         "The hidden matrices of the model preset (q, k, v, o, gate, up, down per block), float32,",
         "fixed gradients, `step()` only. MACRO with its defaults (variant A, ambient EMA momentum,",
-        "KJ 5-step bf16 msign as in torch.optim.Muon, power-iteration Θ on the spectral sphere).",
-        "Rows: the fused step (default `fused=True`, in-place ops, msign per matrix), `fused=compile`",
+        "KJ 5-step msign, power-iteration Θ on the spectral sphere) except the NS dtype, pinned to bf16",
+        "as in torch.optim.Muon (`ns_dtype=\"auto\"` would be fp32 on a CPU without AMX).",
+        "Rows: the fused step (default `fused=True`, in-place ops, NS in a reused per-bucket workspace),",
+        "`fused=compile`",
         "(torch.compile'd passes) and `fused=False` (the readable stacked reference step).",
         "Targets (issue 16): ≤ 1.05 (Frobenius), ≤ 1.15 (spectral), at equal NS dtype (bf16 KJ).",
+        f"Clock: {getattr(args, 'step_clock', 'wall')} (`--step-clock`; `thread` = CPU time of the calling thread).",
         "",
         _table(("preset", "manifold", "matrices", "parameters", "MACRO (ms)", "Muon (ms)", "ratio", "verdict"),
                [(r["preset"], r["manifold"], r["n_matrices"], r["n_params"], f"{r['macro_ms']:.3f}",
@@ -420,19 +441,25 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
                  _verdict(r["ratio"], 1.05 if r["manifold"].startswith("frobenius") else 1.15)) for r in st]),
         "",
         "`spectral` is MACRO's default (warm-started power iteration for Θ, 3 steps per call);",
-        "`spectral (theta=exact)` takes Θ and σ₁ from the SVD, which `manifold-oracle train` uses by",
-        "default so that its logged feasibility is at rounding level (see the note at the end).",
+        "`spectral (theta=exact)` takes Θ and σ₁ from the SVD; `spectral (theta=certified)` is",
+        "`manifold-oracle train`'s default (a certified pair: see section 3 and the note at the end).",
         "",
         "## 3. Training throughput",
         "",
         f"Model preset `{args.preset}`, batch {args.batch} × {args.seq_len} tokens, float32, one step = "
         "forward + backward + optimizer step (no diagnostics, no validation).",
         "Muon = torch.optim.Muon on the hidden matrices + AdamW on the rest; MACRO = gpu_impl.optim.MACRO",
-        "(internal AdamW for the rest). Target: MACRO within 5 % of Muon (time ratio ≤ 1.05).",
+        "(internal AdamW for the rest). Target: MACRO within 5 % of Muon (time ratio ≤ 1.05). The MACRO",
+        "rows run `train`'s defaults, so their NS dtype is `--msign-dtype auto` (section 1's choice);",
+        "torch.optim.Muon always computes in bf16.",
+        "`macro-spectral` uses the `train` default Θ (`theta=\"certified\"`: warm-started block Krylov",
+        "iteration with a-posteriori bounds, escalating to float64 cycles and then the SVD only where",
+        "they cannot be met); the",
+        "`theta=exact` (SVD every step) and `theta=power` (fixed steps, no certificate) rows are for comparison.",
         "",
         _table(("optimizer", "ms/step", "tokens/s", "time ratio vs Muon", "target 1.05"),
                [(r["optimizer"], f"{r['ms_per_step']:.2f}", f"{r['tokens_per_s']:.0f}", r["cell"],
-                 ("n/a (exact Θ)" if "exact" in r["optimizer"] else _verdict(r["ratio"], 1.05))
+                 ("n/a (not the default Θ)" if "theta=" in r["optimizer"] else _verdict(r["ratio"], 1.05))
                  if r["optimizer"].startswith("macro") else "")
                 for r in tp]),
         "",
@@ -448,8 +475,9 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
         "  model (`manifold-oracle train --optimizer macro-spectral --theta power --steps 300`) kept the",
         "  exact feasibility residual c_S ≤ 1.1·10⁻⁴ (final validation loss 1.866 against 1.865 with the",
         "  exact Θ), at about twice the exact run's throughput; an earlier width-2 iteration drifted to",
-        "  4·10⁻². `manifold-oracle train` defaults to the exact Θ so that its logged feasibility is at",
-        "  rounding level (≈ 10⁻⁷); `--theta power` is the fast, approximate mode (MATH.md §4.0).",
+        "  4·10⁻². `manifold-oracle train` defaults to the certified Θ (angle bound ≤ √ε, σ₁ to ε,",
+        "  the exact SVD only where the bound cannot be met), whose logged feasibility is as tight as the",
+        "  exact Θ's (≈ 10⁻⁷); `--theta power` is the fast, uncertified mode (MATH.md §4.0).",
         "",
     ]
     return "\n".join(lines)
@@ -470,6 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's); 1 is steadier on a loaded machine")
     p.add_argument("--quick", action="store_true", help="fewer shapes and rounds (smoke run)")
+    p.add_argument("--step-clock", choices=sorted(CLOCKS), default="wall",
+                   help="clock of the optimizer-step benchmark: wall, or thread (CPU time of the calling "
+                        "thread, CPU with --threads 1 only: robust to an oversubscribed machine)")
     args = p.parse_args(argv)
     args.argv = argv
     args.out = str(args.out or checkout_docs_path("bench_gpu.md"))  # NotAvailableError outside a checkout
@@ -485,6 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("manifold-oracle bench gpu: --threads must be >= 1", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
+    if args.step_clock == "thread" and (args.threads != 1 or device.type != "cpu"):
+        print("manifold-oracle bench gpu: --step-clock thread needs --threads 1 on CPU", file=sys.stderr)
+        return 2
     rounds = 3 if args.quick else args.rounds
     target = args.target_ms / 1e3
     info = machine_info(device)
@@ -497,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"acc   {r['shape']:9s} {r['schedule']:20s} {r['dtype']:9s} err {r['rel_err']:.3g}  "
               f"time/KJ-bf16 {r['cell']}", file=sys.stderr)
     st = bench_optimizer_step(device, rounds=rounds, target_s=target,
-                              presets=[s for s in args.step_presets.split(",") if s])
+                              presets=[s for s in args.step_presets.split(",") if s], clock=args.step_clock)
     for r in st:
         print(f"step  {r['preset']:6s} {r['manifold']:10s} MACRO/Muon {r['cell']}", file=sys.stderr)
     tp = bench_throughput(device, rounds=rounds, target_s=max(target, 0.1), preset=args.preset,

@@ -35,6 +35,8 @@ Field vocabulary (values in brackets):
   unchanged), adamw (an element-wise Adam-type rule: first step −a·G/(|G| + ε)), sgd (the rule's
   momentum/Nesterov update U applied unorthogonalised, W − lr·U), ns (the rule on the (n, 1) view),
   skip (left untouched)]: how a 1-D parameter (bias, gain) in an optimizer group is stepped;
+  ``adam_eps`` (vector_params='adamw': ε of the first step −a·G/(|G| + ε); None = undeclared);
+  ``theta_source`` [undeclared, exact] (rule='sso': the top singular pair Θ of W);
 * ``mutation`` (which state a step writes, documentation only: a write into an input or into
   ``p.grad`` is a failure whatever is declared here), ``precision_dependencies``,
   ``nan_policy`` [propagate, raise, nan_to_num], ``zero_policy`` [zero, nan, raise, identity],
@@ -126,6 +128,7 @@ FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
                                   "added_to_update", "before_radius"),
         "nan_policy": ("propagate", "raise", "nan_to_num"),
         "zero_policy": ("zero", "nan", "raise", "identity"),
+        "theta_source": ("undeclared", "exact"),
 }
 
 
@@ -174,6 +177,14 @@ class Profile:
     update_dtype: str = "parameter"
     tensor_params: str = "unsupported"
     vector_params: str = "unsupported"
+    #: vector_params='adamw': the ε of the element-wise rule's first step from zero moments,
+    #: −a·G/(|G| + ε) (torch AdamW and optax adam add ε to √v̂: ε itself); None = undeclared (the
+    #: check then judges with the loose sign-like model and says "reduced power")
+    adam_eps: float | None = None
+    #: rule='sso': where the optimizer's top singular pair Θ = u₁v₁ᵀ of W comes from — "exact"
+    #: (an SVD, as the harness computes it) or "undeclared" (e.g. SSO's fixed-step power iteration:
+    #: the replayed step is then judged with the orthogonaliser's worst-case bound)
+    theta_source: str = "undeclared"
     nan_policy: str = "propagate"
     zero_policy: str = "zero"
     routing: str = "every 2-D parameter"
@@ -186,6 +197,10 @@ class Profile:
             if getattr(self, fname) not in allowed:
                 raise InvalidInputError(f"profile {self.name!r}: {fname}={getattr(self, fname)!r} "
                                         f"not in {allowed}")
+        if self.adam_eps is not None and not (isinstance(self.adam_eps, (int, float))
+                                              and 0 <= self.adam_eps < float("inf")):
+            raise InvalidInputError(f"profile {self.name!r}: adam_eps={self.adam_eps!r} must be a finite "
+                                    "ε ≥ 0 or None (undeclared)")
         if self.schedule is not None and self.schedule != "exact":
             from manifold_oracle.reference import SCHEDULES
 
@@ -310,6 +325,8 @@ register_profile(Profile(
     rule="muon", momentum_form="bias_corrected_ema", momentum=0.95, nesterov_form="bias_corrected",
     shape_scale="kj", weight_decay_coupling="added_to_update",
     vector_params="adamw",  # optax/contrib/_muon.py muon(): `'muon' if x.ndim == 2 else 'adam'` (adamw)
+    # muon(eps=1e-8, adam_eps_root=0.0) passes eps to alias.adamw: scale_by_adam's m̂/(√(v̂ + 0) + ε)
+    adam_eps=1e-8,
 ))
 register_profile(Profile(
     name="modula_ns6", description="Modula orthogonalize (NS6, no eps, transposes wide inputs)",
@@ -384,6 +401,7 @@ def _gpu_macro(name: str, first: str, *, schedule: str = "keller_jordan", comput
         mutation=("momentum_buffer", "parameters (moved onto the manifold at construction, documented)"),
         nan_policy="raise", zero_policy="zero", routing="2-D parameters of constrained groups; rest AdamW",
         vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D parameters → the internal AdamW
+        adam_eps=1e-8,  # _base.py ADAMW_DEFAULTS adamw_eps; torch.optim.adamw adds it to √v̂
     )
 
 
@@ -410,12 +428,14 @@ register_profile(Profile(
     shape_scale="none", weight_decay_coupling="before_radius", weight_decay=0.0, lr=0.02,
     param_dtypes=("float32",), mutation=("momentum_buffer",), nan_policy="raise", zero_policy="zero",
     radius_source="init", vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D → internal AdamW
+    adam_eps=1e-8,  # _base.py ADAMW_DEFAULTS adamw_eps; torch.optim.adamw adds it to √v̂
     notes=("with weight_decay > 0 the radius shrinks by (1 − ηλ) per step (CONVENTIONS §10 #13)",),
 ))
 register_profile(Profile(
     name="gpu_impl_sso", description="gpu_impl SSO: Φ = msign(M̂ + λΘ) with SSO's λ "
     "bracket-and-bisect (bracket from 0, step 1e-3, ≤ 10 doublings; on failure λ = 0, SSO's default), "
-    "Polar Express (EO) 5 steps in fp32, retract-then-step to σ_max = R (R = 1 declared)",
+    "Polar Express (EO) 5 steps in fp32, retract-then-step to σ_max = R (R = 1 declared), the exact top "
+    "pair Θ (theta='exact', as the harness computes it)", theta_source="exact",
     source="MATH.md §9.4; gpu_impl/optim/baselines.py SSO", schedule="polar_express_eo",
     steps=5, eps_form="clamp", eps=1e-15, compute_dtype="float32", return_dtype="input",
     ndim_handling="batched", param_dtypes=("float32",), rule="sso", momentum_form="ema", momentum=0.9,
@@ -425,6 +445,7 @@ register_profile(Profile(
                             retraction_order=1),),
     direction_tangent=True, nan_policy="raise",
     vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D parameters → the internal AdamW
+    adam_eps=1e-8,  # _base.py ADAMW_DEFAULTS adamw_eps; torch.optim.adamw adds it to √v̂
     notes=("the declared direction is the exact tangent LMO (⟨Θ, Φ⟩ = 0 up to the bisection tolerance)",),
 ))
 

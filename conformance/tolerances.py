@@ -41,7 +41,10 @@ import numpy as np
 
 __all__ = ["Tolerance", "UNIT_ROUNDOFF", "unit_roundoff", "exact_identity", "newton_schulz",
            "trajectory_gain", "rounding", "slope", "bitwise", "ASSERT_CLOSE_RTOL", "torch_dtype_name",
-           "initial_x", "orth_tolerance", "step_tolerance", "param_rounding", "cast_ambiguity", "spec2", "rank_rtol_for", "kappa"]
+           "initial_x", "orth_tolerance", "step_tolerance", "param_rounding", "cast_ambiguity", "spec2", "rank_rtol_for", "kappa",
+           "PROB_LAMBDA", "ROUND_SD", "pairwise_partial_sums", "projection_tangency", "muonh_step_rounding",
+           "macro_frobenius_step_rounding",
+           "retraction_roundoff", "violation_roundoff", "sd_confidence_factor"]
 
 #: unit roundoff u = 2^-p of each dtype name (p = significand bits incl. the implicit one)
 UNIT_ROUNDOFF: dict[str, float] = {
@@ -228,6 +231,192 @@ def param_rounding(dtype: Any, n_ops: float, scale: float) -> Tolerance:
                      "elementwise rounding |fl(x) − x| ≤ u|x| per op (Higham, Thm 2.2)", torch_dtype_name(dtype))
 
 
+#: λ of the probabilistic rounding model (:func:`projection_tangency`): a bound of λ standard deviations
+PROB_LAMBDA = 5.0
+#: sd of the relative error of one round-to-nearest operation ÷ (u/√3): the absolute error is uniform
+#: on ±ulp/2, so δ = 2u·U(−½, ½)/m for a significand m ∈ [1, 2); with m log-uniform (Hamming, "On the
+#: distribution of numbers", Bell Syst. Tech. J. 49, 1970) E[1/m²] = 3/(8 ln 2), sd = (u/√3)·0.736
+ROUND_SD = float(np.sqrt(3.0 / (8.0 * np.log(2.0))))
+#: vector lanes of torch's CPU float reduction (AVX2: 8 floats) and the largest sum the norm model covers
+NORM_LANES, NORM_MODEL_MAX = 8, 2**15
+
+
+def pairwise_partial_sums(x: np.ndarray) -> np.ndarray:
+    """The intermediate sums of a pairwise (tree) summation of ``x`` along its last axis (the
+    values each addition rounds; torch and numpy reduce in blocked pairwise order), shape (..., n−1)."""
+    v = np.asarray(x, dtype=np.float64)
+    out = []
+    while v.shape[-1] > 1:
+        n2 = v.shape[-1] // 2
+        s = v[..., 0:2 * n2:2] + v[..., 1:2 * n2:2]
+        out.append(s)
+        v = np.concatenate([s, v[..., 2 * n2:]], axis=-1)
+    return np.concatenate(out, axis=-1) if out else np.zeros(v.shape[:-1] + (0,))
+
+
+def projection_tangency(dtype: Any, W: np.ndarray, O: np.ndarray, scaled: bool = False,
+                        lam: float = PROB_LAMBDA) -> Tolerance:
+    """Bound on the normalised tangency residual |⟨D, W⟩|/(‖D‖‖W‖) of D = O − (⟨O, W⟩/‖W‖²)·W
+    computed in ``dtype`` (a sphere's tangent projection; ``W``, ``O`` of shape (..., n): one
+    sphere per row, the bound is the largest over the rows; ``scaled``: D is then multiplied by a
+    scale s ≠ 1, one more rounding per entry).
+
+    Error model (first order; the probabilistic rounding model of Higham & Mary, SIAM J. Sci.
+    Comput. 41(5), 2019: the relative rounding errors δ_k of the operations are independent, mean
+    zero, uniform in [−u, u], so of standard deviation u/√3). The computed D̂ satisfies
+    ⟨D̂, W⟩ = −e₁ + c·e₂ − c·‖W‖²·δ_div + Σ_ij δ_ij·(|D_ij| + |c·W_ij|)·W_ij, with c = ⟨O, W⟩/‖W‖²,
+    e₁ the rounding of ⟨O, W⟩ (its products O_ij·W_ij and the partial sums of a pairwise
+    summation, :func:`pairwise_partial_sums`), e₂ that of ‖W‖² (the same with W_ij²), δ_div the
+    division and the last sum the product c·W_ij and the subtraction (addcmul). It is a linear
+    form Σ_k δ_k·t_k in the δ's, of standard deviation (u/√3)·‖t‖₂; the bound is λ = 5 standard
+    deviations of it (a normal tail 6·10⁻⁷) divided by ‖D‖‖W‖.
+    Calibration (recorded, not tuned to a defect): torch fp32 ``frobenius_project`` on 6 shapes
+    (6×4 … 64×24) × 400 cases (random and normal-dominated O): the largest residual was 4.0
+    standard deviations, the median 0.5."""
+    u = unit_roundoff(dtype)
+    w = np.asarray(W, dtype=np.float64)
+    o = np.asarray(O, dtype=np.float64)
+    ww = np.sum(w * w, axis=-1)
+    c = np.sum(o * w, axis=-1) / np.where(ww > 0, ww, 1.0)
+    d = o - c[..., None] * w
+    p, q = o * w, w * w
+    t2 = (np.sum(p**2, -1) + np.sum(pairwise_partial_sums(p) ** 2, -1)
+          + c**2 * (np.sum(q**2, -1) + np.sum(pairwise_partial_sums(q) ** 2, -1) + ww**2)
+          + np.sum(((np.abs(d) + np.abs(c[..., None] * w)) * w) ** 2, -1)
+          + (np.sum((d * w) ** 2, -1) if scaled else 0.0))
+    den = np.linalg.norm(d, axis=-1) * np.sqrt(ww)
+    b = float(np.max(lam * (u / np.sqrt(3.0)) * np.sqrt(t2) / np.where(den > 0, den, np.inf)))
+    return Tolerance(b, f"λ·(u/√3)·‖t‖₂/(‖D‖‖W‖), λ={lam:g}, u={u:.3e} (t: the roundings of ⟨O, W⟩, ‖W‖², "
+                     "c·W and the subtraction)", "probabilistic rounding model (Higham & Mary 2019) of the "
+                     "sphere tangent projection O − (⟨O, W⟩/‖W‖²)·W", torch_dtype_name(dtype))
+
+
+def _norm_sum_sq(x: np.ndarray) -> float:
+    """Variance factor of the relative error of ‖x‖ computed by torch in float32 (÷ u²/3): Σ_k s_k²
+    over the values the sum of squares rounds (the squares, then the partial sums), ÷ (2·Σx²)² (the
+    square root halves the sum's relative error). The accumulation is modelled as torch's CPU
+    reduction does it: ``NORM_LANES`` vector lanes, each a recursive sum of every 8th square, then
+    a pairwise sum of the lanes. Calibrated (recorded, not tuned to a defect): torch 2.13 fp32
+    ``vector_norm`` on 12×8 … 32×256 and 128×128, 100 cases each: rms 0.7–0.8 model sd, largest
+    2.1 sd. Beyond ``NORM_MODEL_MAX`` entries long same-sign sums round with a bias (512×512:
+    mean −2.3 sd): there the factor is the worst-case pairwise bound's, (⌈log₂n⌉/2)²·3/λ²."""
+    q = np.asarray(x, dtype=np.float64).reshape(-1) ** 2
+    ss = float(np.sum(q))
+    if ss == 0.0:
+        return 0.0
+    if q.size > NORM_MODEL_MAX:
+        return (np.ceil(np.log2(q.size)) / 2.0) ** 2 * 3.0 / PROB_LAMBDA**2
+    lanes = np.concatenate([q, np.zeros((-q.size) % NORM_LANES)]).reshape(-1, NORM_LANES).T
+    parts = float(np.sum(np.cumsum(lanes, axis=1)[:, 1:] ** 2))
+    tree = float(np.sum(pairwise_partial_sums(lanes.sum(axis=1)) ** 2))
+    return (float(np.sum(q**2)) + parts + tree) / (2.0 * ss) ** 2
+
+
+def muonh_step_rounding(dtype: Any, W: np.ndarray, O: np.ndarray, lr: float, decay: float = 1.0,
+                        lam: float = PROB_LAMBDA) -> Tolerance:
+    """Bound on ‖Ŵ⁺ − W⁺‖_F for one MuonH step X = decay·W, r = ‖X‖, q = ‖O‖, Y = X − lr·(r/q)·O,
+    W⁺ = Y·(r/‖Y‖) computed in ``dtype`` from the same W and orthogonaliser output O (O replayed:
+    its own rounding is not part of this model).
+
+    Probabilistic rounding model (Higham & Mary 2019, as :func:`projection_tangency`): every
+    operation's relative error δ_k is independent, mean zero, uniform in [−u, u] (sd u/√3); to
+    first order Ŵ⁺ − W⁺ = Σ_k δ_k·t_k with t_k the response of W⁺ to that operation (c = r/‖Y‖,
+    ŷ = Y/‖Y‖, P⊥ = I − ŷŷᵀ, dW⁺ = (dr/r)·W⁺ + c·P⊥·dY − (d‖Y‖/‖Y‖)·W⁺):
+    the scalar decay (rounded to ``dtype``) scales W⁺ [t = W⁺]; ‖X‖ (squares, pairwise partial
+    sums, root) moves r in W⁺ and in the step size [v = W⁺ − c·a·P⊥O, a = lr·r/q]; ‖O‖, r/q and
+    lr·(r/q) move the step size [c·a·P⊥O]; entrywise X_ij (with its effect on r), a·O_ij, the
+    subtraction Y_ij [c·(·)_ij·P⊥e_ij]; ‖Y‖ and r/‖Y‖ [W⁺]; the final product [W⁺_ij·e_ij]. The
+    error is a sum of independent mean-zero vectors with E‖e‖² = ``ROUND_SD``²·(u²/3)·Σ‖t_k‖² (round
+    to nearest on log-uniform significands); the bound is λ = 5 of its root (a Gaussian vector's
+    norm exceeds λ·√E‖e‖² with at most the 1-D normal tail, 6e-7). Calibration (recorded, not tuned
+    to a defect): the torch fp32 arithmetic of gpu_impl's MuonH on 6 shapes (3×5 … 128×128, 32×256)
+    × 150 cases (lr 0.02–0.05, weight decay 0 and 0.1): largest 3.2 sd, medians 0.65–0.9."""
+    u = unit_roundoff(dtype)
+    X = decay * np.asarray(W, dtype=np.float64)
+    O = np.asarray(O, dtype=np.float64)
+    r, q = float(np.linalg.norm(X)), max(float(np.linalg.norm(O)), 1e-8)  # the rule's clamp
+    a = lr * r / q
+    Y = X - a * O
+    ny = max(float(np.linalg.norm(Y)), 1e-8)
+    c, yh = r / ny, Y / ny
+    Wn = c * Y
+    nw2 = float(np.sum(Wn**2))
+    perp = a * (O - yh * float(np.sum(yh * O)))  # a·P⊥O
+    v = Wn - c * perp  # response of W⁺ to a relative change of r
+    s_step = float(np.sum((c * perp) ** 2))
+    t2 = (nw2 if decay != 1.0 else 0.0)  # the decay scalar
+    t2 += float(np.sum(v**2)) * (_norm_sum_sq(X) + 1.0)  # ‖X‖: sum of squares and root
+    t2 += s_step * (_norm_sum_sq(O) + 1.0 + 2.0)  # ‖O‖ (sum, root), r/q, lr·(r/q)
+    one_m = 1.0 - yh**2  # ‖P⊥e_ij‖²
+    if decay != 1.0:  # X_ij = decay·W_ij: A_ij·v + c·X_ij·P⊥e_ij, A_ij = X_ij²/r²
+        A = X**2 / max(r * r, 1e-300)
+        t2 += float(np.sum(A**2 * float(np.sum(v**2)) + 2.0 * A * c * X * (v - yh * float(np.sum(yh * v)))
+                           + (c * X) ** 2 * one_m))
+    t2 += float(np.sum((c * a * O) ** 2 * one_m)) + float(np.sum((c * Y) ** 2 * one_m))  # a·O_ij, Y_ij
+    t2 += nw2 * (_norm_sum_sq(Y) + 1.0 + 1.0)  # ‖Y‖ (sum, root), r/‖Y‖
+    t2 += nw2  # the final product, Σ_ij W⁺_ij²
+    b = lam * ROUND_SD * (u / np.sqrt(3.0)) * np.sqrt(t2)
+    return Tolerance(float(b), f"λ·0.736·(u/√3)·‖t‖₂ = {lam:g}·0.736·(u/√3)·{np.sqrt(t2):.3g}, u={u:.3e} (t: the responses "
+                     "of W⁺ to each rounding of the MuonH step)", "probabilistic rounding model (Higham & Mary "
+                     "2019) of the MuonH step decay·W → r, q, Y = X − lr·(r/q)·O, W⁺ = Y·r/‖Y‖",
+                     torch_dtype_name(dtype))
+
+
+def macro_frobenius_step_rounding(dtype: Any, W: np.ndarray, O: np.ndarray, a: float, radius: float,
+                                  lam: float = PROB_LAMBDA) -> Tolerance:
+    """Bound on ‖Ŵ⁺ − W⁺‖_F for one MACRO step on the Frobenius sphere, c = ⟨O, W⟩/‖W‖²,
+    Y = W − a·(O − c·W), W⁺ = R·Y/‖Y‖ (a = lr·s), computed in ``dtype`` from the same W and O (O
+    replayed), in either of its two usual forms: eager (D = O − c·W, Y = W − a·D, rescale) or fused
+    (Ŷ = O + k·W with k = −(1 + a·c)/a by one addcmul, W⁺ = (R/−‖Ŷ‖)·Ŷ). The bound is the larger
+    of the two forms' models.
+
+    Probabilistic rounding model as :func:`muonh_step_rounding` (first order, independent δ_k of
+    sd ``ROUND_SD``·u/√3, C = R/‖Y‖, ŷ = Y/‖Y‖, P⊥ = I − ŷŷᵀ, dW⁺ = C·P⊥·dY − (d‖Y‖/‖Y‖)·W⁺):
+    both forms: ⟨O, W⟩ (absolute error from the products and partial sums, :func:`_sum_sq_terms`)
+    and ‖W‖², the division [c moves Y by a·dc·W]; ‖Y‖ (sum, root) and R/‖Y‖ [W⁺]; the final product
+    [W⁺_ij·e_ij]. Eager: c·W_ij, D_ij, a·D_ij and Y_ij entrywise [C·(·)·P⊥e_ij]. Fused: a·c, 1 + a·c
+    and the division by −a [k moves Y by (1 + a·c)·δ·W], k·W_ij and the sum Ŷ_ij [C·a·(·)·P⊥e_ij].
+    Bound λ·ROUND_SD·(u/√3)·‖t‖₂, λ = 5."""
+    u = unit_roundoff(dtype)
+    W = np.asarray(W, dtype=np.float64)
+    O = np.asarray(O, dtype=np.float64)
+    ww = max(float(np.sum(W * W)), 1e-300)
+    c = float(np.sum(O * W)) / ww
+    D = O - c * W
+    Y = W - a * D
+    ny = max(float(np.linalg.norm(Y)), 1e-300)
+    C, yh = radius / ny, Y / ny
+    Wn = C * Y
+    nw2 = float(np.sum(Wn**2))
+    one_m = 1.0 - yh**2  # ‖P⊥e_ij‖²
+    pw = W - yh * float(np.sum(yh * W))  # P⊥W
+    npw2 = float(np.sum(pw**2))
+    # common: ⟨O, W⟩ (absolute), ‖W‖² and the division (relative on c); ‖Y‖, R/‖Y‖, the product
+    dot_abs2 = _sum_sq_terms(O * W)
+    common = ((C * a) ** 2 * npw2 * (dot_abs2 / ww**2 + c * c * (4.0 * _norm_sum_sq(W) + 1.0))
+              + nw2 * (_norm_sum_sq(Y) + 1.0 + 1.0) + nw2)
+    # eager: + one more radial rounding (a rescale written as (Y/‖Y‖)·R or R·Y then /‖Y‖)
+    eager = C * C * float(np.sum(((a * c * W) ** 2 + 2.0 * (a * D) ** 2 + Y**2) * one_m)) + nw2
+    fused = ((C * (1.0 + a * c)) ** 2 * npw2 * 2.0 + (C * a * c) ** 2 * npw2
+             + C * C * float(np.sum(((1.0 + a * c) ** 2 * W**2 + Y**2) * one_m)))
+    t2 = common + max(eager, fused)
+    b = lam * ROUND_SD * (u / np.sqrt(3.0)) * np.sqrt(t2)
+    return Tolerance(float(b), f"λ·0.736·(u/√3)·‖t‖₂ = {lam:g}·0.736·(u/√3)·{np.sqrt(t2):.3g}, u={u:.3e} (t: the "
+                     "responses of W⁺ to each rounding of the MACRO Frobenius step, eager or fused form)",
+                     "probabilistic rounding model (Higham & Mary 2019) of the MACRO step W⁺ = R·Y/‖Y‖, "
+                     "Y = W − a·(O − ⟨O, W⟩/‖W‖²·W)", torch_dtype_name(dtype))
+
+
+def _sum_sq_terms(x: np.ndarray) -> float:
+    """Σ_k s_k² over the values a sum of the entries of ``x`` rounds (the terms, the lanes' partial
+    sums and the lanes' pairwise tree, as :func:`_norm_sum_sq`): the variance of its absolute
+    error ÷ (u²/3)."""
+    q = np.asarray(x, dtype=np.float64).reshape(-1)
+    lanes = np.concatenate([q, np.zeros((-q.size) % NORM_LANES)]).reshape(-1, NORM_LANES).T
+    return (float(np.sum(q**2)) + float(np.sum(np.cumsum(lanes, axis=1)[:, 1:] ** 2))
+            + float(np.sum(pairwise_partial_sums(lanes.sum(axis=1)) ** 2)))
+
+
 def cast_ambiguity(x: np.ndarray, cast_dtype: str, rel: float) -> np.ndarray:
     """Entries of ``x`` whose rounding to ``cast_dtype`` may differ between two computations of
     ``x`` that agree to ``rel``·|x| (a value within rel·|x| of a rounding midpoint can round either
@@ -268,3 +457,65 @@ def kappa(x: np.ndarray, dtype: str = "float64") -> tuple[int, float]:
         return 0, 1.0
     keep = s[s > rank_rtol_for(dtype) * s[0]]
     return int(keep.size), float(keep[0] / keep[-1])
+
+
+# -- rounding of a manifold's retraction (feasibility and the radial part of a constrained step) --
+
+
+def retraction_roundoff(man: Any, shape: Sequence[int], u: float) -> tuple[float, str]:
+    """(ρ, formula): a retraction onto ``man`` computed with unit roundoff ``u`` returns a point
+    within ρ·‖W⁺‖_F of the exact retraction of the same input, and c_M of the result is ≤ ρ plus
+    what :func:`violation_roundoff` adds when the harness measures it.
+
+    * norm-based (Frobenius sphere, oblique, Euclidean): a pairwise sum of squares and a square root
+      (⌈log₂mn⌉·u, halved by the root), the scalar R/‖Y‖, the product and the stored entries (Higham
+      Thm 2.2, eq. 4.6): (⌈log₂mn⌉/2 + 4)·u;
+    * spectral sphere: the rescale R/σ̂₁ with σ̂₁ from an SVD (or a Rayleigh–Ritz value of a
+      converged top pair), whose relative error is ≤ p(m, n)·u (LAPACK's singular-value error
+      bound, Anderson et al., LAPACK Users' Guide §4.9; its "modestly growing" p(m, n) is taken as
+      m·n, the γ̃_{mn} of Householder bidiagonalisation, Higham Thm 19.4), plus the scalar, the
+      product and the store: (mn + 3)·u;
+    * Stiefel: the polar factor (or QR factor) of a matrix with singular values near the scale
+      (the polar factor's condition number is then ~1): backward-stable SVD/QR (backward error
+      p(m, n)·u, p = mn as above), each orthogonal factor orthonormal to p·u, and the product
+      U·Vᵀ: 3·mn·u relative in Frobenius norm (‖Q‖_F = √k·scale on both sides). Measured on
+      torch's float64 SVD polar factor at 3×7: 33u (bound 63u).
+    """
+    from manifold_oracle.reference import SpectralSphere, Stiefel
+
+    m, n = int(shape[-2]), int(shape[-1])
+    if isinstance(man, Stiefel):
+        p = m * n
+        return 3.0 * p * u, f"3·mn·u = 3·{p}·{u:.3e} (polar/QR retraction)"
+    if isinstance(man, SpectralSphere):
+        p = m * n
+        return (p + 3.0) * u, f"(mn + 3)·u = ({p} + 3)·{u:.3e} (σ₁ from an SVD, rescale)"
+    L = float(np.ceil(np.log2(max(m * n, 2))))
+    return (L / 2.0 + 4.0) * u, f"(⌈log₂mn⌉/2 + 4)·u = ({L:g}/2 + 4)·{u:.3e} (norm and rescale)"
+
+
+def violation_roundoff(man: Any, shape: Sequence[int]) -> tuple[float, str]:
+    """(ν, formula): error of the harness's own float64 evaluation of c_M(W) (``violation``) at a
+    point near the manifold. Norm-based: the norm (⌈log₂mn⌉/2 + 1)·u; spectral sphere: σ₁ from
+    LAPACK, p(m, n)·u with p = mn (see :func:`retraction_roundoff`); Stiefel
+    ‖TᵀT − I‖_F/scale²: each of the k² Gram entries is an m-term dot product of unit columns,
+    |error| ≤ γ_m ≈ m·u (Higham eq. 3.5), so ≤ k·m·u in Frobenius norm (tall orientation)."""
+    from manifold_oracle.reference import SpectralSphere, Stiefel
+
+    u = UNIT_ROUNDOFF["float64"]
+    m, n = int(shape[-2]), int(shape[-1])
+    if isinstance(man, Stiefel):
+        k, mt = min(m, n), max(m, n)
+        return k * mt * u, f"k·m·u₆₄ = {k}·{mt}·u₆₄ (Gram TᵀT − I)"
+    if isinstance(man, SpectralSphere):
+        return m * n * u, f"mn·u₆₄ = {m * n}·u₆₄ (σ₁ from LAPACK)"
+    L = float(np.ceil(np.log2(max(m * n, 2))))
+    return (L / 2.0 + 1.0) * u, f"(⌈log₂mn⌉/2 + 1)·u₆₄ (the norm)"
+
+
+def sd_confidence_factor(n: int, level: float = 0.999) -> float:
+    """c_N = √((N − 1)/χ²_{1−level, N−1}): σ ≤ c_N·sd with probability ``level`` for a sample
+    standard deviation sd of N Gaussian samples (the χ² distribution of (N − 1)·sd²/σ²)."""
+    from scipy.stats import chi2
+
+    return float(np.sqrt((n - 1) / chi2.ppf(1.0 - level, n - 1)))

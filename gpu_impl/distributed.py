@@ -67,6 +67,7 @@ def _worker(rank: int, world_size: int, port: int, cfg_dict: dict[str, Any], out
         res = run_training(TrainConfig(**cfg_dict), rank=rank, world_size=world_size)
         torch.save({"state_dict": res.state_dict, "records": res.records},
                    Path(outdir) / f"rank{rank}.pt")
+        dist.barrier()  # no rank tears its process group down while a peer still talks to it
     finally:
         dist.destroy_process_group()
 
@@ -205,6 +206,7 @@ def _rank_main(spec_path: str, rank: int) -> None:
         mod, fn = spec["target"].split(":")
         result = getattr(importlib.import_module(mod), fn)(spec["payload"])
         torch.save(result, Path(spec["out"]) / f"rank{rank}.pt")
+        dist.barrier()  # no rank tears its process group down while a peer still talks to it
     finally:
         dist.destroy_process_group()
 

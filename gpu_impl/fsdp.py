@@ -52,7 +52,7 @@ from torch.distributed.tensor import DTensor, Replicate, Shard
 
 from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError, SolverError
 
-from .optim import MatrixOptimizer
+from .optim import MatrixOptimizer, resolve_auto_ns_dtype
 
 __all__ = ["ShardedOptimizer", "MODES", "chunk_rows"]
 
@@ -175,12 +175,15 @@ class ShardedOptimizer:
     def _routes_matrices(self, group: dict[str, Any]) -> bool:
         """The wrapped optimizer's own routing of a 2-D parameter in ``group``, asked of a 2×2 probe
         (diag(2, 1): nonzero, with a spectral gap, so every manifold accepts it); fills ``group``
-        with the wrapped optimizer's defaults."""
-        probe = torch.nn.Parameter(torch.diag(torch.tensor([2.0, 1.0], dtype=torch.float64)))
+        with the wrapped optimizer's defaults. The probe sits on the group's device type, so
+        ``ns_dtype="auto"`` resolves (once, to a concrete name kept in the group) for that device."""
+        dev = _local(group["params"][0]).device if group["params"] else torch.device("cpu")
+        probe = torch.nn.Parameter(torch.diag(torch.tensor([2.0, 1.0], dtype=torch.float64, device=dev)))
         opt = self.factory([{**{k: v for k, v in group.items() if k != "params"}, "params": [probe]}])
         for k, v in opt.param_groups[0].items():  # the user-facing group shows every option
             if k != "params":
                 group.setdefault(k, v)
+        resolve_auto_ns_dtype(group)  # an "auto" given in the group itself
         return bool(opt._is_matrix(probe, opt.param_groups[0]))
 
     def _slot(self, p: Tensor, gi: int, mode: str, owner_min_numel: int) -> _Slot:
@@ -462,6 +465,7 @@ class ShardedOptimizer:
         """Load a :meth:`state_dict` (possibly saved at another world size; collective)."""
         for g, saved in zip(self.param_groups, sd["param_groups"]):
             g.update({k: v for k, v in saved.items() if k != "params"})
+            resolve_auto_ns_dtype(g)  # the saved concrete ns_dtype wins (MatrixOptimizer.load_state_dict)
         idx = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         for inner, items in ((self.inner, [(s.shadow, s) for s in self.slots]),
                              (self.adamw, [(o.proxy, o) for o in self.others])):

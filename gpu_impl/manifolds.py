@@ -25,8 +25,10 @@ Power-iteration accuracy (MATH.md §4.4): after k warm steps the angle of the ri
 shrinks by (σ₂/σ₁)^{2k} per call, and σ̂ = uᵀWv underestimates σ₁ by O(angle²·σ₁). The
 residual ``‖Wᵀû − σ̂v̂‖`` (reported in :class:`TopPair` relative to σ̂; ``Wv̂ = σ̂û`` holds by
 construction) bounds sin∠(v̂, v₁) by ‖Wᵀû − σ̂v̂‖/(σ̂ − σ₂) (Wedin). Both Ritz values are lower bounds of σ₁ and σ₂ (interlacing), so
-the estimated gap can be larger or smaller than the true one by the estimation error; only
-``theta="exact"`` certifies it.
+the estimated gap can be larger or smaller than the true one by the estimation error.
+``theta="certified"`` bounds the gap from below with the Ritz values and residuals
+(:func:`pair_certificate`, under the capture hypothesis stated there); ``theta="exact"`` has it
+exactly.
 """
 
 from __future__ import annotations
@@ -260,9 +262,11 @@ class TopPair:
     """Top singular pair of a batch of matrices: ``sigma`` (...), ``u`` (..., m), ``v`` (..., n);
     ``sigma2`` (...) (estimate, or exact with ``theta="exact"``; ``None`` when not computed),
     ``gap = (σ₁ − σ₂)/σ₁`` and the power-iteration ``residual`` ‖Wv − σu‖/σ (0 for exact).
-    ``theta="certified"`` adds ``bound`` (..., the a-posteriori bound ρ/(ĝ − ρ) on
-    max(sin∠(u, u₁), sin∠(v, v₁)), ρ = residual, ĝ = gap; ∞ where ĝ ≤ ρ), ``fallback`` (..., bool:
-    the exact pair was used because the bound was not met) and ``steps`` (power steps taken)."""
+    ``theta="certified"`` adds (see :func:`pair_certificate`) ``bound`` (..., float64: bound on
+    √(sin²∠(u, u₁) + sin²∠(v, v₁)); ∞ where the gap is not certified), ``sigma_bound`` (...,
+    float64: bound on |σ − σ₁|/σ), ``refined`` (..., bool: the float64 tier was used),
+    ``fallback`` (..., bool: the exact SVD pair was used because no tier met the bound) and
+    ``steps`` (subspace-iteration steps taken by the call, both tiers)."""
 
     sigma: Tensor
     u: Tensor
@@ -274,6 +278,8 @@ class TopPair:
     bound: Tensor | None = None
     fallback: Tensor | None = None
     steps: int = 0
+    sigma_bound: Tensor | None = None
+    refined: Tensor | None = None
 
     @property
     def theta(self) -> Tensor:
@@ -303,18 +309,106 @@ def _second_start(n: int, like: Tensor, batch: torch.Size, j: int = 1) -> Tensor
     return _unit(v).expand(*batch, n).clone()
 
 
+def pair_certificate(W64: Tensor, u: Tensor, v: Tensor, v2: Tensor, sigma: Tensor | None = None) -> dict[str, Tensor]:
+    """A-posteriori bounds for an approximate top singular triplet (σ̂, û, v̂) of W (..., m, n).
+
+    ``W64`` is W in float64; ``u`` (..., m), ``v`` (..., n) the vectors as used (any dtype: the
+    bounds are for these very vectors, normalised); ``v2`` (..., n) a second approximate right
+    singular vector (the second Ritz vector); ``sigma`` (...) the σ̂ used, or ``None``: σ̂ = √θ₁
+    (below) rounded to ``u``'s dtype (a σ̂ summed in float32 carries ≈ √m·u, more than the σ
+    tolerance). Every product is taken in float64; a rounding term (m + n + 4)·u₆₄·‖W‖_F²
+    (worst-case dot-product error, ≈ 1e-13 relative) is added to each residual. Returns float64
+    tensors of shape (...): ``angle``, ``sigma_err``, ``sigma``, ``sigma2`` (√θ₂), ``delta``
+    (σ̂ − σ₂⁺, the certified gap), ``residual`` (‖Wᵀû − σ̂v̂‖/σ̂, diagnostics), where
+
+    * σ₂⁺ bounds σ₂: with X = [x₁, x₂] an orthonormal basis of span(v̂, v̂₂) (x₁ ∥ v̂),
+      H = XᵀWᵀWX (eigenvalues θ₁ ≥ θ₂) and E = ‖WᵀWX − XH‖_F ≥ ‖B‖₂, B = X⊥ᵀWᵀWX, Weyl's theorem
+      applied to WᵀW minus its off-diagonal blocks B, Bᵀ gives σ₂² ≤ θ₂ + E =: σ₂⁺², **under the
+      capture hypothesis H₂**: no unit x ⟂ X has ‖Wx‖² > θ₂ (the Rayleigh–Ritz iteration has not
+      missed a singular value above the second Ritz value). H₂ is not verified: that needs an
+      upper bound on the spectral norm of the deflated matrix, i.e. a factorisation of WᵀW as
+      costly as the SVD it replaces. Interlacing gives σ₁² ≥ θ₁ unconditionally.
+    * ``angle`` ≥ max(sin∠(û, u₁), sin∠(v̂, v₁)) by the Davis–Kahan sin θ theorem for one vector
+      (Parlett, The Symmetric Eigenvalue Problem, Thm 11.7.1): for a unit x with Rayleigh quotient
+      q and residual η = ‖Mx − qx‖ of a symmetric M, sin∠(x, top eigenvector) ≤ η/(q − λ₂(M))
+      when q > λ₂(M); applied to M = WᵀW, x = v̂ and to M = WWᵀ, x = û, with λ₂ ≤ σ₂⁺². ∞ where
+      q ≤ σ₂⁺² (gap not certified).
+    * ``sigma_err`` ≥ |σ̂ − σ₁|/σ̂ from σ₁² ≥ θ₁ and σ₁² ≤ the least of: the Kato–Temple bound
+      q + η²/(q − σ₂⁺²) for x = v̂ (when q > σ₂⁺²), and, under H₂ (WᵀW ⪯ [[H, Bᵀ], [B, θ₂I]]),
+      the top eigenvalue (θ₁ + θ₂)/2 + √(((θ₁ − θ₂)/2)² + E²) of [[θ₁, E], [E, θ₂]]. Both are
+      quadratic in the residuals, so σ̂ is certified to the dtype's rounding long before the
+      vectors are; the second needs no certified gap. A one-row or one-column W has σ₂ = 0
+      exactly: σ₂⁺ = 0 and Kato–Temple alone, without H₂.
+    """
+    m, n = W64.shape[-2:]
+    f64 = torch.float64
+    if n > 1:
+        X = torch.linalg.qr(torch.stack([v, v2], dim=-1).to(f64)).Q  # (..., n, 2), X[:, 0] = ±v̂/‖v̂‖
+    else:  # one column: σ₂ = 0, x₂ = 0 makes θ₂ = 0 and E the residual of x₁ alone
+        X = torch.stack([_unit(v.to(f64)), torch.zeros_like(v, dtype=f64)], dim=-1)
+    ub = _unit(u.to(f64))
+    Z = W64 @ X  # (..., m, 2)
+    WtZ = W64.mT @ torch.cat([Z, ub.unsqueeze(-1)], dim=-1)  # (..., n, 3): WᵀWx₁, WᵀWx₂, Wᵀû
+    H = Z.mT @ Z
+    rnd = (m + n + 4) * (torch.finfo(f64).eps / 2) * _fro(W64).square()  # scale of σ² terms
+    E = _fro(WtZ[..., :2] - X @ H) + 4.0 * rnd
+    q = H[..., 0, 0]
+    half = 0.5 * (q - H[..., 1, 1])
+    rad = torch.hypot(half, H[..., 0, 1])
+    th1, th2 = q - half + rad, q - half - rad
+    s = th1.clamp_min(0).sqrt().to(u.dtype).to(f64) if sigma is None else sigma.to(f64)
+    # residual norms: ‖WᵀWx₁ − q x₁‖, ‖WWᵀû − ‖Wᵀû‖² û‖, ‖Wᵀû − σ̂x₁‖ (+ rounding)
+    wu = WtZ[..., 2]
+    qu = wu.square().sum(-1)
+    x1 = X[..., 0]
+    eta = torch.stack([torch.linalg.vector_norm(WtZ[..., 0] - q[..., None] * x1, dim=-1),
+                       torch.linalg.vector_norm((W64 @ wu.unsqueeze(-1)).squeeze(-1) - qu[..., None] * ub, dim=-1)],
+                      dim=-1) + 2.0 * rnd[..., None]
+    rank1 = min(m, n) == 1  # σ₂ = 0 exactly: no hypothesis, and no second Ritz vector to use
+    s2sq = torch.zeros_like(q) if rank1 else th2 + E  # σ₂² ≤ θ₂ + E (H₂ + Weyl)
+    sep = torch.stack([q, qu], dim=-1) - s2sq[..., None]
+    pos = sep > 0
+    over = torch.where(pos, eta / torch.where(pos, sep, torch.ones_like(sep)), torch.full_like(sep, float("inf")))
+    kt = q + over[..., 0] * eta[..., 0]  # Kato–Temple (∞ when not separated)
+    hi = (kt if rank1 else torch.minimum(kt, q - half + torch.hypot(half, E))).sqrt()
+    lo = (th1 - 2.0 * rnd).clamp_min(0).sqrt()
+    sx1 = torch.sign((x1 * v.to(f64)).sum(-1, keepdim=True))  # x₁ = sx1·v̂/‖v̂‖
+    err = torch.maximum(hi - s, s - lo) / s
+    return {"angle": over.amax(-1), "sigma_err": torch.where(s > 0, err, torch.full_like(s, float("inf"))),
+            "sigma": s, "sigma2": th2.clamp_min(0).sqrt(), "delta": s - s2sq.clamp_min(0).sqrt(),
+            "residual": torch.linalg.vector_norm(wu - (s[..., None] * sx1) * x1, dim=-1) / s}
+
+
 class SpectralSphere(TorchManifold):
     """M_S(R) = {‖W‖₂ = R} (MATH.md §4.4), ``P_W(G) = G − ⟨G, Θ⟩Θ`` with Θ = u₁v₁ᵀ.
 
     Options: ``theta`` ``"power"`` (warm-started bilateral subspace iteration of width ``block``,
     ``power_steps`` steps per call, Rayleigh–Ritz finish), ``"exact"`` (SVD) or ``"certified"``
-    (the same warm-started iteration, continued two steps at a time until the a-posteriori bound
-    ρ/(ĝ − ρ) on the pair's angle (ρ = ‖Wᵀû − σ̂v̂‖/σ̂, ĝ = (σ̂₁ − σ̂₂)/σ̂₁; Wedin's sin θ theorem
-    with the gap shrunk by ρ) is ≤ ``cert_tol`` (default √ε of W's dtype: 3.5e-4 in float32, where the
-    rescale retraction's σ̂₁ is then exact to ~σ₁·sin²θ ≈ 1e-7, the dtype's rounding) for every matrix, at
-    most ``cert_max_steps`` steps; matrices still above it get the exact pair (``fallback``)).
-    The bound holds when the Ritz values have captured σ₁ and σ₂ (σ̂₂ is a lower bound of σ₂ by
-    interlacing, so an unconverged σ̂₂ makes ĝ too large); tests check it against the exact pair; ``gap_tol`` and
+    (a warm-started iteration stopped by the a-posteriori bounds of :func:`pair_certificate`):
+
+    * ``top_pair(..., certify="pair")`` (Θ for the tangent projection) needs the angle bound
+      ≤ ``cert_tol`` (default √ε of W's dtype, 3.5e-4 in float32: the direction's normal
+      component |⟨D, u₁v₁ᵀ⟩| ≤ 2 sin θ·‖D‖₂ is linear in the angle; feasibility does not depend
+      on it, see ``"sigma"``); ``certify="sigma"`` (σ₁ for the rescale retraction) needs the σ̂₁
+      bound ≤ ``sigma_tol`` (default ε of W's dtype: a float32 σ̂₁ carries ε/2 by itself and the
+      rescale rounds to a few ε; the bound is quadratic in the residuals, so it is met long
+      before the angle's); ``certify="both"`` needs both, for a Y whose pair is reused at the
+      next call on W = fl(c·Y) (``steps=0``): that call then takes the vectors from ``state``
+      with the stored bound plus W's rounding (``"cert"`` entry), without iterating.
+    * The iteration is a block Krylov method with Rayleigh–Ritz: one cycle builds
+      K = [V, (WᵀW)V, …, (WᵀW)^d V] (V the ``cert_block`` cached Ritz vectors, d = ``cert_depth``,
+      block Lanczos with full reorthogonalisation) and takes the Ritz vectors on span K; the top
+      one converges like a Chebyshev polynomial, ≈ exp(−2d√γ) per cycle with
+      γ = (σ₁² − σ_{b+1}²)/σ_{b+1}², instead of (σ_{b+1}/σ₁)^{2d} for d subspace steps (the
+      Gaussian-like hidden matrices have σ_{b+1}/σ₁ ≈ 0.9: 8 Krylov blocks do what ≈ 40
+      subspace steps do). ``steps=0`` first checks the cached vectors without iterating.
+    * Escalation per matrix: up to ``cert_cycles`` cycles in W's dtype (while the bound contracts
+      fast enough to reach the tolerance), then up to ``cert_refine_cycles`` cycles in float64
+      from the same basis (``refined``; removes the float32 residual floor ≈ u·√n that tiny gaps
+      cannot certify through), then the exact SVD pair (``fallback``).
+
+    The bounds rest on the capture hypothesis H₂ of :func:`pair_certificate`; tests check them
+    against the exact pair. ``gap_tol`` and
     ``gap_policy`` (``"raise"`` | ``"report"`` (default) | ``"off"``) for the spectral-gap guard,
     whose σ₂ is the second Ritz value (``block`` ≥ 2; ``block=1`` is SSO's single-vector
     iteration and gives no σ₂, so it cannot be combined with ``gap_policy="raise"``).
@@ -329,19 +423,26 @@ class SpectralSphere(TorchManifold):
     def __init__(self, radius: Radius = 1.0, *, theta: str = "power", power_steps: int = 4,
                  block: int = 8, gap_tol: float = 1e-6, gap_policy: str = "report",
                  point_tol: float = DEFAULT_POINT_TOL, cert_tol: float | None = None,
-                 cert_max_steps: int = 24) -> None:
+                 sigma_tol: float | None = None, cert_block: int = 4, cert_depth: int = 8, cert_cycles: int = 3,
+                 cert_refine_cycles: int = 3) -> None:
         super().__init__(point_tol)
         self.radius = _check_radius(radius)
         if theta not in THETA_SOURCES:
             raise InvalidInputError(f"theta must be one of {THETA_SOURCES}, got {theta!r}")
-        if theta == "certified" and int(block) < 2:
-            raise InvalidInputError("theta='certified' needs block >= 2 (the second Ritz value bounds the gap)")
         if cert_tol is not None:
             cert_tol = float(_check_radius(cert_tol, "cert_tol"))
-        if int(cert_max_steps) < 0:
-            raise InvalidInputError(f"cert_max_steps must be >= 0, got {cert_max_steps!r}")
+        if sigma_tol is not None:
+            sigma_tol = float(_check_radius(sigma_tol, "sigma_tol"))
+        for name, val, low in (("cert_block", cert_block, 2), ("cert_depth", cert_depth, 1), ("cert_cycles", cert_cycles, 0),
+                               ("cert_refine_cycles", cert_refine_cycles, 0)):
+            if int(val) < low:
+                raise InvalidInputError(f"{name} must be >= {low}, got {val!r}")
         self.cert_tol = cert_tol
-        self.cert_max_steps = int(cert_max_steps)
+        self.sigma_tol = sigma_tol
+        self.cert_block = int(cert_block)
+        self.cert_depth = int(cert_depth)
+        self.cert_cycles = int(cert_cycles)
+        self.cert_refine_cycles = int(cert_refine_cycles)
         if gap_policy not in ("raise", "report", "off"):
             raise InvalidInputError(f"gap_policy must be 'raise', 'report' or 'off', got {gap_policy!r}")
         if int(power_steps) < 1:
@@ -362,18 +463,24 @@ class SpectralSphere(TorchManifold):
 
     # -- top singular pair ---------------------------------------------------------------------
     def top_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None = None, *,
-                 steps: int | None = None, with_gap: bool | None = None, with_residual: bool = True) -> TopPair:
+                 steps: int | None = None, with_gap: bool | None = None, with_residual: bool = True,
+                 certify: str = "pair") -> TopPair:
         """(σ₁, u₁, v₁) of every matrix of ``W`` (..., m, n), plus σ₂/gap when ``with_gap``
-        (default: ``gap_policy != "off"``). With ``theta="power"``, ``state`` (optional) holds
+        (default: ``gap_policy != "off"``). ``certify`` (used by ``theta="certified"``): ``"pair"``
+        (the vectors are used: angle bound ≤ ``cert_tol``), ``"sigma"`` (only σ₁ is used:
+        σ̂₁ bound ≤ ``sigma_tol``) or ``"both"`` (σ₁ is used now and the vectors, cached in
+        ``state``, at the next call on a rescaled W, as in MACRO's rescale retraction). With ``theta="power"``, ``state`` (optional) holds
         the warm-start basis ``"basis"`` (..., block, n) (orthonormal rows); it is replaced
         (never written in place) by the new Ritz vectors. ``steps=0`` (block ≥ 2) is the
         Rayleigh–Ritz finish on the cached basis alone. Raises :class:`DegenerateGeometryError` if the gap is below
         ``gap_tol`` and ``gap_policy="raise"`` (one device sync)."""
         with_gap = (self.gap_policy != "off") if with_gap is None else with_gap
+        if certify not in ("pair", "sigma", "both"):
+            raise InvalidInputError(f"certify must be 'pair', 'sigma' or 'both', got {certify!r}")
         if self.theta_source == "exact":
             pair = self._exact_pair(W)
         elif self.theta_source == "certified":
-            pair = self._certified_pair(W, state, self.power_steps if steps is None else int(steps))
+            pair = self._certified_pair(W, state, self.power_steps if steps is None else int(steps), certify)
         else:
             pair = self._power_pair(W, state, self.power_steps if steps is None else int(steps), with_gap,
                                     with_residual)
@@ -392,8 +499,9 @@ class SpectralSphere(TorchManifold):
                 g, self.gap_tol, "the spectral sphere is not smooth here (repeated σ₁); "
                 "use gap_policy='report' to continue, or theta='exact' to certify the gap")
 
-    def _exact_pair(self, W: Tensor) -> TopPair:
-        U, s, Vh = torch.linalg.svd(W.to(torch.float64), full_matrices=False)
+    def _exact_pair(self, W: Tensor, svd: tuple[Tensor, Tensor, Tensor] | None = None) -> TopPair:
+        """The exact pair from the float64 SVD of W (``svd``: that SVD, when already computed)."""
+        U, s, Vh = torch.linalg.svd(W.to(torch.float64), full_matrices=False) if svd is None else svd
         u, v = U[..., :, 0], Vh[..., 0, :]
         idx = u.abs().argmax(dim=-1, keepdim=True)
         sgn = torch.sign(torch.gather(u, -1, idx))
@@ -408,63 +516,161 @@ class SpectralSphere(TorchManifold):
         dt = W.dtype
         return TopPair(s1.to(dt), u.to(dt), v.to(dt), s2.to(dt), gap.to(dt), torch.zeros_like(s1).to(dt))
 
-    @staticmethod
-    def pair_bound(pair: TopPair) -> Tensor:
-        """ρ/(ĝ − ρ): bound on max(sin∠(û, u₁), sin∠(v̂, v₁)) from the relative residual ρ and gap ĝ
-        of ``pair`` (∞ where ĝ ≤ ρ). Wedin: sin θ ≤ ‖Wᵀû − σ̂v̂‖/δ with Wv̂ = σ̂û and δ = σ̂ − σ₂;
-        σ₂ ≤ σ̂₂ + ρσ̂ when the second Ritz pair has converged to σ₂ (Kahan), so δ ≥ σ̂(ĝ − ρ)."""
-        assert pair.residual is not None and pair.gap is not None
-        den = pair.gap - pair.residual
-        inf = torch.full_like(den, float("inf"))
-        return torch.where(den > 0, pair.residual / torch.where(den > 0, den, torch.ones_like(den)), inf)
+    def _excess(self, F: dict[str, Tensor], dtype: torch.dtype, certify: str) -> Tensor:
+        """Bound ÷ tolerance per matrix for ``certify`` ("pair": angle ≤ ``cert_tol``, default √ε of
+        ``dtype``; "sigma": σ̂₁ relative error ≤ ``sigma_tol``, default ε; "both"); ≤ 1 is met."""
+        eps = torch.finfo(dtype).eps
+        a = F["bound"] / (self.cert_tol if self.cert_tol is not None else math.sqrt(eps))
+        s = F["sigma_bound"] / (self.sigma_tol if self.sigma_tol is not None else eps)
+        return a if certify == "pair" else s if certify == "sigma" else torch.maximum(a, s)
 
-    def _certified_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int) -> TopPair:
-        """Warm-started subspace iteration until :meth:`pair_bound` ≤ tol, exact pair otherwise
-        (class docstring). One device sync per check."""
+    def _certified_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int,
+                        certify: str) -> TopPair:
+        """Warm-started block Krylov cycles with the escalation of the class docstring: W's dtype,
+        then float64, then the SVD, each tier on the matrices the previous one left above the
+        tolerance only. ``steps=0``: the first check is the certificate of the cached vectors
+        themselves (no iteration). One device sync per check."""
+        batch, (m, n) = W.shape[:-2], W.shape[-2:]
+        state = {} if state is None else state
+        cached = state.pop("cert", None)  # never outlives the call after the one that stored it
+        Wf = W.reshape(-1, m, n)
+        basis = state.get("basis")
+        if steps == 0 and certify == "pair" and cached is not None and basis is not None and cached.shape == (*batch, 2):
+            fast = self._transferred_pair(W, basis, cached)
+            if fast is not None:
+                return fast
+        W64 = Wf.to(torch.float64)
+        b = min(self.cert_block, m, n)
+        if basis is not None and basis.shape[:-2] == batch and basis.shape[-1] == n and basis.shape[-2] >= b:
+            basis = basis.reshape(-1, *basis.shape[-2:])[:, :b, :].to(W.dtype)
+        else:
+            basis = torch.stack([_default_start(n, Wf, Wf.shape[:1])]
+                                + [_second_start(n, Wf, Wf.shape[:1], j) for j in range(1, b)], dim=-2)
+            steps = max(steps, 1)
+        F = self._ritz(Wf, W64, basis, None if steps == 0 else self.cert_depth)
+        B = Wf.shape[0]
+        refined = torch.zeros(B, dtype=torch.bool, device=W.device)
+        fallback = torch.zeros(B, dtype=torch.bool, device=W.device)
+        cycles = 0 if steps == 0 else 1
+        excess = self._excess(F, W.dtype, certify)
+        for tier, budget in ((1, self.cert_cycles - cycles), (2, self.cert_refine_cycles)):
+            idx = (~(excess <= 1)).nonzero().squeeze(-1)
+            done = 0
+            while idx.numel() and done < budget:
+                Wi = W64[idx] if tier == 2 else Wf[idx]
+                G = self._ritz(Wi, W64[idx], F["basis"][idx].to(Wi.dtype), self.cert_depth, out_dtype=W.dtype)
+                for k in F:  # F's tensors are this call's own (fresh from _ritz): written in place
+                    F[k][idx] = G[k]
+                if tier == 2:
+                    refined[idx] = True
+                done += 1
+                old, new = excess[idx], self._excess(G, W.dtype, certify)
+                excess[idx] = new
+                # keep the matrices whose bound, contracting at its last rate, meets tol within budget
+                rate = (new / old).clamp(max=1.0).nan_to_num(nan=1.0)
+                idx = idx[~(new <= 1) & (new * rate ** (budget - done) <= 1)]
+            cycles += done
+        bad = (~(excess <= 1)).nonzero().squeeze(-1)
+        if bad.numel():
+            # tier 3: the exact pair (float64 SVD) for the matrices no cycle could certify
+            U, s, Vh = torch.linalg.svd(W64[bad], full_matrices=False)
+            ex = self._exact_pair(Wf[bad], (U, s, Vh))
+            v2 = Vh[:, 1, :] if s.shape[-1] > 1 else torch.zeros_like(Vh[:, 0, :])
+            c = pair_certificate(W64[bad], ex.u, ex.v, v2, ex.sigma)
+            rows = F["basis"][bad].clone()
+            rows[:, 0, :] = ex.v.to(rows.dtype)  # re-seed the cached basis with the exact v₁
+            G = {"sigma": ex.sigma, "u": ex.u, "v": ex.v, "sigma2": ex.sigma2, "gap": ex.gap,
+                 "residual": c["residual"], "basis": _orth_rows(rows), "bound": c["angle"],
+                 "sigma_bound": c["sigma_err"], "delta": c["delta"]}
+            for k in F:
+                F[k][bad] = G[k].to(F[k].dtype)
+            fallback[bad] = True
+        state["basis"] = F["basis"].reshape(*batch, b, n)
+        if certify == "both":
+            # the bound for the pair of W' = fl(c·Y) (the rescale's one rounding, |Δ| ≤ u|W'|, so
+            # ‖Δ‖₂ ≤ u‖W'‖_F; ε = 2u for margin), relative to c: r = ε‖Y‖_F. Wedin (perturbation
+            # form) with Weyl's σ₂(W') ≤ cσ₂⁺ + ‖Δ‖₂: sin∠(v₁(cY), v₁(W')) ≤ √2·r/(δ − r), δ the
+            # certified gap σ̂ − σ₂⁺; û' = W'v̂/‖W'v̂‖ moves from û by ≤ 2r/σ̂
+            r = torch.finfo(W.dtype).eps * _fro(W64)
+            sig = F["sigma"].to(torch.float64)
+            moved = torch.where(F["delta"] > r, math.sqrt(2.0) * r / (F["delta"] - r).clamp_min(1e-300),
+                                torch.full_like(r, float("inf"))) + 2.0 * r / sig.clamp_min(1e-300)
+            state["cert"] = torch.stack([F["bound"] + moved, F["gap"].to(torch.float64)], dim=-1).reshape(*batch, 2)
+
+        def shaped(x: Tensor) -> Tensor:
+            return x.reshape(tuple(batch) + tuple(x.shape[1:]))
+
+        return TopPair(shaped(F["sigma"]), shaped(F["u"]), shaped(F["v"]), shaped(F["sigma2"]), shaped(F["gap"]),
+                       shaped(F["residual"]), bound=shaped(F["bound"]), fallback=shaped(fallback),
+                       steps=cycles * self.cert_depth, sigma_bound=shaped(F["sigma_bound"]), refined=shaped(refined))
+
+    def _transferred_pair(self, W: Tensor, basis: Tensor, cached: Tensor) -> TopPair | None:
+        """The pair of W = fl(c·Y) from the vectors certified at Y (``certify="both"``): v̂ = the
+        cached top Ritz vector, û = W v̂/‖W v̂‖, with the stored bound (which includes W's rounding);
+        ``None`` when a stored bound is above ``cert_tol`` (then W is certified afresh)."""
+        bound = cached[..., 0]
         tol = self.cert_tol if self.cert_tol is not None else math.sqrt(torch.finfo(W.dtype).eps)
-        state = {} if state is None else state  # the rounds continue from each other's basis
-        pair = self._power_pair(W, state, steps, True, True)
-        taken = steps
-        bound = self.pair_bound(pair)
-        while taken < self.cert_max_steps and not bool((bound <= tol).all()):
-            pair = self._power_pair(W, state, 2, True, True)
-            taken += 2
-            prev, bound = bound, self.pair_bound(pair)
-            # stop early when no matrix still above tol can reach it at its observed contraction rate
-            rate = (bound / prev).clamp(max=1.0).nan_to_num(nan=1.0)
-            reach = bound * rate ** ((self.cert_max_steps - taken) / 2)
-            if bool(((bound > tol) & (reach > tol)).any()) and not bool(((bound > tol) & (reach <= tol)).any()):
-                break
-        ok = bound <= tol
-        pair.steps = taken
-        if not bool(ok.all()):
-            # the exact pair (float64 SVD) for the failing matrices only, scattered into the batch
-            batch = W.shape[:-2]
-            flat_ok = ok.reshape(-1)
-            bad = (~flat_ok).nonzero().squeeze(-1)
-            Wb = W.reshape(-1, *W.shape[-2:])[bad]
-            ex = self._exact_pair(Wb)
-            # its residual measured in W's dtype like the iterate's (the rounded float64 pair)
-            ex.residual = torch.linalg.vector_norm((ex.u.unsqueeze(-2) @ Wb).squeeze(-2) - ex.sigma[..., None] * ex.v,
-                                                   dim=-1) / torch.where(ex.sigma > 0, ex.sigma, torch.ones_like(ex.sigma))
+        if not bool((bound <= tol).all()):
+            return None
+        v = basis[..., 0, :].to(W.dtype)
+        w = (v.unsqueeze(-2) @ W.mT).squeeze(-2)
+        sigma = torch.linalg.vector_norm(w, dim=-1)
+        u = w / torch.where(sigma > 0, sigma, torch.ones_like(sigma))[..., None]
+        gap = cached[..., 1].to(W.dtype)
+        no = torch.zeros_like(bound, dtype=torch.bool)
+        return TopPair(sigma, u, v, sigma * (1 - gap), gap, bound=bound, fallback=no, steps=0,
+                       sigma_bound=torch.full_like(bound, float("inf")), refined=no)
 
-            def put(x: Tensor, y: Tensor) -> Tensor:
-                out = x.reshape(-1, *x.shape[len(batch):]).clone()
-                out[bad] = y.to(out.dtype)
-                return out.reshape(x.shape)
-
-            pair = TopPair(put(pair.sigma, ex.sigma), put(pair.u, ex.u), put(pair.v, ex.v),
-                           put(pair.sigma2, ex.sigma2), put(pair.gap, ex.gap), put(pair.residual, ex.residual),
-                           steps=taken)
-            bound = put(bound, self.pair_bound(ex))
-            if "basis" in state:  # re-seed the cached basis with the exact v₁, re-orthonormalised
-                basis = state["basis"]
-                rows = basis.reshape(-1, *basis.shape[len(batch):]).clone()
-                rows[bad, 0, :] = ex.v.to(rows.dtype)
-                state["basis"] = _orth_rows(rows).reshape(basis.shape)  # QR keeps row 0's direction
-        pair.bound = bound
-        pair.fallback = ~ok
-        return pair
+    def _ritz(self, W: Tensor, W64: Tensor, basis: Tensor, depth: int | None,
+              out_dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+        """One block Krylov cycle on W (B, m, n) from ``basis`` (B, b, n) rows (class docstring),
+        or (``depth=None``) no iteration: the cached rows themselves (û = W v̂/‖W v̂‖). The cycle
+        builds K = orth[V, AV, …, A^d V] with A = WᵀW (rows; block Lanczos with full
+        reorthogonalisation, two classical Gram–Schmidt passes, then QR) and takes the Ritz vectors of A on span K from the eigenvectors of
+        the Gram matrix K A Kᵀ = Z Zᵀ (Z = K Wᵀ); û = W v̂/‖W v̂‖. Returns σ̂, û, v̂, σ̂₂, gap,
+        residual, the next basis (top b Ritz vectors) in ``out_dtype`` (default W's) and the
+        :func:`pair_certificate` bounds ``bound`` (angle) and ``sigma_bound`` (float64; W64 is W
+        in float64)."""
+        dt = out_dtype or W.dtype
+        b, n = basis.shape[-2:]
+        if depth is None:
+            R = basis.clone()  # F is written in place by the escalation: never the caller's tensor
+        else:
+            depth = max(0, min(depth, n // b - 1))  # K's rows must stay independent (≤ n)
+            Bn, m = W.shape[0], W.shape[-2]
+            s = b * (depth + 1)
+            K = W.new_empty(Bn, s, n)  # rows: the orthonormal Krylov basis, block by block
+            Z = W.new_empty(Bn, s, m)  # rows of W Kᵀ
+            Wt = W.mT
+            K[:, :b] = _orth_rows(basis)
+            Z[:, :b] = torch.bmm(K[:, :b], Wt)
+            for j in range(1, depth + 1):
+                Y = torch.bmm(Z[:, (j - 1) * b:j * b], W)  # (A Qⱼ₋₁)ᵀ
+                Kj = K[:, :j * b]
+                for _ in range(2):  # classical Gram–Schmidt, twice ("twice is enough")
+                    Y = Y - torch.bmm(torch.bmm(Y, Kj.mT), Kj)
+                K[:, j * b:(j + 1) * b] = _orth_rows(Y)
+                Z[:, j * b:(j + 1) * b] = torch.bmm(K[:, j * b:(j + 1) * b], Wt)
+            # breakdown (span K invariant: rank(W) < s, or an exact warm start): the new blocks are
+            # rounding noise inside span K and K loses orthonormality; re-orthonormalise those K
+            dev = (torch.bmm(K, K.mT) - torch.eye(s, dtype=K.dtype, device=K.device)).abs().amax(dim=(-2, -1))
+            bad = (dev > 1e-3).nonzero().squeeze(-1)
+            if bad.numel():
+                K[bad] = _orth_rows(K[bad])
+                Z[bad] = torch.bmm(K[bad], Wt[bad])
+            E = torch.linalg.eigh(torch.bmm(Z, Z.mT))[1]
+            R = torch.bmm(E.flip(-1)[..., :, :b].mT, K)  # top b Ritz vectors (rows)
+        R = R.to(dt)
+        v = R[..., 0, :].clone()  # own tensor: F["v"] and F["basis"] are written separately
+        w = (v.unsqueeze(-2) @ W.mT.to(dt)).squeeze(-2)  # W v̂
+        u = _unit(w)
+        c = pair_certificate(W64, u, v, R[..., 1, :] if b > 1 else torch.zeros_like(v))
+        sigma, s2 = c["sigma"], c["sigma2"]
+        safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+        gap = torch.where(sigma > 0, (sigma - s2) / safe, torch.zeros_like(sigma))
+        return {"sigma": sigma.to(dt), "u": u, "v": v, "sigma2": s2.to(dt), "gap": gap.to(dt),
+                "residual": c["residual"].to(dt), "basis": R, "bound": c["angle"], "sigma_bound": c["sigma_err"],
+                "delta": c["delta"]}
 
     def _power_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int,
                     with_gap: bool, with_residual: bool = True) -> TopPair:
@@ -560,7 +766,7 @@ class SpectralSphere(TorchManifold):
         Y = W + A
         if method == "projection":
             return self.project_point(Y)
-        s1 = self.top_pair(Y, state, with_gap=False).sigma
+        s1 = self.top_pair(Y, state, with_gap=False, certify="sigma").sigma
         return Y * (_bcast(self.radius, Y) / s1[..., None, None])
 
     def project_point(self, Y: Tensor) -> Tensor:

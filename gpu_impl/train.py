@@ -31,9 +31,12 @@ retraction, so it is O(η²), not rounding-level.
 Optimizers: ``macro-frobenius``, ``macro-spectral``, ``macro-oblique`` (row-oblique) —
 ``gpu_impl.optim.MACRO`` (MATH.md §7, variant A, ambient EMA momentum 0.95, radius ``--radius``
 (default "init": the norm at construction), scale ``--scale`` (default 1), KJ 5-step msign in
-``--msign-dtype`` (default bf16), on the spectral sphere Θ from ``--theta`` (default "certified":
-the warm-started power iteration continued until an a-posteriori bound on the pair's angle is
-≤ √ε of the dtype, the exact SVD pair where it cannot be met; "exact" is the SVD every step; "power"
+``--msign-dtype`` (default "auto": bf16 on CUDA and AMX CPUs, float32 on other CPUs, chosen once per
+process by ``gpu_impl.msign.native_ns_dtype``; ``config.json`` records the concrete dtype under
+``resolved.ns_dtype``), on the spectral sphere Θ from ``--theta`` (default "certified":
+a warm-started block Krylov iteration stopped by a-posteriori bounds — pair angle ≤ √ε, σ₁ for the
+rescale to ε of the dtype (``gpu_impl.manifolds.pair_certificate``) — with float64 cycles, then the
+exact SVD pair, where they cannot be met; "exact" is the SVD every step; "power"
 the fixed-step iteration, whose accuracy is limited by the spectral gap)) on the hidden matrices, its internal AdamW on embedding and LM head; ``muon``
 (``torch.optim.Muon``, KJ "original" LR adjustment, on the hidden matrices + ``torch.optim.AdamW``
 for the rest); ``muonh`` (MATH.md §9.3) and ``sso`` (MATH.md §9.4) from ``gpu_impl.optim`` on the
@@ -79,6 +82,7 @@ __all__ = [
     "lm_loss",
     "lr_factor",
     "msign_dtype_of",
+    "ns_dtype_in_use",
     "OPTIMIZERS",
     "DEFAULT_LR",
     "TrainConfig",
@@ -163,7 +167,7 @@ class TrainConfig:
     threads: int | None = None
     radius: str = "init"
     scale: str = "one"
-    msign_dtype: str = "bfloat16"
+    msign_dtype: str = "auto"
     theta: str = "certified"
     power_steps: int = 3
 
@@ -348,6 +352,12 @@ def _diag_switch(opt: torch.optim.Optimizer) -> Callable[[bool], None]:
 DIAG_KEYS = ("tangency", "d_fro", "update_rel", "gap", "power_residual", "pair_bound", "pair_fallback")
 
 
+def ns_dtype_in_use(optimizers: Sequence[Any]) -> str | None:
+    """The concrete msign compute dtype the gpu_impl optimizers of a run resolved (``"auto"``
+    replaced by the hardware's choice; ``None`` when no optimizer has one, e.g. adamw/muon)."""
+    return next((g["ns_dtype"] for o in optimizers for g in o.param_groups if g.get("ns_dtype") is not None), None)
+
+
 def msign_dtype_of(cfg: TrainConfig) -> str | None:
     """The msign compute dtype of a run (None: the parameter dtype)."""
     return None if cfg.msign_dtype == "param" else cfg.msign_dtype
@@ -512,7 +522,7 @@ def _run(cfg: TrainConfig, rank: int, world_size: int, corpus: ByteCorpus | None
             "config": asdict(cfg),
             "resolved": {"norm": cfg.resolved_norm(), "lr": cfg.resolved_lr(),
                          "device": str(device), "param_dtype": str(param_dtype),
-                         "world_size": world_size},
+                         "world_size": world_size, "ns_dtype": ns_dtype_in_use(bundle.optimizers)},
             "model": model.cfg.to_dict() | {"num_parameters": model.num_parameters()},
             "corpus": corpus.describe(),
             "manifolds": {k: {"kind": v[0], "radius": _as_json(v[1])} for k, v in bundle.manifolds.items()},
@@ -748,12 +758,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="MACRO step scale s (MATH.md §7.3)")
     p.add_argument("--msign-dtype", default=d.msign_dtype, choices=("bfloat16", "float32", "float64", "param", "auto"),
                    help="compute dtype of the Newton–Schulz msign (gpu_impl optimizers); param = parameter dtype; "
-                        "auto = the hardware's native one (bf16 on CUDA/AMX CPUs, else float32; see `info`)")
+                        "auto (default) = the hardware's native one, chosen once per process (bf16 on "
+                        "CUDA/AMX CPUs, else float32, where bf16 matmul is emulated; see `manifold-oracle info`; "
+                        "MANIFOLD_ORACLE_NS_DTYPE overrides)")
     p.add_argument("--theta", default=d.theta, choices=THETA_SOURCES,
-                   help="macro-spectral top singular pair: certified (default: warm-started power iteration "
-                        "until its a-posteriori angle bound is <= sqrt(eps), else the exact pair; measured 1.8x "
-                        "faster than exact on the tiny model), exact (SVD every step) or power (fixed steps, "
-                        "no certificate; measured c_S <= 1.1e-4 over 300 tiny-model steps)")
+                   help="macro-spectral top singular pair: certified (default: warm-started block Krylov "
+                        "iteration until its a-posteriori bounds hold (angle <= sqrt(eps), sigma_1 <= eps), "
+                        "float64 cycles and then the exact pair where they cannot; feasibility as tight as exact), "
+                        "exact (SVD every step) or power (fixed steps, no certificate; measured c_S <= 1.1e-4 "
+                        "over 300 tiny-model steps)")
     p.add_argument("--power-steps", type=int, default=d.power_steps,
                    help="power-iteration steps per call with --theta power")
     p.add_argument("--threads", type=int, default=None,

@@ -19,7 +19,10 @@ Checkpoints (``--checkpoint-dir DIR``, every ``--checkpoint-every K`` steps and 
 ``torch.distributed.checkpoint`` directories ``DIR/step_<t>`` holding the sharded model, the
 optimizer state of :meth:`ShardedOptimizer.state_dict` (whole-matrix state as ``Shard(0)``
 DTensors), the step and the batch generator state; they are world-size independent:
-``--resume DIR/step_<t>`` continues at any number of processes (1 included).
+``--resume DIR/step_<t>`` continues at any number of processes (1 included). The checkpoint also
+names the concrete msign compute dtype of the run (``ns_dtype``): a resumed run with
+``--msign-dtype auto`` (the default) keeps it, even on a machine whose "auto" would choose
+another; an explicit ``--msign-dtype`` overrides it.
 
 Only MACRO runs with ``--nproc`` (``muon``, ``muonh``, ``sso`` and ``adamw`` split the
 parameters over two torch optimizers whose sharded checkpointing is not implemented here): any
@@ -48,7 +51,7 @@ from .distributed import free_port
 from .fsdp import ShardedOptimizer
 from .data import load_corpus
 from .train import (DTYPES, MANIFOLD_OF, VAL_SEED, TrainConfig, lr_factor, msign_dtype_of, build_model,
-                    config_from_args, lm_loss, resolve_device)
+                    config_from_args, lm_loss, ns_dtype_in_use, resolve_device)
 
 __all__ = ["main_nproc", "run_fsdp_training", "rank_entry"]
 
@@ -129,8 +132,9 @@ def _grad_norm(params: list[torch.Tensor]) -> float:
 
 
 def _ckpt_state(model: torch.nn.Module, opt: ShardedOptimizer, step: int, gen: torch.Generator) -> dict[str, Any]:
-    """Flat checkpoint dictionary (keys ``model.*``, ``optim.<i>.<key>``, ``step``, ``train_gen``);
-    the hyperparameters are not saved: the resumed run takes them from its command line."""
+    """Flat checkpoint dictionary (keys ``model.*``, ``optim.<i>.<key>``, ``step``, ``train_gen``,
+    ``ns_dtype`` (the concrete msign dtype, ``"param"`` for the parameter dtype)); the other
+    hyperparameters are not saved: the resumed run takes them from its command line."""
     sd: dict[str, Any] = {f"model.{k}": v for k, v in model.state_dict().items()}
     osd = opt.state_dict()
     for i, st in osd["state"].items():
@@ -138,11 +142,14 @@ def _ckpt_state(model: torch.nn.Module, opt: ShardedOptimizer, step: int, gen: t
             sd[f"optim.{i}.{k}"] = v
     sd["step"] = step
     sd["train_gen"] = gen.get_state()
+    sd["ns_dtype"] = ns_dtype_in_use([opt]) or "param"
     return sd
 
 
-def _load_checkpoint(path: str, model: torch.nn.Module, opt: ShardedOptimizer, gen: torch.Generator) -> int:
-    """Load a checkpoint saved at any world size; returns its step."""
+def _load_checkpoint(path: str, model: torch.nn.Module, opt: ShardedOptimizer, gen: torch.Generator,
+                     keep_ns_dtype: bool = True) -> int:
+    """Load a checkpoint saved at any world size; returns its step. ``keep_ns_dtype``: the run
+    continues in the checkpoint's msign dtype (when it names one), else in the current one."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
     from torch.distributed.tensor import DTensor, Shard
@@ -173,9 +180,14 @@ def _load_checkpoint(path: str, model: torch.nn.Module, opt: ShardedOptimizer, g
         if key.startswith("optim."):
             _, i, k = key.split(".", 2)
             state.setdefault(i, {})[k] = v
-    # hyperparameters come from the command line of the resumed run, not from the checkpoint
-    opt.load_state_dict({"state": state, "param_groups": [{k: v for k, v in g.items() if k != "params"}
-                                                          for g in opt.param_groups]})
+    # hyperparameters come from the command line of the resumed run, not from the checkpoint,
+    # except the concrete msign dtype under --msign-dtype auto
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    saved = template.get("ns_dtype")
+    if keep_ns_dtype and isinstance(saved, str):
+        for g in groups:
+            g["ns_dtype"] = None if saved == "param" else saved
+    opt.load_state_dict({"state": state, "param_groups": groups})
     gen.set_state(template["train_gen"])
     return int(template["step"])
 
@@ -219,7 +231,7 @@ def run_fsdp_training(cfg: TrainConfig, *, checkpoint_dir: str | None = None, ch
     gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
     start = 0
     if resume:
-        start = _load_checkpoint(resume, model, opt, gen)
+        start = _load_checkpoint(resume, model, opt, gen, keep_ns_dtype=cfg.msign_dtype == "auto")
     from .data import fixed_batches, sample_batch
 
     val_set = fixed_batches(corpus.val, cfg.val_batches, cfg.batch, cfg.seq_len, VAL_SEED)
@@ -232,7 +244,7 @@ def run_fsdp_training(cfg: TrainConfig, *, checkpoint_dir: str | None = None, ch
         (out / "config.json").write_text(json.dumps({
             "config": asdict(cfg), "resolved": {"lr": cfg.resolved_lr(), "device": str(device),
                                                 "world_size": world, "fsdp2": True, "resumed_from": resume,
-                                                "start_step": start},
+                                                "start_step": start, "ns_dtype": ns_dtype_in_use([opt])},
             "model": model.cfg.to_dict(), "corpus": corpus.describe(), "torch": torch.__version__}, indent=2))
         jsonl = (out / "metrics.jsonl").open("a" if resume else "w")
 
@@ -321,6 +333,10 @@ def _worker_main(argv: Sequence[str]) -> int:
     try:
         res = run_fsdp_training(cfg, checkpoint_dir=own.checkpoint_dir, checkpoint_every=own.checkpoint_every,
                                 resume=own.resume)
+        # every rank done before any tears its process group down: a gloo pair torn down while a
+        # peer's checkpoint or metrics collective is in flight aborted a rank once under load
+        # ("terminate called without an active exception", exit −6)
+        dist.barrier()
     except OracleError as exc:
         print(f"manifold-oracle train (rank {dist.get_rank()}): {exc}", file=sys.stderr)
         return 2

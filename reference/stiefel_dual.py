@@ -21,8 +21,16 @@ Newton's equation H·D = −∇f is solved by conjugate gradients preconditioned
 operator D ↦ sym(D·Σ⁻¹) (the Hessian with U frozen: Su's fixed point is one such preconditioned
 gradient step), diagonal in this basis, with Eisenstat–Walker-type forcing η = min(0.5, √‖∇f‖)
 and an Armijo backtracking line search on f. Newton converges quadratically once ‖∇f‖ is small;
-the Newton iteration count does not grow with n (measured 9–16 for n = 16…256 at m = 2n, see
-``bench exact``), the CG count grows slowly (the preconditioned Hessian's condition grows with n).
+the Newton iteration count does not grow with n (measured 11–16 for n = 32…512 at m = 2n, shapes
+n×n/2 of ``bench exact``), the CG count grows slowly (62, 79, 79, 196, 305 there: the preconditioned
+Hessian's spectrum has a tail towards 0 that lengthens with n). While the forcing is loose the CG
+runs in float32 (:data:`SINGLE_FORCING`), the gradient, line search and stopping rule in float64;
+trial points are evaluated from the Gram matrix until the residual nears its accuracy; the problem
+is solved at max|G| ∈ [½, 1) (exact power-of-two scaling, f is homogeneous). Preconditioners
+tried and not better than the Lyapunov operator in CG iterations (dense Hessians at n = 32…64,
+Newton runs to 256): the exact diagonal of H in V's basis; the Sylvester operator
+D ↦ sym((I − βRᵀR)·D·Σ⁻¹), β ∈ [0.5, 1]; the operator exact for Σ = σI, diagonal in the real
+Schur basis of skew(R) (it clusters the bulk but adds outliers through Σ's spread).
 
 Kinks. f is not differentiable where G + TS is singular. A damped Newton iteration can stall in a
 valley of such points that does not hold the minimiser (measured on small instances with m < 2n);
@@ -40,12 +48,18 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ._scaling import pow2_scale
 from .errors import SolverError
 
 F64 = NDArray[np.float64]
 EPS = float(np.finfo(np.float64).eps)
+#: the CG of :meth:`_Point.newton_direction` runs in float32 when its forcing is ≥ SINGLE_FORCING,
+#: κ(Z) ≤ SINGLE_KAPPA and μ = 0 (its rounding, ~√n·2⁻²⁴·κ relative, then stays below the forcing;
+#: measured: the float64 residual ‖∇f + H·D‖ of the float32 direction ≤ 1.0× the forcing up to 512×256)
+SINGLE_FORCING = 1e-4
+SINGLE_KAPPA = 1e4
 
-__all__ = ["NewtonReport", "reduce_stiefel", "stiefel_newton"]
+__all__ = ["NewtonReport", "SINGLE_FORCING", "SINGLE_KAPPA", "reduce_stiefel", "stiefel_newton"]
 
 
 @dataclass(frozen=True)
@@ -127,26 +141,51 @@ class _Point:
                 self.c_skew = 2.0 / pair
                 self.g = _sym(self.R)  # Vᵀ·∇f·V (symmetric, V's basis)
             self.inv_r = 1.0 / r
+        self.m0 = 0.5 * (self.inv_r[:, None] + self.inv_r[None, :])  # D ↦ sym(D·diag(1/r)) = D ∘ m0
+        self._ops_cache: dict[type, tuple] = {}
         self.r = r
         self.f = float(r.sum())
         self.gnorm = float(np.linalg.norm(self.g))
 
-    def hvp(self, D: F64) -> F64:
-        """H(D) in V's basis (class docstring), D symmetric n×n: two n×n matmuls."""
-        X = self.R @ D
-        Mx = (0.5 * self.c_skew) * (X - X.T)
-        if self.c_sym is not None:
-            Mx += (0.5 * self.c_sym) * (X + X.T)
-        Y = self.R.T @ (Mx - X * self.inv_r)
-        Y += D * self.inv_r
-        return _sym(Y)
+    def _ops(self, dtype: type) -> tuple:
+        """(R, ½/r, ¼c⁻, ¼c⁺ or None, m0, 1/m0) in ``dtype`` (cached): the data of :meth:`hvp`
+        (the halves fold the ½ of sym(·) into the factors) and of the preconditioner."""
+        ops = self._ops_cache.get(dtype)
+        if ops is None:
+            ops = tuple(None if x is None else np.asarray(x, dtype=dtype) for x in
+                        (self.R, 0.5 * self.inv_r, 0.25 * self.c_skew,
+                         None if self.c_sym is None else 0.25 * self.c_sym, self.m0, 1.0 / self.m0))
+            self._ops_cache[dtype] = ops
+        return ops
+
+    def hvp(self, D: NDArray) -> NDArray:
+        """H(D) in V's basis (class docstring), D symmetric n×n: two n×n matmuls, in D's dtype
+        (float64, or float32 for the inexact CG solves of :meth:`newton_direction`)."""
+        R, half_inv_r, ck, cs, m0, _ = self._ops(D.dtype.type)
+        X = R @ D
+        Mx = X - X.T
+        Mx *= ck
+        if cs is not None:
+            Mx += cs * (X + X.T)
+        X *= half_inv_r
+        Mx -= X  # ½(M(X) − X·diag(1/r))
+        Y = R.T @ Mx
+        Y += Y.T  # sym(Rᵀ(M(X) − X·diag(1/r)))
+        np.multiply(D, m0, out=X)  # sym(D·diag(1/r)) = D ∘ m0 for symmetric D
+        Y += X
+        return Y
 
     def newton_direction(self, forcing: float, max_cg: int) -> tuple[F64, int]:
-        """Approximate Newton direction in V's basis by PCG, ‖r‖ ≤ forcing·‖∇f‖; (D, CG iterations)."""
-        Minv = 2.0 / (self.inv_r[:, None] + self.inv_r[None, :])  # inverse of D ↦ sym(D·diag(1/r))
-        D = np.zeros_like(self.g)
-        r = -self.g
-        z = Minv * r
+        """Approximate Newton direction in V's basis by PCG, ‖r‖ ≤ forcing·‖∇f‖; (D, CG iterations).
+        The CG runs in float32 (half the matmul time) while forcing ≥ ``SINGLE_FORCING``, κ(Z) ≤
+        ``SINGLE_KAPPA`` and μ = 0: its rounding is then below the accuracy asked of the direction,
+        and the gradient, the line search and every convergence decision stay float64."""
+        single = forcing >= SINGLE_FORCING and self.kappa <= SINGLE_KAPPA and self.c_sym is None
+        dt = np.float32 if single else np.float64
+        minv = self._ops(dt)[5]  # the preconditioner: inverse of D ↦ sym(D·diag(1/r)) = D ∘ m0
+        r = -self.g.astype(dt)
+        D = np.zeros_like(r)
+        z = r * minv
         p = z.copy()
         rz = float(np.vdot(r, z))
         target = forcing * self.gnorm
@@ -160,15 +199,16 @@ class _Point:
                 break
             a = rz / pHp
             D += a * p
-            r -= a * Hp
+            Hp *= a
+            r -= Hp
             if float(np.linalg.norm(r)) <= target:
                 break
-            z = Minv * r
+            np.multiply(r, minv, out=z)
             rz2 = float(np.vdot(r, z))
             p *= rz2 / rz
             p += z
             rz = rz2
-        return D, k
+        return D.astype(np.float64), k
 
 
 class _Stall(Exception):
@@ -216,9 +256,12 @@ class _Newton:
             D = -pt.g  # CG broke down before any descent: fall back to steepest descent
             slope = -pt.gnorm**2
         dS = pt.V @ D @ pt.V.T
+        # the trial is evaluated by an SVD already when the step is predicted (linear model, ‖∇f‖
+        # falls to ~forcing·‖∇f‖) to end below gram_until: saves the Gram evaluation accurate() drops
+        exact = pt.exact or forcing * self.res(pt) <= self.gram_until
         t = 1.0
         while True:
-            trial = self.point(_sym(pt.S + t * dS), pt.exact, pt.mu)
+            trial = self.point(_sym(pt.S + t * dS), exact, pt.mu)
             # Armijo; where f is flat to rounding (~n·ε·f) a step that lowers ‖∇f‖ is accepted too
             df = trial.f - pt.f  # (a difference: f + tiny would round back to f)
             if df <= 1e-4 * t * slope or (df <= 4 * n * EPS * abs(pt.f) and trial.gnorm < pt.gnorm):
@@ -291,14 +334,18 @@ def stiefel_newton(T: F64, G: F64, *, tol: float | None = None, max_iters: int =
     n = T.shape[1]
     tol = 64 * n * EPS if tol is None else float(tol)
     max_cg = 20 * n + 50 if max_cg is None else int(max_cg)
+    # f(c·S; c·G) = c·f(S; G): solve at max|G| ∈ [½, 1) (an exact power of two; the float32 CG
+    # needs its numbers near 1) and scale S back
+    G, e = pow2_scale(np.asarray(G, dtype=np.float64))
     A, _, Bt = reduce_stiefel(T, G)
-    S_init = -_sym(A) if S0 is None else _sym(np.asarray(S0, dtype=np.float64))
+    S_init = -_sym(A) if S0 is None else np.ldexp(_sym(np.asarray(S0, dtype=np.float64)), -e)
     nw = _Newton(A, Bt, tol, max_cg, gram_until)
 
     stages = 0
 
     def report(pt: _Point) -> tuple[F64, NewtonReport, list[float]]:
-        return pt.S, NewtonReport(nw.iterations, nw.cg, nw.svds, nw.res(pt), pt.kappa, stages), nw.history
+        return (np.ldexp(pt.S, e), NewtonReport(nw.iterations, nw.cg, nw.svds, nw.res(pt), pt.kappa, stages),
+                nw.history)
 
     try:
         return report(nw.solve(S_init, 0.0, tol, max_iters))

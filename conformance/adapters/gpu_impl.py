@@ -168,12 +168,14 @@ class GpuImplSSOAdapter(GpuImplAdapter):
     def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.9, weight_decay: float = 0.0,
                   **extra: Any) -> Any:
         """gpu_impl.optim.SSO with the declared radius (a number: the profile's radius source is
-        'declared'), scale (align_adamw_rms = moonlight) and orthogonaliser."""
+        'declared'), scale (align_adamw_rms = moonlight), orthogonaliser and the exact top pair Θ
+        (``theta="exact"``, as the harness's expected step; SSO's default power iteration is not a
+        declared convention)."""
         from manifold_oracle.gpu_impl.optim import SSO
 
         p = self.get_profile()
         return SSO(params, lr=lr, momentum=momentum, radius_mode=float(p.manifolds[0].radius),
-                   scale_mode="align_adamw_rms", msign=p.schedule, ns_steps=p.steps,
+                   scale_mode="align_adamw_rms", msign=p.schedule, ns_steps=p.steps, theta="exact",
                    ns_dtype=None if p.compute_dtype == "input" else p.compute_dtype)
 
     def momentum_buffer(self, opt: Any, p: Any) -> Any:

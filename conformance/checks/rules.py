@@ -64,6 +64,9 @@ RULE_BUDGET: dict[str, tuple[tuple[float, float, float], tuple[float, float]]] =
 
 Orth = Callable[[np.ndarray], np.ndarray]
 
+#: draws of the input's rounding model in ``input_term``
+N_INPUT = 64
+
 
 def _rule_applies(ctx: Context) -> str | None:
     return None if ctx.profile.rule != "none" else "profile declares no optimizer rule"
@@ -176,6 +179,10 @@ def power_note(ctx: Context, replay: bool) -> dict[str, str]:
                "possible, the bound is the orthogonaliser's error model")
     else:
         why = "the profile's rule or schedule admits no replay: the bound is the orthogonaliser's error model"
+    if p.rule in ("muon", "macro", "muonh") and p.has_ns:
+        why += ("; optimizer.rule.update_norm restores part of the power (the step's Frobenius norm against a "
+                "probabilistic rounding model: a 10 % step or an inverted shape scale fails) and "
+                "optimizer.rule.equivariance the position-dependent ones (a sign flip on fixed entries)")
     return {"reduced_power": why}
 
 
@@ -234,39 +241,101 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
         amb = T.cast_ambiguity(X, E.compute_dtype_for(p, dt), 2.0 * rel_in)
         n_amb = int(np.count_nonzero(amb))
         if not n_amb:
-            return 0.0, "", 0
+            return reorder_term(ctx, X, dt, scale * proj)
         o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
         return (scale * proj * 2.0 * o.bound * np.sqrt(k),
                 f" + lr·s·{proj:g}·2·√k·[{o.formula}] ({n_amb} ambiguous casts)", n_amb)
     if p.schedule is None:
         return 0.0, "", 0
-    if p.rule == "sso":
-        # sso: the target re-solves λ by bisection on its own h(λ) = ⟨Θ, O_t(M̂ + λΘ)⟩, so a rounding
-        # difference of its input changes every later bisection decision and the two runs' internal
-        # roundings are unrelated (as after an ambiguous cast): proj·2·√k·(orthogonaliser bound).
-        # The measured four-sample spread below does not see the root's movement (it under-estimated
-        # a correct fp32 SSO by up to 10× on seeds 0–3 of gpu_impl_sso)
+    if p.rule == "sso" and p.theta_source != "exact":
+        # sso with a top pair Θ the profile does not declare exact: the target's Θ (e.g. SSO's
+        # 10-step power iteration, σ₂/σ₁ ≈ 0.6 on a trained matrix) differs from the harness's exact
+        # one by more than rounding, and every later bisection decision with it (measured: ‖ΔΦ‖_F ≈
+        # 4e-3 on the full-mode transformer): proj·2·√k·(orthogonaliser bound), as after an
+        # ambiguous cast. With the exact Θ declared, the measured model below plus step_bound's λ
+        # term (the root moves by the orthogonaliser's noise over h′) apply.
         o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
         return (scale * proj * 2.0 * o.bound * np.sqrt(k),
-                f" + lr·s·{proj:g}·2·√k·[{o.formula}] (sso: λ re-solved on the target's own roundings)", 0)
-    # no cast: the target computes X in the parameter dtype, |δ| ≤ (2 + rd·⌈log₂mn⌉)·u·(|U| + |U − X|)
-    # entrywise (momentum and Nesterov blend: 2 roundings; a projection adds a reduction), and its
-    # orthogonaliser, run on X + δ, rounds differently inside the iteration. Measured on the
-    # target's own orthogonaliser rather than bounded by twice its worst-case forward error (that
-    # bound is 10²× what a correct fp32 step shows): ν = max over 4 seeded sign patterns σ_i of
-    # ‖O_t(X + σ_i∘|δ|) − O_t(X)‖_F (the linear response and the changed internal roundings both
-    # show), ×3 for a perturbation aligned worse than random signs (as the SSO λ term)
-    # (sso: X = M̂ + λΘ, the terms M̂ = U/‖U‖ and λΘ = X − M̂ in place of U and U − X)
+                f" + lr·s·{proj:g}·2·√k·[{o.formula}] (sso: Θ not declared exact)", 0)
+    # no cast: the target computes X in the parameter dtype and its orthogonaliser, run on X + δ,
+    # rounds differently inside the iteration than the replay on fl(X). Measured on the target's own
+    # orthogonaliser rather than bounded by twice its worst-case forward error (10²× what a correct
+    # fp32 step shows): e_i = O_t(X + δ_i) − O_t(X) for N_INPUT draws δ_i of the probabilistic
+    # rounding model of the input (Higham & Mary 2019; per-op sd ROUND_SD·u/√3, T.ROUND_SD):
+    # entrywise Gaussian with variance (ROUND_SD·u/√3)²·(2U² + rd·(U − X)² + (1 + rd)·X²) (momentum
+    # and Nesterov blend: 2 roundings of U; a projection's product c·W and subtraction; the target's
+    # and the replay's last rounding of X) plus, for a projection, a common relative error
+    # g·⌈log₂mn⌉·u of its normal part U − X (the reduction's error, at its worst-case size as sd).
+    # The linear response and the changed internal roundings both show in e_i; ‖e‖² is modelled as a
+    # scaled chi-square with d effective degrees of freedom (Satterthwaite 1946: a Gaussian vector
+    # spread over d directions), d = 2·mean²/var of the ‖e_i‖² (the variance at its 99.9 % upper
+    # chi-square confidence, N − 1 dof; d ≥ 1, the rank-one worst case), the mean at its 99.9 % upper
+    # confidence with N·d dof, and ‖e‖ ≤ ν = √(mean_up·χ²_d(1 − p)/d) with p = 5.7e-7 (the two-sided
+    # 5σ Gaussian tail, PROB_LAMBDA; d = 1 gives λ·rms). (sso: X = M̂ + λΘ, the terms M̂ = U/‖U‖ and
+    # λΘ = X − M̂ in place of U and U − X)
     base = U / max(float(np.linalg.norm(U)), 1e-8) if p.rule == "sso" else U
-    delta = (2.0 + rd * L) * u * (np.abs(base) + np.abs(base - X))
+    sd = T.ROUND_SD * u / np.sqrt(3.0) * np.sqrt(2.0 * base**2 + rd * (base - X) ** 2 + (1.0 + rd) * X**2)
     orth = replay_orth(ctx, dt)
     o0 = orth(X)
     srng = np.random.default_rng(abs(hash((X.shape, float(np.sum(np.abs(X)))))) % 2**32)
-    nu = max(float(np.linalg.norm(orth(X + srng.choice((-1.0, 1.0), size=X.shape) * delta) - o0))
-             for _ in range(4))
-    return (scale * proj * 3.0 * nu,
-            f" + lr·s·{proj:g}·3·ν (ν = {nu:.2e}: spread of the target's orthogonaliser under the input's "
-            "rounding, 4 sign patterns)", 0)
+    e2 = [float(np.linalg.norm(orth(X + sd * srng.standard_normal(X.shape)
+                                    + rd * L * u * srng.standard_normal() * (base - X)) - o0)) ** 2
+          for _ in range(N_INPUT)]
+    nu, d = _chi2_prediction(np.asarray(e2))
+    return (scale * proj * nu,
+            f" + lr·s·{proj:g}·ν (ν = {nu:.2e}: 1 − 5.7e-7 prediction bound of the target's orthogonaliser's response to "
+            f"the input's rounding model, {N_INPUT} draws, d = {d:.3g} effective dof)", 0)
+
+
+def reorder_term(ctx: Context, X: np.ndarray, dt: str, scale: float) -> tuple[float, str, int]:
+    """(bound, formula, 0): the target's orthogonaliser and the replay see the same input in the
+    compute dtype but may sum in another order inside (a bucket of matrices in one batched GEMM,
+    whose blocking differs from one matrix's: measured on CPU fp32 ``baddbmm`` at 128×128, batch 8
+    against batch 1, a relative difference of 2e-7). A compute dtype that accumulates in a wider
+    dtype and rounds each output once (bf16/fp16 with float32 accumulation) gives the same output
+    for every order except for entries within ~n·u_acc of a rounding midpoint, taken as negligible
+    (bf16 ``bmm``/``baddbmm`` at batch 8 and 1 and ``mm``: bit-identical at 4×6…256×512): 0. Otherwise
+    (fp32/fp64 compute) each of the K steps' products may round differently at u_c: each such
+    perturbation is modelled by one of the compute input's rounding size, whose response ν (the
+    target's orthogonaliser on N_INPUT draws of sd ROUND_SD·u_c/√3·|X|, ``_chi2_prediction``) passes
+    through all K steps, an upper bound for a later step's; independent across steps: √K·ν."""
+    from ..tolerances import UNIT_ROUNDOFF
+
+    p = ctx.profile
+    cd = E.compute_dtype_for(p, dt)
+    if cd in ("bfloat16", "float16") or p.schedule is None or cd not in UNIT_ROUNDOFF:
+        return 0.0, "", 0
+    K = len(p.ns_schedule().coefficients_for(p.steps))
+    uc = T.unit_roundoff(cd)
+    Xc = E.round_to(X, cd)
+    orth = replay_orth(ctx, dt)
+    o0 = orth(Xc)
+    srng = np.random.default_rng(abs(hash(("reorder", X.shape, float(np.sum(np.abs(X)))))) % 2**32)
+    sd = T.ROUND_SD * uc / np.sqrt(3.0) * np.abs(Xc)
+    e2 = np.array([float(np.linalg.norm(orth(E.round_to(Xc + sd * srng.standard_normal(X.shape), cd)) - o0)) ** 2
+                   for _ in range(N_INPUT)])
+    nu, d = _chi2_prediction(e2)
+    b = scale * np.sqrt(K) * nu
+    return (b, f" + lr·s·proj·√K·ν (ν = {nu:.2e}: response of the target's orthogonaliser to a {cd} rounding of its "
+               f"input, {N_INPUT} draws, d = {d:.3g}; K = {K} steps may each sum in another order)", 0)
+
+
+def _chi2_prediction(e2: np.ndarray) -> tuple[float, float]:
+    """(ν, d): bound on √(a new draw) of a scaled chi-square variable from samples ``e2`` of it
+    (``input_term``: Satterthwaite's effective dof d from the samples' variance at its 99.9 %
+    confidence, the mean at its 99.9 % confidence, the 1 − 5.7e-7 quantile)."""
+    from scipy.stats import chi2, norm
+
+
+    n = e2.size
+    m = float(np.mean(e2))
+    if m == 0.0:
+        return 0.0, float("inf")
+    v = float(np.var(e2, ddof=1)) * T.sd_confidence_factor(n) ** 2
+    d = max(1.0, 2.0 * m * m / v) if v > 0 else 1e6
+    m_up = m * n * d / float(chi2.ppf(0.001, n * d))
+    q = float(chi2.isf(2.0 * norm.sf(T.PROB_LAMBDA), d)) / d
+    return float(np.sqrt(m_up * q)), d
 
 
 def step_bound(ctx: Context, W: np.ndarray, Wexp: np.ndarray, U: np.ndarray, X: np.ndarray, dt: str,
@@ -305,6 +374,24 @@ def step_bound(ctx: Context, W: np.ndarray, Wexp: np.ndarray, U: np.ndarray, X: 
     formula = (f"u·({aw:g}‖W‖ + {ad:g}‖ΔW‖ + {an:g}‖W⁺‖) + ⌈log₂mn⌉·u·({rd:g}‖ΔW‖ + {rn:g}‖W⁺‖)"
                + (f" + {ad:g}·u_ret·‖ΔW‖ (the update formed in the return dtype, u_ret={ur:.3e})" if ur else "")
                + f", u={u:.3e}, ‖W‖={nw:.3g}, ‖ΔW‖={nd:.3g}")
+    if p.rule == "macro":
+        fb, ff = frame_rounding(manifold_of(ctx), W, u, nd, nn)
+        b += fb
+        formula += ff
+    if p.rule == "macro" and not ur and p.manifolds and p.manifolds[0].canonical_kind == "frobenius_sphere":
+        # the Frobenius MACRO step as one probabilistic rounding model, eager or fused form
+        # (tolerances.macro_frobenius_step_rounding) in place of the worst-case budget, the target's
+        # O replayed; R = ‖W⁺‖ of the expected step
+        a = lr * p.scale * E.shape_scale(p, W.shape)
+        tm = T.macro_frobenius_step_rounding(dt, W, replay_orth(ctx, dt)(X), a, nn)
+        b, formula = tm.bound, f"{tm.formula}, ‖W‖={nw:.3g}, ‖ΔW‖={nd:.3g}"
+    if p.rule == "muonh" and not ur:
+        # the whole MuonH step as one probabilistic rounding model (tolerances.muonh_step_rounding)
+        # in place of the worst-case budget, the target's O replayed; the decay factor is
+        # ‖W⁺‖/‖W‖ of the expected step (MuonH keeps the decayed radius)
+        decay = nn / max(nw, 1e-300)
+        tm = T.muonh_step_rounding(dt, W, replay_orth(ctx, dt)(X), lr, 1.0 if abs(decay - 1.0) < 1e-12 else decay)
+        b, formula = tm.bound, f"{tm.formula}, ‖W‖={nw:.3g}, ‖ΔW‖={nd:.3g}"
     # muonh steps by lr·(r/q)·O, q = ‖O‖_F ≥ 0.6·√k (the schedules' band keeps every retained
     # singular value ≥ 0.6): s ≤ ‖W‖_F/(0.6·√k)
     s = p.scale * E.shape_scale(p, W.shape) if p.rule != "muonh" else nw / (0.6 * np.sqrt(k))
@@ -322,6 +409,37 @@ def step_bound(ctx: Context, W: np.ndarray, Wexp: np.ndarray, U: np.ndarray, X: 
         formula += f" + lr·s·√2·(1e-8 + 3ν)·‖dΦ/dλ‖_F/|h′| (ν = {nu:.2e}, ratio {ratio:.3g}; the λ solve)"
     return Tolerance(float(b), formula, "conformance.checks.rules replay model (rounding of the rule in the "
                      "parameter dtype; the target's orthogonaliser replayed)", dt), n_amb
+
+
+def frame_rounding(man: Any, W: np.ndarray, u: float, nd: float, nn: float) -> tuple[float, str]:
+    """What a MACRO step on a manifold whose geometry is not norm-based adds to ``RULE_BUDGET``
+    (which models the Frobenius sphere's and the oblique manifold's norms): (bound, formula).
+
+    Spectral sphere: the retraction rescales by σ̂₁ (``tolerances.retraction_roundoff``, in place
+    of the norm's ⌈log₂mn⌉/2·u and 3u already budgeted), and the tangent projection uses the
+    computed top pair (u₁, v₁), whose angle to the exact pair is ≤ p(m, n)·u·σ₁/(σ₁ − σ₂)
+    (a backward-stable SVD, p = mn as in ``retraction_roundoff``; Davis–Kahan), moving P(D) by
+    ≤ 2·angle·‖D‖_F.
+    Stiefel: the polar/QR retraction (``retraction_roundoff``) and P(D) = D − T·sym(TᵀD), an m-term
+    and a k-term product of |T| (‖|T|‖₂ ≤ ‖T‖_F = √k·scale) with |D|: ≤ (m + k)·u·k·‖D‖_F."""
+    from manifold_oracle.reference import SpectralSphere, Stiefel
+
+    if not isinstance(man, (SpectralSphere, Stiefel)):
+        return 0.0, ""
+    m, n = W.shape[-2:]
+    L = float(np.ceil(np.log2(max(m * n, 2))))
+    rho, frho = T.retraction_roundoff(man, W.shape, u)
+    radial = max(rho - (3.0 + L / 2.0) * u, 0.0) * nn
+    if isinstance(man, SpectralSphere):
+        sv = np.linalg.svd(W, compute_uv=False)
+        gap = max(float(sv[0] - (sv[1] if sv.size > 1 else 0.0)), float(sv[0]) * 1e-12)
+        proj = 2.0 * m * n * u * float(sv[0]) / gap * nd
+        fp = f"2·mn·u·σ₁/(σ₁ − σ₂)·‖ΔW‖ (σ₁/gap = {float(sv[0]) / gap:.3g})"
+    else:
+        k = min(m, n)
+        proj = (max(m, n) + k) * u * k * nd
+        fp = "(m + k)·u·k·‖ΔW‖ (the projection's products)"
+    return radial + proj, f" + [{frho}]·‖W⁺‖ in place of the norm's budget + {fp}"
 
 
 def _theta(W: np.ndarray) -> np.ndarray:
@@ -507,7 +625,7 @@ def _sc_cases(ctx: Context, salt: str) -> list[Case]:
             for dt in dts for s in shapes]
 
 
-def _one_step(ctx: Context, W: np.ndarray, G: np.ndarray | None, dt: str, **hyper: Any) -> tuple[np.ndarray, np.ndarray]:
+def one_step(ctx: Context, W: np.ndarray, G: np.ndarray | None, dt: str, **hyper: Any) -> tuple[np.ndarray, np.ndarray]:
     """(W before the step as the target holds it, W after one step) from a fresh optimizer (torch's
     RNG seeded: a stochastic-rounding orthogonaliser repeats its rounding)."""
     torch.manual_seed(ctx.seed)
@@ -527,8 +645,8 @@ def _one_step(ctx: Context, W: np.ndarray, G: np.ndarray | None, dt: str, **hype
 def lr_linearity(ctx: Context, case: Case) -> Measurement:
     dt = case.params["dtype"]
     W, G = case.arrays["W"], case.arrays["G"]
-    W0, W1 = _one_step(ctx, W, G, dt, **hyper(ctx, LR_A, BETA_A, WD_A))
-    _, W2 = _one_step(ctx, W, G, dt, **hyper(ctx, 2 * LR_A, BETA_A, WD_A))
+    W0, W1 = one_step(ctx, W, G, dt, **hyper(ctx, LR_A, BETA_A, WD_A))
+    _, W2 = one_step(ctx, W, G, dt, **hyper(ctx, 2 * LR_A, BETA_A, WD_A))
     d1, d2 = W1 - W0, W2 - W0
     err = float(np.linalg.norm(d2 - 2 * d1)) if np.all(np.isfinite(W2 + W1)) else float("inf")
     # W1, W2 each carry ≤ 3 roundings of size u_p·|W| (decay, update, sum): |δ(d2 − 2d1)| ≤ 3u_p·(|W2| + 2|W1|)
@@ -559,9 +677,9 @@ def weight_decay(ctx: Context, case: Case) -> Measurement:
     dt = case.params["dtype"]
     W, G = case.arrays["W"], case.arrays["G"]
     hyp = hyper(ctx, LR_B, BETA_A, 1.0)  # λ = 1 and lr = 1/16: the decay is 6 % of W
-    W0, Wz = _one_step(ctx, W, None, dt, **hyp)
-    _, Wd = _one_step(ctx, W, G, dt, **hyp)
-    _, Wn = _one_step(ctx, W, G, dt, **{**hyp, "weight_decay": 0.0})
+    W0, Wz = one_step(ctx, W, None, dt, **hyp)
+    _, Wd = one_step(ctx, W, G, dt, **hyp)
+    _, Wn = one_step(ctx, W, G, dt, **{**hyp, "weight_decay": 0.0})
     c = p.weight_decay_coupling
     f = E.shape_scale(p, W.shape) if c == "decoupled_adjusted_lr" else 1.0
     decay = -hyp["lr"] * hyp["weight_decay"] * f * W0
@@ -607,8 +725,8 @@ def shape_scale_ratio(ctx: Context, case: Case) -> Measurement:
         raise NotApplicable("square: the ratio is 1 by symmetry")
     hyp = {**hyper(ctx, LR_A, BETA_A, 0.0), "weight_decay": 0.0}
     W = case.arrays["W"]
-    W0, W1 = _one_step(ctx, W, G, dt, **hyp)
-    V0, V1 = _one_step(ctx, W.T.copy(), G.T.copy(), dt, **hyp)
+    W0, W1 = one_step(ctx, W, G, dt, **hyp)
+    V0, V1 = one_step(ctx, W.T.copy(), G.T.copy(), dt, **hyp)
     ratio = E.shape_scale(p, (m, n)) / E.shape_scale(p, (n, m))
     d, e = W1 - W0, (V1 - V0).T
     err = float(np.linalg.norm(d - ratio * e)) if np.all(np.isfinite(d + e)) else float("inf")
@@ -672,7 +790,7 @@ def tensor_params(ctx: Context, case: Case) -> Measurement:
                          "Profile.tensor_params (CONVENTIONS §1)", dt)
     if p.tensor_params == "refuse":
         try:
-            W0, W1 = _one_step(ctx, W, G, dt, **hyp)
+            W0, W1 = one_step(ctx, W, G, dt, **hyp)
         except Exception as exc:  # noqa: BLE001 - a clear refusal is the declared behaviour
             return Measurement("stepped without an error (1) / refused (0)", 0.0, declared, True,
                                {"raised": f"{type(exc).__name__}: {exc}"})
@@ -681,7 +799,7 @@ def tensor_params(ctx: Context, case: Case) -> Measurement:
     m = W.shape[0]
     raised = None
     try:
-        W0, W1 = _one_step(ctx, W, G, dt, **hyp)
+        W0, W1 = one_step(ctx, W, G, dt, **hyp)
     except Exception as exc:  # noqa: BLE001 - the profile declares that the step supports this shape
         # a defect of the target (e.g. a flattened update added to the unflattened parameter): judged
         # against the declared step and its bound below, with the error as the measured figure ∞

@@ -6,7 +6,7 @@ Plain Muon is ``torch.optim.Muon``. All optimizers route non-2-D parameters (and
 before any weight or state is touched, or are skipped and reported with ``nonfinite="skip"``).
 """
 
-from ._base import SCALE_RULES, MatrixOptimizer, shape_scale
+from ._base import SCALE_RULES, MatrixOptimizer, ns_dtype_used, resolve_auto_ns_dtype, shape_scale
 from .baselines import SSO, MuonBall, MuonH
 from .macro import MACRO, MACRO_MANIFOLDS, MOMENTUM_FORMS, REPROJECT_VARIANTS, RETRACTIONS, msign_policy_of
 
@@ -23,4 +23,6 @@ __all__ = [
     "MACRO_MANIFOLDS",
     "RETRACTIONS",
     "msign_policy_of",
+    "resolve_auto_ns_dtype",
+    "ns_dtype_used",
 ]

@@ -23,6 +23,7 @@ with the group's ``adamw_lr``, ``adamw_betas``, ``adamw_eps`` and ``adamw_wd``.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 
 from typing import Any, Callable, Iterable
@@ -34,9 +35,11 @@ from torch.optim.adamw import adamw as _adamw_functional
 
 from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, SolverError
 
+from ..msign import AUTO, MsignPolicy, concrete_ns_dtype
 from .conventions import SCALE_RULES, shape_scale
 
-__all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket", "finite_sum", "read_flags"]
+__all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket", "finite_sum", "read_flags",
+           "resolve_auto_ns_dtype", "ns_dtype_used"]
 
 
 ADAMW_DEFAULTS: dict[str, Any] = dict(adamw_lr=1e-3, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, adamw_wd=0.01)
@@ -89,6 +92,41 @@ class Bucket:
         return self.stack([p.detach() for p in self.params])
 
 
+def _is_auto(dtype: Any) -> bool:
+    return isinstance(dtype, str) and dtype.lower() == AUTO
+
+
+def resolve_auto_ns_dtype(group: dict[str, Any]) -> None:
+    """Replace ``ns_dtype="auto"`` (and an ``MsignPolicy`` with ``compute_dtype="auto"``) in a
+    parameter group by the concrete dtype name :func:`gpu_impl.msign.native_ns_dtype` chose for
+    the device type of the group's parameters (once per process). The group, hence the state dict
+    and the diagnostics, then names the dtype actually used; a resumed state dict keeps it."""
+    ns, pol = group.get("ns_dtype"), group.get("msign")
+    pol_auto = isinstance(pol, MsignPolicy) and _is_auto(pol.compute_dtype)
+    if not (_is_auto(ns) or pol_auto):
+        return
+    kinds = sorted({p.device.type for p in group["params"]}) or ["cpu"]
+    names = {concrete_ns_dtype(AUTO, k) for k in kinds}
+    if len(names) > 1:
+        raise InvalidInputError(f"ns_dtype='auto' resolves differently on the devices {kinds} of one parameter "
+                                f"group ({sorted(names)}): pass an explicit ns_dtype or one group per device")
+    name = names.pop()
+    if _is_auto(ns):
+        group["ns_dtype"] = name
+    if pol_auto:
+        group["msign"] = dataclasses.replace(pol, compute_dtype=name)
+
+
+def ns_dtype_used(group: dict[str, Any], param_dtype: torch.dtype) -> str:
+    """Name of the dtype the group's msign computes in for a parameter of ``param_dtype``
+    (``"float64"`` for the exact SVD path; the parameter dtype when ``ns_dtype`` is ``None``)."""
+    pol = group.get("msign")
+    if pol == "exact" or (isinstance(pol, MsignPolicy) and pol.is_exact):
+        return "float64"
+    d = pol.compute_dtype if isinstance(pol, MsignPolicy) else group.get("ns_dtype")
+    return concrete_ns_dtype(d, "cpu") or str(param_dtype).removeprefix("torch.")
+
+
 class MatrixOptimizer(Optimizer, ABC):
     """Base class: matrices → subclass rule (per bucket); the rest → AdamW; transactional step.
 
@@ -123,6 +161,7 @@ class MatrixOptimizer(Optimizer, ABC):
         if not (lr >= 0 and 0 <= b1 < 1 and 0 <= b2 < 1 and group["adamw_eps"] > 0 and group["adamw_wd"] >= 0):
             raise InvalidInputError("bad AdamW hyperparameters: need adamw_lr >= 0, 0 <= betas < 1, "
                                     "adamw_eps > 0, adamw_wd >= 0")
+        resolve_auto_ns_dtype(group)
         self._check_group(group)
         with torch.no_grad():
             for p in group["params"]:
@@ -247,6 +286,15 @@ class MatrixOptimizer(Optimizer, ABC):
             "no weight or state was changed; use gap_policy='report' to continue, theta='exact' "
             "to certify the gap")
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's rule: the saved groups' options replace the constructor's, so a resumed run
+        computes msign in the concrete ``ns_dtype`` stored at save time (also on a machine whose
+        ``"auto"`` would choose another). Override it by setting ``group["ns_dtype"]`` after
+        loading; an ``"auto"`` in the saved groups is resolved here, on this machine."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            resolve_auto_ns_dtype(group)
+
     # -- AdamW ---------------------------------------------------------------------------------
     def _adamw(self, group: dict[str, Any], params: list[Tensor]) -> None:
         grads, m1, m2, steps = [], [], [], []
@@ -269,7 +317,8 @@ class MatrixOptimizer(Optimizer, ABC):
     def diagnostics(self) -> dict[str, Any]:
         """Figures of the last step as Python floats (one sync here, none during ``step``).
 
-        ``{"skipped": bool, "params": [{"group", "index", "shape", "manifold", <figures>}]}``;
+        ``{"skipped": bool, "params": [{"group", "index", "shape", "manifold", "ns_dtype",
+        <figures>}]}`` (``ns_dtype``: the dtype msign computed in, :func:`ns_dtype_used`);
         empty unless the optimizer was built with ``diagnostics=True`` (or ``"full"``).
         """
         out = []
@@ -281,7 +330,11 @@ class MatrixOptimizer(Optimizer, ABC):
                 stacked = torch.stack([tens[k].to(torch.float64).reshape(-1).cpu() for k in keys])
                 cols = stacked.T.tolist()
                 for j, pi in enumerate(vals["index"]):
-                    out.append({**{k: v for k, v in vals.items() if k != "index"}, "index": pi,
+                    extra = {}
+                    if "group" in vals and "ns_dtype" not in vals:
+                        g = self.param_groups[vals["group"]]
+                        extra["ns_dtype"] = ns_dtype_used(g, g["params"][pi].dtype)
+                    out.append({**{k: v for k, v in vals.items() if k != "index"}, "index": pi, **extra,
                                 **{k: cols[j][i] for i, k in enumerate(keys)}})
         return {"skipped": bool(self._diag.get("skipped", False)), "params": out}
 

@@ -1,11 +1,12 @@
 """Baselines in torch: MuonH (ArchScale form, MATH.md §9.3), SSO and MuonBall (MATH.md §9.4).
 
 Both use the transactional step of :mod:`gpu_impl.optim._base` and route non-2-D parameters to
-the internal AdamW.
+the internal AdamW. ``ns_dtype`` defaults to ``"auto"`` (bf16 on CUDA and AMX CPUs, float32 on
+other CPUs; stored in the group as the concrete name, as in :class:`gpu_impl.optim.MACRO`).
 
 **MuonH** (per matrix; ArchScale ``muonh`` path)::
 
-    M ← μM + G;  U = μM + G (nesterov) or M;  O = NS(U)   (you_jiacheng_5, bf16 by default)
+    M ← μM + G;  U = μM + G (nesterov) or M;  O = NS(U)   (you_jiacheng_5; ``ns_dtype="auto"``)
     X ← (1 − ηλ)X;  r = ‖X‖_F;  q = ‖O‖_F
     X ← X − η·(r/max(q, 1e-8))·O;   X ← X·r/max(‖X‖_F, 1e-8)
 
@@ -14,7 +15,9 @@ No construction retraction (the radius is the current norm, so R = ‖W₀‖_F 
 **SSO** (spectral sphere optimizer; retract-then-step)::
 
     M ← βM + (1 − β)G;  M̂ = M/max(‖M‖_F, 1e-8)
-    (σ, u, v) = bilateral power iteration on W (v₀ = 1 each step, or warm-started)
+    (σ, u, v) = top singular pair of W: ``theta="power"`` (default, SSO's code) a bilateral
+                power iteration (v₀ = 1 each step, or warm-started), ``"exact"`` the SVD,
+                ``"certified"`` the certified pair of ``gpu_impl.manifolds.SpectralSphere``
     hard:    W ← (R/(σ + ε))·W (ε = retract_eps, the code's 1e-8; skipped when σ + ε = R)
     dynamic: W ← W(1 + α·lr·b), b = −sign(σ − R)
     λ = root of h(λ) = ⟨uvᵀ, msign(M̂ + λuvᵀ)⟩   (bracket from 0, step 1e-3, doubling, ≤ 10
@@ -40,7 +43,7 @@ from torch import Tensor
 from manifold_oracle.reference.errors import InvalidInputError, SolverError
 from manifold_oracle.reference.schedules import Schedule
 
-from ..manifolds import SpectralSphere
+from ..manifolds import THETA_SOURCES, SpectralSphere
 from ..msign import MsignPolicy, resolve_dtype
 from ._base import Bucket, MatrixOptimizer
 from .conventions import decay_factor, momentum_buffer, shape_scale, update_momentum
@@ -61,7 +64,7 @@ class MuonH(MatrixOptimizer):
     def __init__(self, params: Iterable, lr: float = 0.02, momentum: float = 0.95, *,
                  nesterov: bool = True, weight_decay: float = 0.0,
                  msign: str | Schedule | MsignPolicy = "you_jiacheng_5", ns_steps: int | None = None,
-                 ns_dtype: str | torch.dtype | None = "bfloat16",
+                 ns_dtype: str | torch.dtype | None = "auto",
                  adamw_lr: float = 1e-3, adamw_betas: tuple[float, float] = (0.9, 0.999),
                  adamw_eps: float = 1e-8, adamw_wd: float = 0.01,
                  nonfinite: str = "raise", diagnostics: bool | str = False) -> None:
@@ -113,9 +116,9 @@ class SSO(MatrixOptimizer):
                  radius_mode: str | float = "spectral_mup", radius_scale: float = 1.0,
                  scale_mode: str = "align_adamw_rms", retract_mode: str = "hard", retract_alpha: float = 0.05,
                  retract_eps: float = 1e-8,
-                 power_steps: int = 10, warm_start: bool = False,
+                 power_steps: int = 10, warm_start: bool = False, theta: str = "power",
                  msign: str | Schedule | MsignPolicy = "polar_express_eo", ns_steps: int | None = 5,
-                 ns_dtype: str | torch.dtype | None = "bfloat16",
+                 ns_dtype: str | torch.dtype | None = "auto",
                  bisect_tol: float = 1e-8, bisect_max_iter: int = 100, bracket_step: float = 1e-3,
                  bracket_expansions: int = 10, on_bracket_failure: str = "zero",
                  adamw_lr: float = 1e-3, adamw_betas: tuple[float, float] = (0.9, 0.999),
@@ -124,8 +127,8 @@ class SSO(MatrixOptimizer):
         defaults = dict(lr=lr, momentum=momentum, radius_mode=radius_mode, radius_scale=radius_scale,
                         scale_mode=scale_mode, retract_mode=retract_mode, retract_alpha=retract_alpha,
                         retract_eps=retract_eps,
-                        power_steps=power_steps, warm_start=warm_start, msign=msign, ns_steps=ns_steps,
-                        ns_dtype=ns_dtype, bisect_tol=bisect_tol, bisect_max_iter=bisect_max_iter,
+                        power_steps=power_steps, warm_start=warm_start, theta=theta, msign=msign,
+                        ns_steps=ns_steps, ns_dtype=ns_dtype, bisect_tol=bisect_tol, bisect_max_iter=bisect_max_iter,
                         bracket_step=bracket_step, bracket_expansions=bracket_expansions,
                         on_bracket_failure=on_bracket_failure, adamw_lr=adamw_lr,
                         adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps, adamw_wd=adamw_wd)
@@ -146,6 +149,8 @@ class SSO(MatrixOptimizer):
             raise InvalidInputError(f"retract_mode must be 'hard' or 'dynamic', got {group['retract_mode']!r}")
         if group["on_bracket_failure"] not in ("zero", "raise"):
             raise InvalidInputError("on_bracket_failure must be 'zero' or 'raise'")
+        if group.setdefault("theta", "power") not in THETA_SOURCES:
+            raise InvalidInputError(f"theta must be one of {THETA_SOURCES}, got {group['theta']!r}")
         if int(group["power_steps"]) < 1 or int(group["bisect_max_iter"]) < 1 or int(group["bracket_expansions"]) < 0:
             raise InvalidInputError("power_steps and bisect_max_iter must be >= 1, bracket_expansions >= 0")
         if not (float(group["bisect_tol"]) > 0 and float(group["bracket_step"]) > 0):
@@ -238,7 +243,9 @@ class SSO(MatrixOptimizer):
         beta, lr = float(group["momentum"]), float(group["lr"])
         M_new = momentum_buffer("ema", beta, M, G)
         Mh = M_new / _fro(M_new)[:, None, None].clamp_min(1e-8)
-        sph = SpectralSphere(R, theta="power", power_steps=int(group["power_steps"]), block=1, gap_policy="off")
+        theta = group.get("theta", "power")  # state dicts saved before the option: SSO's power iteration
+        sph = SpectralSphere(R, theta=theta, power_steps=int(group["power_steps"]), gap_policy="off",
+                             **({"block": 1} if theta == "power" else {}))
         st: dict[str, Tensor] = {}
         if group["warm_start"]:
             v = bucket.stack_state("basis")

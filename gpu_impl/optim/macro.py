@@ -25,14 +25,18 @@ Parameter-group options (defaults in the signature):
   ``"spectral"``) √max(d_out, d_in) (``reference.optim.shape_scale``).
 * ``retraction``: ``None`` (the manifold's default: rescale / rescale / normalize / polar) or a
   name of the manifold's ``retractions``.
-* ``msign``: a schedule name of ``reference.SCHEDULES`` (default ``"keller_jordan"``, 5 steps,
-  bf16 compute: the numerics of ``torch.optim.Muon``), a ``Schedule``, ``"exact"`` (float64 SVD,
-  refined) or a :class:`gpu_impl.msign.MsignPolicy`; with a name, ``ns_steps`` (``None`` = the
-  schedule's) and ``ns_dtype`` (compute dtype; ``None`` = the parameter dtype) complete it.
+* ``msign``: a schedule name of ``reference.SCHEDULES`` (default ``"keller_jordan"``, 5 steps),
+  a ``Schedule``, ``"exact"`` (float64 SVD, refined) or a :class:`gpu_impl.msign.MsignPolicy`;
+  with a name, ``ns_steps`` (``None`` = the schedule's) and ``ns_dtype`` (compute dtype; default
+  ``"auto"``: bf16 on CUDA and AMX CPUs, float32 on other CPUs (``gpu_impl.msign.native_ns_dtype``),
+  stored in the group as the concrete name it resolved to; ``"bfloat16"`` gives the numerics of
+  ``torch.optim.Muon``; ``None`` = the parameter dtype) complete it.
 * spectral sphere: ``theta`` (``"power"`` warm-started power iteration cached per parameter,
-  ``"certified"`` the same iteration continued until an a-posteriori bound on the pair's angle is
-  met, else the exact pair (``gpu_impl.manifolds.SpectralSphere``; diagnostics ``pair_bound``,
-  ``pair_fallback``), or ``"exact"`` SVD), ``power_steps`` (steps on the retraction input Y, default 3; none on W at
+  ``"certified"`` a warm-started block Krylov iteration stopped by a-posteriori bounds on the
+  pair's angle and on σ̂₁(Y), with float64 cycles and then the exact pair where they cannot be met
+  (``gpu_impl.manifolds.SpectralSphere``, ``pair_certificate``; the pair of Y is certified once,
+  for the rescale and as the next step's Θ; diagnostics ``pair_bound``, ``pair_fallback``), or
+  ``"exact"`` SVD), ``power_steps`` (steps on the retraction input Y, default 3; none on W at
   the start of a step when W is the retraction output of the previous step, else
   ``power_steps``), ``power_block`` (width of the subspace iteration with
   Rayleigh–Ritz finish, default 8: with a flat top spectrum — what the spectral sphere drifts to
@@ -44,7 +48,8 @@ Parameter-group options (defaults in the signature):
 * AdamW part: ``adamw_lr``, ``adamw_betas``, ``adamw_eps``, ``adamw_wd`` (torch's defaults).
 
 Resuming: construct the optimizer, ``load_state_dict``, then restore the weights; the step after
-is then bit-identical to the uninterrupted run (constructing on restored weights is fine too,
+is then bit-identical to the uninterrupted run (the saved concrete ``ns_dtype`` is used, whatever
+``"auto"`` picks on the resuming machine; set ``group["ns_dtype"]`` after loading to change it) (constructing on restored weights is fine too,
 but the construction retraction may change them at rounding level).
 
 Construction (documented side effect): every constrained matrix is moved onto its manifold in
@@ -60,14 +65,19 @@ power residual; ``"full"`` adds the exact spectral feasibility, ‖D‖₂ and t
 The step protocol (transactional, one sync) is described in ``gpu_impl.optim._base``.
 ``fused`` (``True`` default | ``"compile"`` | ``False``): on the Frobenius and spectral spheres
 (rescale retraction, no prenormalisation, scale rule not ``"radius"``, no diagnostics) the step
-runs per matrix with in-place ops (``"compile"``: the Frobenius tail as torch.compile'd passes;
-compiles once per process, needs a C++ compiler on CPU); everything else, and ``fused=False``,
-takes the readable stacked reference step. Both agree to rounding (tests/gpu_impl/test_fused_step.py).
+runs per matrix with in-place ops and Newton–Schulz in a reused per-bucket workspace
+(``gpu_impl.msign.NSWorkspace``: one bmm chain below ``NS_LOOP_FROM``, per-matrix mm from it;
+memory 2·B·m'·n' (+ 2·B·m'² below NS_LOOP_FROM) entries of the NS dtype per bucket,
+m' = min(m, n)). ``"compile"``:
+momentum, projection and normalisation (and the Frobenius scales and commit, the spectral
+retraction input) as torch.compile'd functions — fewer passes over memory; compiles once per
+process and graph variant (a few seconds each), needs a C++ compiler on CPU. Everything else,
+and ``fused=False``, takes the readable stacked reference step. All agree to rounding
+(tests/gpu_impl/test_fused_step.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Iterable
 
@@ -91,7 +101,7 @@ from ..manifolds import (
     make_manifold,
     spectral_project,
 )
-from ..msign import MsignPolicy, resolve_dtype
+from ..msign import MsignPolicy, NSWorkspace, ns_normaliser, resolve_dtype
 from ._base import Bucket, MatrixOptimizer, finite_sum, read_flags
 from .conventions import canonical_scale_rule, macro_direction, shape_scale, update_momentum
 
@@ -130,30 +140,90 @@ def msign_policy_of(group: dict[str, Any]) -> MsignPolicy:
     raise InvalidInputError(f"msign must be a schedule name, 'exact', a Schedule or a MsignPolicy, got {m!r}")
 
 
-def _low_out(policy: MsignPolicy) -> MsignPolicy:
-    """``policy`` with its output left in the compute dtype (no cast back); cached on the policy."""
-    low = policy.__dict__.get("_low_out")
-    if low is None:
-        low = dataclasses.replace(policy, out_dtype=policy.compute_dtype)
-        object.__setattr__(policy, "_low_out", low)
-    return low
-
-
 def _retraction_pair(man: TorchManifold, Y: Tensor, state: dict[str, Tensor], with_residual: bool) -> Any:
     """Top pair of the retraction input Y (σ̂₁ rescales it onto the spectral sphere). A non-finite
     Y (from a non-finite gradient or a divergent msign) makes the Ritz SVD raise; the pair is then
     NaN, which the step's finiteness flags turn into its typed refusal (nothing written)."""
     try:
-        return man.top_pair(Y, state, with_gap=False, with_residual=with_residual)  # type: ignore[attr-defined]
+        return man.top_pair(Y, state, with_gap=False, with_residual=with_residual,  # type: ignore[attr-defined]
+                            certify="both")  # σ̂₁ now, the cached pair at the next step (W = cY)
     except torch.linalg.LinAlgError:
         nan = torch.full(Y.shape[:-2], float("nan"), dtype=Y.dtype, device=Y.device)
         return TopPair(nan, nan, nan, residual=nan if with_residual else None)
 
 
-def _dots(W: Tensor, O: Tensor) -> tuple[Tensor, Tensor]:
-    """(⟨O, W⟩, ‖O‖²_F) in W's dtype, O cast on the fly (one pass when compiled)."""
+def _retraction_sigmas(mans: list[TorchManifold], Ys: list[Tensor], states: list[dict[str, Tensor]]) -> list[Tensor]:
+    """σ̂₁ of each Y (one shape), per :func:`_retraction_pair`; with ``theta="certified"`` in one
+    stacked call (the certified Krylov cycles cost mostly per-call overhead at these sizes), the
+    states' entries stacked and handed back per matrix."""
+    keys = set(states[0])
+    if (len(Ys) == 1 or getattr(mans[0], "theta_source", None) != "certified"
+            or any(set(st) != keys or any(st[k].shape != states[0][k].shape for k in keys) for st in states)):
+        return [_retraction_pair(m, Y, st, False).sigma for m, Y, st in zip(mans, Ys, states)]
+    stacked = {k: torch.stack([st[k] for st in states]) for k in keys}
+    pair = _retraction_pair(mans[0], torch.stack(Ys), stacked, False)
+    for i, st in enumerate(states):
+        st.clear()
+        st.update({k: v[i].clone() for k, v in stacked.items()})  # own tensors, not views of the stack
+    return list(pair.sigma.unbind(0))
+
+
+def _normalised_into(X: Tensor, slot: Tensor, safety: float, eps: float, eps_form: str) -> None:
+    """slot ← X/(s·N_ε(‖X‖_F)) in the slot's (compute) dtype, cast point "before" (the normaliser
+    is rounded to the compute dtype), ‖X‖_F accumulated in float64 (compiled: inductor keeps X in
+    float32 before the division, one rounding less than :meth:`NSWorkspace.load`)."""
+    d = safety * ns_normaliser(torch.linalg.vector_norm(X, dtype=torch.float64), eps, eps_form)
+    slot.copy_(X.to(slot.dtype) / d.to(slot.dtype))
+
+
+def _frobenius_pre(M: Tensor, G: Tensor, W: Tensor, slot: Tensor, beta: float, form: str, variant: str,
+                   safety: float, eps: float, eps_form: str) -> tuple[Tensor, Tensor]:
+    """The Frobenius step up to Newton–Schulz for one matrix (``fused="compile"``): momentum,
+    ‖W‖²_F, X = P_W(U) (U for variant C) normalised into ``slot`` (an (m, n) view of an
+    :class:`NSWorkspace` stack). Returns (new momentum state, ‖W‖²_F). Compiled: one pass over
+    M, G, W (momentum and both inner products), one for ‖X‖, one writing the slot."""
+    M_new, U = update_momentum(form, beta, M, G)
+    ww = (W * W).sum()
+    X = U if variant == "C" and form != "projected_ema" else U - ((U * W).sum() / ww) * W
+    _normalised_into(X, slot, safety, eps, eps_form)
+    return (X if form == "projected_ema" else M_new), ww
+
+
+def _spectral_pre(M: Tensor, G: Tensor, u: Tensor, v: Tensor, slot: Tensor, beta: float, form: str,
+                  variant: str, safety: float, eps: float, eps_form: str) -> Tensor:
+    """The spectral-sphere step up to Newton–Schulz for one matrix (``fused="compile"``): momentum,
+    X = U − (uᵀUv)·u vᵀ (U for variant C) normalised into ``slot``. Returns the new momentum
+    state. Compiled: one pass over M, G (momentum and uᵀUv), one for ‖X‖, one writing the slot."""
+    M_new, U = update_momentum(form, beta, M, G)
+    if not (variant == "C" and form != "projected_ema"):
+        uv = u[:, None] * v[None, :]
+        U = U - (U * uv).sum() * uv
+    _normalised_into(U, slot, safety, eps, eps_form)
+    return U if form == "projected_ema" else M_new
+
+
+def _spectral_y(W: Tensor, O: Tensor, u: Tensor, v: Tensor, a: float, variant: str) -> Tensor:
+    """The retraction input Y = W − a·O (+ a·(uᵀOv)·u vᵀ for variant A) of one matrix
+    (``fused="compile"``), O (compute dtype) cast on the fly: one pass for uᵀOv, one writing Y."""
     o = O.to(W.dtype)
-    return (o * W).sum(), (o * o).sum()
+    Y = W - a * o
+    if variant == "A":
+        uv = u[:, None] * v[None, :]
+        Y = Y + (a * (o * uv).sum()) * uv
+    return Y
+
+
+def _frobenius_scales(W: Tensor, O: Tensor, ww: Tensor, R: Tensor, a: float, variant: str) -> Tensor:
+    """(s, s·k) of the Frobenius commit W' = s·O + s·k·W (``fused="compile"``): d = ⟨O, W⟩/‖W‖²
+    (0 for variants B/C), k = −(1 + a·d)/a, s = −R/‖Ŷ‖ with Ŷ = O + k·W and
+    ‖Ŷ‖² = ‖O‖² + 2k·⟨O, W⟩ + k²·‖W‖² (error ≲ 3u·(‖O‖² + 2|k⟨O, W⟩| + k²‖W‖²)/‖Ŷ‖²); O (the NS
+    output, compute dtype) is cast on the fly: one pass over O and W."""
+    o = O.to(W.dtype)
+    ow, oo = (o * W).sum(), (o * o).sum()
+    d = ow / ww if variant == "A" else torch.zeros_like(ww)
+    k = (1.0 + a * d) / -a
+    s = -R / torch.sqrt(oo + 2.0 * k * ow + k * k * ww)
+    return torch.stack([s, s * k])
 
 
 def _commit(W: Tensor, O: Tensor, s: Tensor, sk: Tensor) -> None:
@@ -161,8 +231,25 @@ def _commit(W: Tensor, O: Tensor, s: Tensor, sk: Tensor) -> None:
     W.copy_(W * sk + O.to(W.dtype) * s)
 
 
-_compiled_dots = torch.compile(_dots, dynamic=True)
+_compiled_pre = torch.compile(_frobenius_pre, dynamic=True)
+_compiled_scales = torch.compile(_frobenius_scales, dynamic=True)
+_compiled_spectral_pre = torch.compile(_spectral_pre, dynamic=True)
+_compiled_spectral_y = torch.compile(_spectral_y, dynamic=True)
 _compiled_commit = torch.compile(_commit, dynamic=True)
+
+
+def _frobenius_projector(W: Tensor, w: Tensor, ww: Tensor) -> Any:
+    """Z ↦ Z − (⟨Z, W⟩/‖W‖²)·W (new tensor); ``w`` = W flattened, ``ww`` = ‖W‖²_F."""
+    def P(Z: Tensor) -> Tensor:
+        return torch.addcmul(Z, W, torch.dot(Z.reshape(-1), w) / ww, value=-1.0)
+    return P
+
+
+def _spectral_projector(u: Tensor, v: Tensor) -> Any:
+    """Z ↦ Z − (uᵀZv)·u vᵀ (``gpu_impl.manifolds.spectral_project``)."""
+    def P(Z: Tensor) -> Tensor:
+        return spectral_project(Z, u, v)
+    return P
 
 
 def _fro(x: Tensor) -> Tensor:
@@ -188,7 +275,7 @@ class MACRO(MatrixOptimizer):
         retraction: str | None = None,
         msign: str | Schedule | MsignPolicy = "keller_jordan",
         ns_steps: int | None = None,
-        ns_dtype: str | torch.dtype | None = "bfloat16",
+        ns_dtype: str | torch.dtype | None = "auto",
         theta: str = "power",
         power_steps: int = 3,
         power_block: int = 8,
@@ -344,7 +431,8 @@ class MACRO(MatrixOptimizer):
         or spectral sphere (``rescale`` retraction, no prenormalisation, a scale rule other than
         ``"radius"``, lr > 0, no diagnostics), the fused step runs; otherwise the eager reference
         step of ``gpu_impl.optim._base`` (stacked buckets, out of place). Same formulas, per matrix
-        (no stacking; msign per matrix as torch.optim.Muon does), a = lr·s::
+        (no stacking of W, G, M; the NS inputs are normalised into the bucket's NSWorkspace and
+        iterated there), a = lr·s::
 
             M' = momentum(M, G)  (new tensor; U its input)      X = P_W(U),  O = msign(X)
             Frobenius: d = ⟨O, W⟩/‖W‖²_F (variant A; 0 for B/C), Ŷ = O + k·W in place in O with
@@ -366,22 +454,17 @@ class MACRO(MatrixOptimizer):
         others: list[tuple[dict[str, Any], list[Tensor]]] = []
         flags: list[Tensor] = []
         gap_flags: list[tuple[Tensor, float]] = []
-        for group in self.param_groups:
+        for gi, group in enumerate(self.param_groups):
             buckets, rest = self._buckets(group)
             if rest:
                 others.append((group, rest))
                 flags.extend(torch.isfinite(finite_sum(p.grad)) for p in rest)  # type: ignore[arg-type]
             if not buckets:
                 continue
-            kind = _kind(group)
+            fuse = self._fused_frobenius if _kind(group) == "frobenius_sphere" else self._fused_spectral
             for b in buckets:
                 a = float(group["lr"]) * shape_scale(group["scale"], *b.shape)
-                for p, st in zip(b.params, b.states):
-                    fresh = self._written.get(id(p), p._version) == p._version
-                    if kind == "frobenius_sphere":
-                        Y, scale, new = self._fused_frobenius(group, p, st, a)
-                    else:
-                        Y, scale, new = self._fused_spectral(group, p, st, a, fresh, gap_flags)
+                for p, st, Y, scale, new in fuse(group, gi, b, a, gap_flags):
                     flags.append(torch.isfinite(scale).all())
                     work.append((p.detach(), Y, scale, {"st": st, "new": new, "p": p}))
         gap_ok_flags = [(g >= tol).all() for g, tol in gap_flags]
@@ -415,58 +498,115 @@ class MACRO(MatrixOptimizer):
         X = U if group["reproject"] == "C" and form != "projected_ema" else P(U)
         return U, X, {"momentum": X if form == "projected_ema" else M_new}
 
-    def _fused_frobenius(self, group: dict[str, Any], p: Tensor, st: dict[str, Any],
-                         a: float) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        W = p.detach()
-        w = W.reshape(-1)
-        R = st["radius"]
-        # ‖W‖²_F is computed every step, never assumed to be R² for a weight this optimizer wrote:
-        # a resumed run (fresh optimizer, loaded state, restored weights) must take the same
-        # arithmetic as the uninterrupted one, bit for bit (optimizer.run.resume, CLAIMS X-3)
-        ww = torch.dot(w, w)
-
-        def P(Z: Tensor) -> Tensor:
-            return torch.addcmul(Z, W, torch.dot(Z.reshape(-1), w) / ww, value=-1.0)
-
-        _, X, new = self._fused_momentum(group, p, st, P)
+    def _workspace(self, gi: int, group: dict[str, Any], bucket: Bucket) -> NSWorkspace | None:
+        """The reusable Newton–Schulz workspace of a bucket (``None`` for the exact msign). Kept
+        on the optimizer (not in its state), rebuilt when the group's msign policy changes."""
         policy = msign_policy_of(group)
-        if self.fused == "compile":
-            # msign left in its compute dtype; ⟨O, W⟩, ‖O‖² and the commit W' = s·O + s·k·W are
-            # one compiled pass each (the cast to W's dtype happens inside them), and
-            # ‖Ŷ‖² = ‖O‖² + 2k·⟨O, W⟩ + k²·‖W‖² (error ≲ 3u·(‖O‖² + 2|k⟨O, W⟩| + k²‖W‖²)/‖Ŷ‖²)
-            O = _low_out(policy)(X, check_finite=False)
-            ow, oo = _compiled_dots(W, O)
-            d = ow / ww if group["reproject"] == "A" else torch.zeros_like(ww)
-            k = (1.0 + a * d) / -a
-            nrm = torch.sqrt(oo + 2.0 * k * ow + k * k * ww)
-            return O, torch.stack([-R / nrm, -R * k / nrm]), new
-        O = policy(X, check_finite=False)
-        d = torch.dot(O.reshape(-1), w) / ww if group["reproject"] == "A" else torch.zeros_like(ww)
-        O.addcmul_(W, (1.0 + a * d) / -a)
-        return O, R / -torch.linalg.vector_norm(O), new
+        if policy.is_exact:
+            return None
+        cache: dict[tuple, tuple[MsignPolicy, NSWorkspace]] = self.__dict__.setdefault("_ns_workspaces", {})
+        p0 = bucket.params[0]
+        key = (gi, len(bucket.params), bucket.shape, p0.dtype, p0.device)
+        hit = cache.get(key)
+        if hit is None or hit[0] is not policy:
+            hit = cache[key] = (policy, NSWorkspace(policy, len(bucket.params), *bucket.shape, p0.dtype, p0.device))
+        return hit[1]
 
-    def _fused_spectral(self, group: dict[str, Any], p: Tensor, st: dict[str, Any], a: float, fresh: bool,
-                        gap_flags: list[tuple[Tensor, float]]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        W = p.detach()
-        man = self._manifold(group, st["radius"])
-        tmp: dict[str, Tensor] = {"basis": st["basis"]} if "basis" in st else {}
-        pair = man.top_pair(W, tmp, steps=0 if fresh and tmp else None,  # type: ignore[attr-defined]
-                            with_residual=False)
-        if group["gap_policy"] == "raise":
-            gap_flags.append((pair.gap, float(group["gap_tol"])))
-        u, v = pair.u, pair.v
+    def _fused_frobenius(self, group: dict[str, Any], gi: int, bucket: Bucket, a: float,
+                         gap_flags: list[tuple[Tensor, float]]) -> list[tuple[Any, ...]]:
+        """(p, state, Y, scale, new state) per matrix of a Frobenius bucket; nothing written."""
+        policy = msign_policy_of(group)
+        ws = self._workspace(gi, group, bucket)
+        pre = []
+        compiled = self.fused == "compile" and ws is not None and ws.cast == "before"
+        for i, (p, st) in enumerate(zip(bucket.params, bucket.states)):
+            W = p.detach()
+            w = W.reshape(-1)
+            O = None
+            # ‖W‖²_F is computed every step, never assumed to be R² for a weight this optimizer wrote:
+            # a resumed run (fresh optimizer, loaded state, restored weights) must take the same
+            # arithmetic as the uninterrupted one, bit for bit (optimizer.run.resume, CLAIMS X-3)
+            if compiled:
+                M_new, ww = _compiled_pre(st["momentum"], p.grad, W, ws.slot(i),  # type: ignore[union-attr]
+                                          float(group["momentum"]), group["momentum_form"], group["reproject"],
+                                          ws.safety, ws.eps, ws.eps_form)  # type: ignore[union-attr]
+                new = {"momentum": M_new}
+            else:
+                ww = torch.dot(w, w)
+                _, X, new = self._fused_momentum(group, p, st, _frobenius_projector(W, w, ww))
+                if ws is None:  # the exact msign: O in W's dtype
+                    O = policy(X, check_finite=False)
+                else:
+                    ws.load(i, X)
+            pre.append((p, st, W, w, ww, new, O))
+        if ws is not None:
+            ws.run()  # one bmm chain (or per-matrix mm) in reused buffers
+        out = []
+        for i, (p, st, W, w, ww, new, O) in enumerate(pre):
+            R = st["radius"]
+            if O is None:
+                O = ws.out(i)  # type: ignore[union-attr]  # compute dtype, a view of the workspace
+            if self.fused == "compile":  # the scales in one compiled pass, the commit in another
+                out.append((p, st, O, _compiled_scales(W, O, ww, R, a, group["reproject"]), new))
+                continue
+            if ws is not None:
+                O = torch.empty_like(W).copy_(O)  # W's dtype, an own tensor (Ŷ is built in it)
+            d = torch.dot(O.reshape(-1), w) / ww if group["reproject"] == "A" else torch.zeros_like(ww)
+            O.addcmul_(W, (1.0 + a * d) / -a)
+            out.append((p, st, O, R / -torch.linalg.vector_norm(O), new))
+        return out
 
-        def P(Z: Tensor) -> Tensor:
-            return spectral_project(Z, u, v)
-
-        _, X, new = self._fused_momentum(group, p, st, P)
-        O = msign_policy_of(group)(X, check_finite=False)
-        Y = torch.add(W, O, alpha=-a)
-        if group["reproject"] == "A":
-            Y.addr_(u * (a * ((u @ O) @ v)), v)
-        sigma = _retraction_pair(man, Y, tmp, False).sigma
-        new.update(tmp)
-        return Y, st["radius"] / sigma, new
+    def _fused_spectral(self, group: dict[str, Any], gi: int, bucket: Bucket, a: float,
+                        gap_flags: list[tuple[Tensor, float]]) -> list[tuple[Any, ...]]:
+        """(p, state, Y, scale, new state) per matrix of a spectral bucket; nothing written."""
+        policy = msign_policy_of(group)
+        ws = self._workspace(gi, group, bucket)
+        compiled = self.fused == "compile" and ws is not None and ws.cast == "before"
+        pre = []
+        for i, (p, st) in enumerate(zip(bucket.params, bucket.states)):
+            W = p.detach()
+            fresh = self._written.get(id(p), p._version) == p._version
+            man = self._manifold(group, st["radius"])
+            # "cert": the certified pair's bound stored by theta="certified" (valid for W = fl(c·Y))
+            tmp: dict[str, Tensor] = {k: st[k] for k in ("basis", "cert") if k in st}
+            pair = man.top_pair(W, tmp, steps=0 if fresh and tmp else None,  # type: ignore[attr-defined]
+                                with_residual=False)
+            if group["gap_policy"] == "raise":
+                gap_flags.append((pair.gap, float(group["gap_tol"])))
+            O = None
+            if compiled:
+                new = {"momentum": _compiled_spectral_pre(
+                    st["momentum"], p.grad, pair.u, pair.v, ws.slot(i),  # type: ignore[union-attr]
+                    float(group["momentum"]), group["momentum_form"], group["reproject"],
+                    ws.safety, ws.eps, ws.eps_form)}  # type: ignore[union-attr]
+            else:
+                _, X, new = self._fused_momentum(group, p, st, _spectral_projector(pair.u, pair.v))
+                if ws is None:
+                    O = policy(X, check_finite=False)
+                else:
+                    ws.load(i, X)
+            pre.append((p, st, W, man, tmp, pair, new, O))
+        if ws is not None:
+            ws.run()
+        Ys = []
+        for i, (p, st, W, man, tmp, pair, new, O) in enumerate(pre):
+            if compiled:  # Y = W − a·O + a·(uᵀOv)·u vᵀ in one compiled function
+                Ys.append(_compiled_spectral_y(W, ws.out(i), pair.u, pair.v, a,  # type: ignore[union-attr]
+                                               group["reproject"]))
+                continue
+            if O is None:
+                O = torch.empty_like(W).copy_(ws.out(i))  # type: ignore[union-attr]
+            Y = torch.add(W, O, alpha=-a)
+            if group["reproject"] == "A":
+                u, v = pair.u, pair.v
+                Y.addr_(u * (a * ((u @ O) @ v)), v)
+            Ys.append(Y)
+        sigmas = _retraction_sigmas([t[3] for t in pre], Ys, [t[4] for t in pre])
+        out = []
+        for (p, st, W, man, tmp, pair, new, O), Y, sigma in zip(pre, Ys, sigmas):
+            new.update(tmp)
+            out.append((p, st, Y, st["radius"] / sigma, new))
+        return out
 
     # -- step ----------------------------------------------------------------------------------
     def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],

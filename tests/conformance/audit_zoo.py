@@ -48,6 +48,15 @@ class VectorMuon(Z.Muon2):
     orthogonalisation, W ← W − lr·U (declared vector_params='sgd'). Bug 'ns_1d': the bias is sent
     through Newton–Schulz as a 1×n matrix (U/‖U‖ up to the iteration's band), the audit's defect."""
 
+    def _vector_step(self, g: dict, p: torch.Tensor) -> None:
+        buf = self._buffer(p)
+        buf.lerp_(p.grad, 1 - g["momentum"])
+        U = p.grad.lerp(buf, g["momentum"])
+        if self.bug == "ns_1d":
+            U = Z.ns(U[None], dtype=self.ns_dtype)[0]
+        p.mul_(1 - g["lr"] * g["weight_decay"])
+        p.add_(U, alpha=-g["lr"])
+
     @torch.no_grad()
     def step(self) -> None:
         held = []
@@ -55,13 +64,7 @@ class VectorMuon(Z.Muon2):
             for p in g["params"]:
                 if p.ndim != 1 or p.grad is None:
                     continue
-                buf = self._buffer(p)
-                buf.lerp_(p.grad, 1 - g["momentum"])
-                U = p.grad.lerp(buf, g["momentum"])
-                if self.bug == "ns_1d":
-                    U = Z.ns(U[None], dtype=self.ns_dtype)[0]
-                p.mul_(1 - g["lr"] * g["weight_decay"])
-                p.add_(U, alpha=-g["lr"])
+                self._vector_step(g, p)
                 held.append((p, p.grad))
                 p.grad = None  # the matrix rule below skips it
         super().step()
@@ -89,6 +92,53 @@ class VectorThroughNS32(GoodVectorMuon32):
 
 class VectorThroughNS16(GoodVectorMuon16):
     bug = "ns_1d"
+
+
+# ---------------------------------------------------------------- Muon with an Adam rule for 1-D parameters
+class AdamVectorMuon(VectorMuon):
+    """Muon whose 1-D parameters take an Adam step (β = (0.9, 0.999), ε = 1e-8, torch form: ε added
+    to the bias-corrected √v̂; declared vector_params='adamw', adam_eps=1e-8). Bug 'eps_inside':
+    Kingma & Ba's "efficient" form, ε added to √v before the bias correction (first step
+    −a·G/(|G| + ε/√(1 − β₂)), ε effectively 32× the declared one)."""
+
+    def _vector_step(self, g: dict, p: torch.Tensor) -> None:
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        st = self.state[p]
+        if "exp_avg" not in st:
+            st["exp_avg"], st["exp_avg_sq"], st["t"] = torch.zeros_like(p), torch.zeros_like(p), 0
+        st["t"] += 1
+        m, v, t = st["exp_avg"], st["exp_avg_sq"], st["t"]
+        m.lerp_(p.grad, 1 - b1)
+        v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+        if self.bug == "eps_inside":
+            denom = v.sqrt().add_(eps)
+            step = g["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
+        else:
+            denom = (v.sqrt() / (1 - b2**t) ** 0.5).add_(eps)
+            step = g["lr"] / (1 - b1**t)
+        p.addcdiv_(m, denom, value=-step)
+
+
+class GoodVectorAdam32(Z.GoodMuon32):
+    name = "audit zoo: Muon (fp32 NS), 1-D parameters by Adam (ε = 1e-8 on √v̂)"
+    profile = Z.MUON32_PROFILE.with_options(name="audit_zoo_muon_adam_fp32", vector_params="adamw", adam_eps=1e-8)
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return AdamVectorMuon(params, lr, momentum, weight_decay, ns_dtype=self.ns_dtype, bug=self.bug)
+
+
+class GoodVectorAdam16(GoodVectorAdam32):
+    name = "audit zoo: Muon (bf16 NS), 1-D parameters by Adam (ε = 1e-8 on √v̂)"
+    profile = Z.MUON16_PROFILE.with_options(name="audit_zoo_muon_adam_bf16", vector_params="adamw", adam_eps=1e-8)
+    ns_dtype = torch.bfloat16
+
+
+class VectorAdamEpsInside32(GoodVectorAdam32):
+    bug = "eps_inside"
+
+
+class VectorAdamEpsInside16(GoodVectorAdam16):
+    bug = "eps_inside"
 
 
 # ---------------------------------------------------------------- MACRO retracting by clipping to the ball
@@ -166,10 +216,13 @@ AUDIT_DEFECTS: dict[type, tuple[str, type]] = {
     RetractClip16: ("optimizer.run.off_manifold_start", GoodMacroBall16),
     VectorThroughNS32: ("optimizer.run.vector_params", GoodVectorMuon32),
     VectorThroughNS16: ("optimizer.run.vector_params", GoodVectorMuon16),
+    VectorAdamEpsInside32: ("optimizer.run.vector_params", GoodVectorAdam32),
+    VectorAdamEpsInside16: ("optimizer.run.vector_params", GoodVectorAdam16),
 }
 #: planted defects with no Newton–Schulz precision (geometry capabilities, float64)
 AUDIT_GEOMETRY_DEFECTS: dict[type, tuple[str, type]] = {
     RetractClipGeometry: ("geometry.retraction.feasibility", Z.GoodMACRO),
 }
 #: correct optimizers added by this zoo (no false failure over 5 seeds)
-AUDIT_CORRECT: tuple[type, ...] = (GoodMacroBall32, GoodMacroBall16, GoodVectorMuon32, GoodVectorMuon16)
+AUDIT_CORRECT: tuple[type, ...] = (GoodMacroBall32, GoodMacroBall16, GoodVectorMuon32, GoodVectorMuon16,
+                                   GoodVectorAdam32, GoodVectorAdam16)

@@ -66,3 +66,17 @@ def test_kj_muon_4d_crash_is_a_fail_with_figures() -> None:
     assert r.status == "fail" and r.measured == float("inf"), (r.status, r.measured)
     assert r.tolerance["bound"] > 0 and r.details["raised"] and "raised" in r.figure, (r.tolerance, r.figure)
     assert r.details["expected_step_norm"] > 0
+
+
+def test_declared_adam_eps_sharpens_the_vector_check() -> None:
+    """vector_params='adamw': with the declared adam_eps the 1-D parameter's first Adam step is judged
+    by rounding alone, so ε added before the bias correction (32× the declared ε on the first step)
+    fails; with adam_eps undeclared the same optimizer passes the loose model and the JSON says the
+    check ran at reduced power."""
+    sel = ["optimizer.run.vector_params"]
+    bad = A.VectorAdamEpsInside32
+    declared = run(bad, mode="quick", seed=0, select=sel).results[0]
+    assert declared.status == "fail" and declared.tolerance["bound"] < declared.measured, declared.measured
+    loose = run(bad, bad.profile.with_options(name="audit_zoo_adam_undeclared", adam_eps=None), mode="quick",
+                seed=0, select=sel).results[0]
+    assert loose.status == "pass" and "adam_eps" in loose.details["reduced_power"], (loose.status, loose.details)

@@ -70,6 +70,17 @@ def errors(payload: dict[str, Any]) -> dict[str, Any]:
         ShardedOptimizer(optim.MACRO, [p3], mode="bogus")
     except InvalidInputError as e:
         out["mode"] = str(e)
+    # ns_dtype "auto" (the default): the user-facing group and the state dict name the concrete
+    # dtype; a loaded state dict's dtype replaces it
+    from manifold_oracle.gpu_impl.msign import concrete_ns_dtype
+
+    p4 = torch.nn.Parameter(distribute_tensor(full.clone(), mesh, [Shard(0)]))
+    opt4 = ShardedOptimizer(optim.MACRO, [p4], lr=0.1)
+    sd = opt4.state_dict()
+    seen = [opt4.param_groups[0]["ns_dtype"], sd["param_groups"][0]["ns_dtype"], concrete_ns_dtype("auto")]
+    sd["param_groups"][0]["ns_dtype"] = "float64"
+    opt4.load_state_dict(sd)
+    out["ns_dtype"] = seen + [opt4.param_groups[0]["ns_dtype"]]
     return out
 
 

@@ -77,6 +77,8 @@ def test_train_nproc_checkpoint_resumes_at_1_and_4(tmp_path: Path) -> None:
     assert json.loads((out / "config.json").read_text())["resolved"]["world_size"] == 2
     assert sorted(p.name for p in ck.iterdir()) == ["step_2", "step_4"]
     final2 = _load_model(ck / "step_4", tmp_path)
+    # the checkpoint names the run's msign dtype ("param": the float64 parameter dtype)
+    assert torch.load(tmp_path / "flat.pt", weights_only=False)["ns_dtype"] == "param"
     single = run_training(_cfg())
     init = {k: v.clone() for k, v in single.state_dict.items()}
     worst_single = max(float((final2[k] - single.state_dict[k]).abs().max()) for k in init)
@@ -84,8 +86,11 @@ def test_train_nproc_checkpoint_resumes_at_1_and_4(tmp_path: Path) -> None:
     l1 = [r["train_loss"] for r in single.records if "train_loss" in r]
     assert max(abs(a - b) for a, b in zip([r["train_loss"] for r in recs if "train_loss" in r], l1)) <= 1e-9
     for world in (1, 4):
+        # at 1 process the resumed run asks for --msign-dtype auto: the checkpoint's dtype must win
+        # (bf16 or fp32 Newton–Schulz would move the weights by ≫ TOL)
+        cfg = asdict(_cfg()) | ({"msign_dtype": "auto"} if world == 1 else {})
         outs = run_ranks("manifold_oracle.gpu_impl.train_fsdp:rank_entry", world,
-                         {"cfg": asdict(_cfg()), "resume": str(ck / "step_2")}, timeout=900)
+                         {"cfg": cfg, "resume": str(ck / "step_2")}, timeout=900)
         assert launch_failure(outs) is None, launch_failure(outs)
         res = outs[0].result
         assert [r["step"] for r in res["records"]] == [3, 4]  # continues at step 3

@@ -125,6 +125,8 @@ def test_fsdp_four_ranks_equal_single_process_and_errors(targets_on_path: None) 
         assert e["skip"] == "skipped" and e["skip_unchanged"], e
         assert "1-D device meshes" in e["mesh2d"] and "Shard(dim=1)" in e["shard1"], e
         assert "mode must be one of" in e["mode"]
+        n = e["ns_dtype"]  # default "auto": concrete in the group and the state dict; loading replaces it
+        assert n[0] == n[1] == n[2] in ("bfloat16", "float32") and n[3] == "float64", n
 
 
 def _gone(pid: int) -> bool:

@@ -116,6 +116,9 @@ def test_baselines_fp64_match_reference(rng: np.random.Generator) -> None:
         (lambda ps: SSO(ps, lr=0.05, msign="exact", retract_eps=0.0),
          RO.SSO(lr=0.05, sigma_source="power", on_bracket_failure="zero"), True),
         (lambda ps: MuonBall(ps, lr=0.05, msign="exact", retract_eps=0.0), RO.MuonBall(lr=0.05, sigma_source="power"), True),
+        # theta="exact": Θ and σ₁ from the SVD, the reference's sigma_source="exact"
+        (lambda ps: SSO(ps, lr=0.05, msign="exact", retract_eps=0.0, theta="exact"),
+         RO.SSO(lr=0.05, sigma_source="exact", on_bracket_failure="zero"), True),
     ]
     shapes = SHAPES[:3]
     for make, ref, on_sphere in cases:
@@ -334,6 +337,8 @@ def test_bad_options_raise() -> None:
         MACRO(p, nonfinite="ignore")
     with pytest.raises(InvalidInputError):
         SSO(p, radius_mode="bogus")
+    with pytest.raises(InvalidInputError):
+        SSO(p, theta="bogus")
 
 
 def test_spectral_stale_basis_is_refreshed_after_external_write(rng: np.random.Generator) -> None:

@@ -9,7 +9,11 @@ What is checked, and against what (never against the code under test):
 * answers are certified by :func:`certify` (independent float64 primal/dual/tangency), lie inside
   cvxpy's certified primal–dual interval and with ``su_lyapunov`` to 1e-12 where both converge;
 * at a kink (n < m < 2n, 2n − m odd) it raises, and only there (cvxpy's multiplier shows the kink);
-* the Newton iteration count does not grow with n (m = 2n, n = 16…128).
+* the Newton iteration count does not grow with n (m = 2n, n = 16…128);
+* the float32 CG (Hessian products in float32 while the forcing is loose) stays within its rounding
+  model of the float64 product, and its direction meets the forcing measured in float64;
+* the solve is exactly scale-covariant (S*(c·G) = c·S*(G), internal power-of-two scaling);
+* ``bench exact`` reports Newton/CG iterations, evaluations and the ratio to one SVD per size.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from hypothesis import strategies as st
 from manifold_oracle.reference import SolverError, Stiefel
 from manifold_oracle.reference.generators import manifold_points, matrices
 from manifold_oracle.reference.steepest import METHODS, adjoint, certify, steepest_direction
-from manifold_oracle.reference.stiefel_dual import _Point, reduce_stiefel, stiefel_newton
+from manifold_oracle.reference.stiefel_dual import SINGLE_FORCING, _Point, reduce_stiefel, stiefel_newton
 
 U = 2.0**-53
+U32 = 2.0**-24
 #: (larger side 3…12, smaller side 2…11 below it, tall?) for the non-square Stiefel draws
 NON_SQUARE = st.tuples(st.integers(3, 12), st.integers(2, 11), st.booleans()).filter(lambda c: c[1] < c[0])
 
@@ -188,3 +193,78 @@ def test_newton_iterations_do_not_grow_with_n() -> None:
         assert rep.tangency <= 64 * n * U * max(rep.kappa, 1.0)
         assert rep.smoothing_stages == 0 and hist[-1] == rep.tangency
     assert max(its) <= 20, its
+
+
+def _points_along_a_run(n: int, seed: int) -> list[_Point]:
+    """The start point and the Newton iterate after a few steps (res ~1e-3) of one m = 2n instance."""
+    T, G = _tall(np.random.default_rng(seed), 2 * n, n)
+    A, _, Bt = reduce_stiefel(T, G)
+    C = Bt.T @ Bt
+    S_mid, _, _ = stiefel_newton(T, G, tol=1e-3)
+    return [_Point(A, Bt, C, -_sym(A), True), _Point(A, Bt, C, S_mid, True)]
+
+
+@pytest.mark.parametrize("n", [8, 48])
+def test_float32_hessian_product_within_its_rounding_model(n: int, rng: np.random.Generator) -> None:
+    """Rounding model of hvp in float32: X = R·D and Rᵀ·M each carry ~√n·u₃₂·‖R‖_F·‖·‖_F
+    (random-rounding model of an n-term dot product; the worst case has n for √n), the elementwise
+    factors (½c⁻ ≤ 1/(σᵢ+σⱼ), 1/r) are ≤ max(1/r) and ‖R‖₂ ≤ 1, so
+    ‖H₃₂(D) − H(D)‖_F ≤ 4·√n·u₃₂·‖R‖_F·max(1/r)·‖D‖_F (D's own rounding to float32 inside).
+    Measured tightness (bound ÷ error): ~50 at n = 8, ~250–450 at n = 48."""
+    for pt in _points_along_a_run(n, n):
+        D = _sym(rng.standard_normal((n, n)))
+        exact = pt.hvp(D)
+        single = pt.hvp(D.astype(np.float32))
+        assert single.dtype == np.float32 and exact.dtype == np.float64
+        err = float(np.linalg.norm(single.astype(np.float64) - exact))
+        bound = 4 * np.sqrt(n) * U32 * float(np.linalg.norm(pt.R)) * float(pt.inv_r.max()) * float(np.linalg.norm(D))
+        assert err <= bound, (err, bound)
+
+
+@pytest.mark.parametrize("n", [8, 48])
+def test_float32_cg_direction_meets_the_forcing_in_float64(n: int) -> None:
+    """The CG stops when its recurrence residual is ≤ η·‖∇f‖; in float32 (η ≥ SINGLE_FORCING,
+    κ(Z) ≤ SINGLE_KAPPA) the true float64 residual ‖∇f + H·D‖ drifts from it by the accumulated
+    product rounding (previous test), which the float32 switch is designed to keep below ~½·η·‖∇f‖:
+    measured ≤ 0.99·η·‖∇f‖ in total here and along the 512×256 run, so 1.5·η·‖∇f‖ is the bound."""
+    for pt in _points_along_a_run(n, n + 1):
+        assert pt.kappa <= 1e3  # the float32 path is the one exercised
+        for eta in (0.5, 1e-2, SINGLE_FORCING):
+            D, k = pt.newton_direction(eta, 20 * n + 50)
+            true = float(np.linalg.norm(pt.g + pt.hvp(D)))
+            assert D.dtype == np.float64 and true <= 1.5 * eta * pt.gnorm, (eta, k, true / pt.gnorm)
+            assert float(np.vdot(pt.g, D)) < 0  # a descent direction
+
+
+@pytest.mark.parametrize("c", [2.0**-600, 1e-30, 3.7, 2.0**500])
+def test_scale_covariant(c: float, rng: np.random.Generator) -> None:
+    """f(c·S; c·G) = c·f(S; G): the solver works at max|G| ∈ [½, 1) (exact power-of-two scaling),
+    so for c a power of two S*(c·G) = c·S*(G) bit for bit, even where float32 or the Gram matrix
+    would under/overflow unscaled. Otherwise c·G carries u relative rounding and both solves stop
+    at the tangency floor, so S differs by ≲ 64·n·u·κ(Z) relative (measured 1.8e-15: tightness ~10³,
+    the worst case of the floor)."""
+    T, G = _tall(rng, 24, 12)
+    S1, rep1, _ = stiefel_newton(T, G)
+    Sc, repc, _ = stiefel_newton(T, c * G)
+    assert np.all(np.isfinite(Sc))
+    if np.frexp(c)[0] == 0.5:
+        assert np.array_equal(Sc, c * S1)
+    else:
+        assert np.linalg.norm(Sc / c - S1) <= 64 * 12 * U * rep1.kappa * np.linalg.norm(S1)
+    assert repc.tangency <= 64 * 12 * U * max(repc.kappa, 1.0)
+
+
+def test_bench_reports_stiefel_scaling() -> None:
+    """``bench exact``'s Stiefel scaling rows carry the solver's own counts (from the result's extras)
+    and the markdown table shows them with the ratio to one SVD; the certificate is recomputed."""
+    from manifold_oracle.bench.exact import growth_exponent, stiefel_scaling, to_markdown
+
+    rows, notes = stiefel_scaling([8, 16], seed=3, repeats=2, log=lambda s: None)
+    assert not notes and [r.shape for r in rows] == [(8, 4), (16, 8)]
+    for r in rows:
+        assert r.newton >= 1 and r.cg >= r.newton and r.evaluations >= r.newton
+        assert r.ratio_lo <= r.ratio <= r.ratio_hi and r.seconds > 0 and r.svd_seconds > 0
+        assert r.gap <= 1e-12 and r.tangency <= 1e-12  # certify(), independent of the solver
+    md = to_markdown([], [], ["--sizes", "8,16"], 1.0, rows)
+    assert "| 16 | 16×8 |" in md and "Stiefel exact solver scaling" in md
+    assert np.isnan(growth_exponent(rows))  # no size ≥ 64

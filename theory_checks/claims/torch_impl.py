@@ -95,7 +95,7 @@ def x2(seed: int, budget: Budget) -> ClaimResult:
     traces, worst = {}, 0.0
     for kind in ("frobenius", "oblique_rows", "stiefel", "spectral"):
         p = torch.nn.Parameter(torch.randn(shape) / 4)
-        opt = TorchMACRO([p], lr=0.02, manifold=kind, radius="mup", theta="exact")
+        opt = TorchMACRO([p], lr=0.02, manifold=kind, radius="mup", theta="exact", ns_dtype="bfloat16")
         R = float(opt.state[p]["radius"])
         tr = []
         for _ in range(steps):
@@ -172,9 +172,10 @@ def x3(seed: int, budget: Budget) -> ClaimResult:
     unsupported: set[str] = set()
     opt = None
     for dtype in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
-        for make in (lambda q: TorchMACRO(q, manifold="spectral", momentum_form="nesterov_ema"),
-                     lambda q: TorchMACRO(q, manifold="frobenius", momentum_form="ema"),
-                     lambda q: TorchMuonH(q), lambda q: TorchSSO(q, bisect_max_iter=5)):
+        for make in (lambda q: TorchMACRO(q, manifold="spectral", momentum_form="nesterov_ema", ns_dtype="bfloat16"),
+                     lambda q: TorchMACRO(q, manifold="frobenius", momentum_form="ema", ns_dtype="bfloat16"),
+                     lambda q: TorchMuonH(q, ns_dtype="bfloat16"),
+                     lambda q: TorchSSO(q, bisect_max_iter=5, ns_dtype="bfloat16")):
             ps = [torch.nn.Parameter(torch.randn(10, 6).to(dtype))]
             for it in range(2):
                 g = torch.randn(10, 6).to(dtype)

@@ -54,8 +54,9 @@ def _runs(seed: int, budget_name: str) -> dict[str, list[dict[str, Any]]]:
     size = _size(b)
     out: dict[str, list[dict[str, Any]]] = {label: [] for label in RUNS}
     for (label, (opt, norm)), k in product(RUNS.items(), range(_seeds(b))):
+        # msign dtype pinned to bf16 (the figures were made with it; "auto" would differ by machine)
         cfg = TrainConfig(optimizer=opt, norm=norm, lr=LR, seed=seed + k, out=None, progress=False,
-                          threads=1, val_every=max(size["steps"] // 6, 1), val_batches=2,
+                          msign_dtype="bfloat16", threads=1, val_every=max(size["steps"] // 6, 1), val_batches=2,
                           diag_every=5, device="cpu", **size)
         W0 = {n: p.detach().double().numpy().copy()
               for n, p in build_model(cfg, torch.device("cpu"), torch.float32).hidden_matrices()}

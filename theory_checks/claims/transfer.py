@@ -54,6 +54,7 @@ def _final_loss(opt: str, lr: float, width: int, depth: int, depth_mup: bool, se
     cfg = TrainConfig(optimizer=opt, width=width, depth=depth, heads=max(1, width // 16), lr=lr,
                       depth_mup=depth_mup, steps=plan["steps"], batch=plan["batch"], seq_len=plan["seq_len"],
                       seed=seed, out=None, progress=False, threads=1, val_every=plan["steps"],
+                      msign_dtype="bfloat16",  # pinned: "auto" would differ by machine
                       val_batches=4, diag_every=10 ** 9, device="cpu")
     res = run_training(cfg)
     v = float(res.summary.get("final_val_loss", float("nan")))
