@@ -179,9 +179,12 @@ def lr_zero(ctx: Context, case: Case) -> Measurement:
     W2 = to_numpy(ps[0].data)
     d = float(np.linalg.norm(W2 - W0)) if np.all(np.isfinite(W2)) else float("inf")
     if ctx.profile.rule in CONSTRAINED:
-        # retraction of a feasible point: a norm (⌈log₂mn⌉·u relative) and a rescale (u) per step
+        # retraction of a feasible point: a norm (⌈log₂N⌉·u relative, N the entries it sums: the whole
+        # matrix, or one row/column on the oblique manifold) and a rescale (u) per step
         m, n = W0.shape
-        tol = T.param_rounding(dt, 2 * (1 + np.ceil(np.log2(max(m * n, 2)))), float(np.linalg.norm(W0)))
+        decl = ctx.profile.manifolds[0] if ctx.profile.manifolds else None
+        N = m * n if decl is None or decl.kind != "oblique" else (n if (decl.axis or "rows") == "rows" else m)
+        tol = T.param_rounding(dt, 2 * (1 + np.ceil(np.log2(max(N, 2)))), float(np.linalg.norm(W0)))
     else:
         tol = T.bitwise()
     return Measurement("‖W₂ − W₀‖_F (lr = 0)", d, tol, d <= tol.bound)
