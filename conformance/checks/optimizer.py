@@ -23,7 +23,8 @@ from ..adapters import as_output, to_numpy
 from ..tolerances import Tolerance
 from . import Case, Context, Measurement, register
 from ._util import call, tensor
-from .rules import can_replay, input_term, off_manifold, power_note, replay_orth, return_roundoff, step_bound
+from .rules import (N_INPUT, can_replay, chi2_prediction, input_term, off_manifold, power_note, replay_orth,
+                    return_roundoff, sso_noise, step_bound)
 
 LR = 0.05
 WD = 0.1
@@ -307,12 +308,41 @@ def direction_tangency(ctx: Context, case: Case) -> Measurement:
     tol = (T.exact_identity(dt, max(W.shape), scale=scale) if dt == "float64"
            else T.rounding(dt, 4 * max(W.shape), scale=scale))
     if p.rule != "macro" and p.has_ns:
-        # tangency obtained by solving for a multiplier through the NS map (SSO-type), not by a
-        # final projection: |⟨Θ, E⟩| ≤ ‖E‖₂ for the NS error E (‖Θ‖_* = 1), relative to ‖D‖_F
-        t_ns = T.orth_tolerance(ctx.profile, G, E.orthogonalise(p, G, dt), dt)
         nd = max(float(np.linalg.norm(D)), 1e-300)
-        tol = Tolerance(tol.bound + t_ns.bound / nd, f"{tol.formula} + [{t_ns.formula}]/‖D‖_F",
-                        f"{tol.provenance}; NS error through the multiplier solve", dt)
+        if p.rule == "sso" and p.theta_source == "exact" and can_replay(ctx) and decl.kind == "spectral_sphere":
+            # the target solves h_t(λ) = ⟨Θ, O_t(fl(M̂ + λΘ))⟩ = 0 to τ = 1e-8 or to its bisection's
+            # last bracket, on its own orthogonaliser O_t and its own rounding of the input
+            # X = M̂ + λΘ; D = O_t(fl(X)), so v·‖D‖_F = |⟨Θ, D⟩| ≤ τ + the jump of h_t across the
+            # last bracket, which is its noise: the orthogonaliser's error seen through Θ (ν_h,
+            # rules.sso_noise, ×3) plus the response of h_t to the rounding of X, whose terms M̂ and
+            # λΘ cancel for a normal-dominated gradient (the rounding is relative to
+            # |M̂| + |λ||Θ|, not to X): 64 draws of the input's probabilistic model (entrywise sd
+            # ROUND_SD·u/√3·√(M̂² + (λΘ)² + X²): the sum, the product λΘ, the stored X), bounded
+            # with the same scaled chi-square prediction as rules.input_term (×2: both ends of
+            # the last bracket)
+            Uw, _, Vw = np.linalg.svd(W, full_matrices=False)
+            Th = np.outer(Uw[:, 0], Vw[0])
+            Mh = G / max(float(np.linalg.norm(G)), 1e-300)
+            lam = E.sso_multiplier(p, W, G)
+            Xr = Mh + lam * Th
+            orth = replay_orth(ctx, dt)
+            nu_h = sso_noise(ctx, p, W, Xr, dt)
+            sd = T.ROUND_SD * T.unit_roundoff(dt) / np.sqrt(3.0) * np.sqrt(Mh**2 + (lam * Th) ** 2 + Xr**2)
+            rng = np.random.default_rng(abs(hash(("sso.tangency", W.shape, float(np.sum(np.abs(Xr)))))) % 2**32)
+            h0 = float(np.sum(Th * orth(Xr)))
+            e2 = np.array([(float(np.sum(Th * orth(Xr + sd * rng.standard_normal(Xr.shape)))) - h0) ** 2
+                           for _ in range(N_INPUT)])
+            nu_in, d = chi2_prediction(e2)
+            extra = 1e-8 + 3.0 * nu_h + 2.0 * nu_in
+            tol = Tolerance(tol.bound + extra / nd,
+                            f"{tol.formula} + (τ + 3ν_h + 2ν_in)/‖D‖_F (τ = 1e-8, ν_h = {nu_h:.2e}, ν_in = {nu_in:.2e}, "
+                            f"d = {d:.3g}: the target's h near the root and its response to the input's rounding)",
+                            f"{tol.provenance}; the multiplier solve on the target's own orthogonaliser", dt)
+        else:
+            # |⟨Θ, E⟩| ≤ ‖E‖₂ for the NS error E (‖Θ‖_* = 1), relative to ‖D‖_F
+            t_ns = T.orth_tolerance(ctx.profile, G, E.orthogonalise(p, G, dt), dt)
+            tol = Tolerance(tol.bound + t_ns.bound / nd, f"{tol.formula} + [{t_ns.formula}]/‖D‖_F",
+                            f"{tol.provenance}; NS error through the multiplier solve", dt)
     return Measurement("v_M(W, D)", v, tol, v <= tol.bound)
 
 

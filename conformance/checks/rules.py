@@ -281,7 +281,7 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
     e2 = [float(np.linalg.norm(orth(X + sd * srng.standard_normal(X.shape)
                                     + rd * L * u * srng.standard_normal() * (base - X)) - o0)) ** 2
           for _ in range(N_INPUT)]
-    nu, d = _chi2_prediction(np.asarray(e2))
+    nu, d = chi2_prediction(np.asarray(e2))
     return (scale * proj * nu,
             f" + lr·s·{proj:g}·ν (ν = {nu:.2e}: 1 − 5.7e-7 prediction bound of the target's orthogonaliser's response to "
             f"the input's rounding model, {N_INPUT} draws, d = {d:.3g} effective dof)", 0)
@@ -297,7 +297,7 @@ def reorder_term(ctx: Context, X: np.ndarray, dt: str, scale: float) -> tuple[fl
     (bf16 ``bmm``/``baddbmm`` at batch 8 and 1 and ``mm``: bit-identical at 4×6…256×512): 0. Otherwise
     (fp32/fp64 compute) each of the K steps' products may round differently at u_c: each such
     perturbation is modelled by one of the compute input's rounding size, whose response ν (the
-    target's orthogonaliser on N_INPUT draws of sd ROUND_SD·u_c/√3·|X|, ``_chi2_prediction``) passes
+    target's orthogonaliser on N_INPUT draws of sd ROUND_SD·u_c/√3·|X|, ``chi2_prediction``) passes
     through all K steps, an upper bound for a later step's; independent across steps: √K·ν."""
     from ..tolerances import UNIT_ROUNDOFF
 
@@ -314,13 +314,13 @@ def reorder_term(ctx: Context, X: np.ndarray, dt: str, scale: float) -> tuple[fl
     sd = T.ROUND_SD * uc / np.sqrt(3.0) * np.abs(Xc)
     e2 = np.array([float(np.linalg.norm(orth(E.round_to(Xc + sd * srng.standard_normal(X.shape), cd)) - o0)) ** 2
                    for _ in range(N_INPUT)])
-    nu, d = _chi2_prediction(e2)
+    nu, d = chi2_prediction(e2)
     b = scale * np.sqrt(K) * nu
     return (b, f" + lr·s·proj·√K·ν (ν = {nu:.2e}: response of the target's orthogonaliser to a {cd} rounding of its "
                f"input, {N_INPUT} draws, d = {d:.3g}; K = {K} steps may each sum in another order)", 0)
 
 
-def _chi2_prediction(e2: np.ndarray) -> tuple[float, float]:
+def chi2_prediction(e2: np.ndarray) -> tuple[float, float]:
     """(ν, d): bound on √(a new draw) of a scaled chi-square variable from samples ``e2`` of it
     (``input_term``: Satterthwaite's effective dof d from the samples' variance at its 99.9 %
     confidence, the mean at its 99.9 % confidence, the 1 − 5.7e-7 quantile)."""
@@ -404,7 +404,7 @@ def step_bound(ctx: Context, W: np.ndarray, Wexp: np.ndarray, U: np.ndarray, X: 
         # |h(λ_t)| ≤ τ + ν with ν = max|h_t − h| measured on 5 points around λ* (×3), so Φ moves by
         # lr·s·√2·(τ + 3ν)·‖dΦ/dλ‖_F/|h′(λ*)| (first order)
         ratio = _sso_sensitivity(p, W, X, dt)
-        nu = _sso_noise(ctx, p, W, X, dt)
+        nu = sso_noise(ctx, p, W, X, dt)
         b += lr * s * np.sqrt(2.0) * (1e-8 + 3.0 * nu) * ratio
         formula += f" + lr·s·√2·(1e-8 + 3ν)·‖dΦ/dλ‖_F/|h′| (ν = {nu:.2e}, ratio {ratio:.3g}; the λ solve)"
     return Tolerance(float(b), formula, "conformance.checks.rules replay model (rounding of the rule in the "
@@ -447,7 +447,7 @@ def _theta(W: np.ndarray) -> np.ndarray:
     return np.outer(Uu[:, 0], Vh[0])
 
 
-def _sso_noise(ctx: Context, p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> float:
+def sso_noise(ctx: Context, p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> float:
     """max |⟨Θ, O_t(X + δΘ) − map(X + δΘ)⟩| over δ ∈ {0, ±1e-3, ±1e-2}·‖X‖_F: the target
     orthogonaliser's error as seen by h near the root."""
     Th = _theta(W)

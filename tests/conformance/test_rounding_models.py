@@ -1,5 +1,5 @@
 """The probabilistic rounding models behind the step bounds: ``tolerances.muonh_step_rounding``
-(the MuonH step), ``tolerances.macro_frobenius_step_rounding`` (the Frobenius MACRO step) and ``checks.rules._chi2_prediction`` (the input term's prediction bound).
+(the MuonH step), ``tolerances.macro_frobenius_step_rounding`` (the Frobenius MACRO step) and ``checks.rules.chi2_prediction`` (the input term's prediction bound).
 
 Golden values: float64 evaluations of the same formulas (numpy); the measured figures are torch
 float32 runs of the arithmetic. Each test also plants a defect the bound must not absorb."""
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from manifold_oracle.conformance import tolerances as T
-from manifold_oracle.conformance.checks.rules import _chi2_prediction
+from manifold_oracle.conformance.checks.rules import chi2_prediction
 
 
 def _muonh_fp32(W: np.ndarray, O: np.ndarray, lr: float, wd: float, lr_scale: float = 1.0) -> np.ndarray:
@@ -94,13 +94,13 @@ def test_chi2_prediction_covers_new_draws() -> None:
         misses = 0
         for _ in range(2000):
             e2 = rng.chisquare(d, size=32) / d * 2.5e-7
-            nu, _ = _chi2_prediction(e2)
+            nu, _ = chi2_prediction(e2)
             misses += rng.chisquare(d) / d * 2.5e-7 > nu**2
         assert misses == 0, (d, misses)
     e2 = rng.chisquare(1, size=32)
-    nu, dof = _chi2_prediction(e2)
+    nu, dof = chi2_prediction(e2)
     assert dof < 2.0
     assert nu >= T.PROB_LAMBDA * np.sqrt(np.mean(e2)) * 0.99
     # a response 10× the sampled one is outside the bound for a concentrated (d = 40) response
     e2 = rng.chisquare(40, size=32) / 40
-    assert 100.0 > _chi2_prediction(e2)[0] ** 2
+    assert 100.0 > chi2_prediction(e2)[0] ** 2
