@@ -251,7 +251,9 @@ def run_check(ctx: Context, check: Check) -> CheckResult:
         res.status = "graded"
     res.figure, res.measured, res.tolerance = m.figure, m.value, m.tolerance.to_dict()
     res.margin, res.grade, res.worst_case, res.details = m.margin, m.grade, case.label, dict(m.details)
-    if res.status == "pass":
+    if res.status == "pass" and not m.details.get("fixed_threshold"):
+        # tightness = bound ÷ measured of an error-model bound; a fixed threshold (a sign property
+        # such as optimizer.step.descent's cos ≤ −0.01) has no error model: None
         res.tightness = m.margin
     res._case = case
     return res

@@ -153,7 +153,7 @@ def step_descent(ctx: Context, case: Case) -> Measurement:
     return Measurement("cos∠(G, W₁ − W₀) + 1", c + 1.0,
                        Tolerance(0.99, "cos ≤ −0.01 (i.e. cos + 1 ≤ 0.99)",
                                  "first-order descent of a normalised-gradient step (MATH §7.2, §9.2)"),
-                       c <= -0.01, {"cosine": c})
+                       c <= -0.01, {"cosine": c, "fixed_threshold": True})
 
 
 # ----------------------------------------------------------------------------------- direction
