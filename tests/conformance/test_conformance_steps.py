@@ -145,3 +145,38 @@ def test_reduced_power_is_reported_without_msign() -> None:
     assert "reduced power (2 passing step checks" in out.getvalue()
     full = run(Z.GoodMuon16, mode="quick", seed=0, select=["optimizer.rule.step"]).results[0]
     assert "reduced_power" not in full.details
+
+
+def _sso_with(**solver: float) -> type:
+    """gpu_impl SSO whose direction solves λ with other bisection settings (a planted defect:
+    an early-stopped multiplier solve, as an implementation that trades accuracy for speed)."""
+    from manifold_oracle.conformance.adapters.gpu_impl import GpuImplSSOAdapter
+
+    class EarlyStopSSO(GpuImplSSOAdapter):
+        def direction(self, W, G, state):  # type: ignore[no-untyped-def]
+            import torch
+
+            from manifold_oracle.gpu_impl.msign import MsignPolicy
+            from manifold_oracle.gpu_impl.optim import SSO
+
+            p = self.get_profile()
+            policy = MsignPolicy(schedule=p.schedule, steps=p.steps, compute_dtype=p.compute_dtype)
+            opt = SSO([torch.nn.Parameter(W.detach().clone())], msign=policy, **solver)
+            U, _, Vh = torch.linalg.svd(W.to(torch.float64), full_matrices=False)
+            Theta = torch.outer(U[:, 0], Vh[0]).to(W.dtype)
+            Mh = G / torch.linalg.vector_norm(G).clamp_min(1e-8)
+            lam, _ = opt._solve_lambda(Mh[None], Theta[None], opt.param_groups[0], policy)
+            return policy(Mh + lam[0] * Theta), {}
+
+    return EarlyStopSSO
+
+
+@pytest.mark.parametrize("solver", [dict(bisect_tol=1e-8), dict(bisect_tol=1e-3), dict(bisect_max_iter=6)],
+                         ids=["correct", "tol_1e-3", "6_bisections"])
+def test_sso_tangency_judges_the_multiplier_solve(solver: dict) -> None:
+    """gpu_impl_sso declares its exact Θ, so direction.tangency bounds the residual ⟨Θ, D⟩ by the
+    target's own h-noise and input-rounding response (tightness 3.3–8.9 over 5 seeds): a solve
+    stopped at |h| ≤ 1e-3 or after 6 bisections leaves a residual far above that and fails."""
+    r = {x.id: x for x in run(_sso_with(**solver), mode="quick", seed=0,
+                              select=["optimizer.direction.tangency"]).results}["optimizer.direction.tangency"]
+    assert r.status == ("pass" if solver == dict(bisect_tol=1e-8) else "fail"), (r.status, r.measured, r.tolerance)
