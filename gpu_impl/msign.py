@@ -529,17 +529,24 @@ NS_LOOP_FROM = 512
 
 
 def _ns_steps_into(X: Tensor, Y: Tensor, A: Tensor, P: Tensor, coeffs: Sequence[tuple[float, float, float]],
-                   mm: Any, addmm: Any) -> Tensor:
+                   mm: Any, addmm: Any, right: bool = False) -> Tensor:
     """The NS steps of :func:`_ns_iterate` in preallocated buffers: X ↔ Y ping-pong, Gram A and
     polynomial P (``(m, m)``); ``mm``/``addmm`` are ``torch.mm``/``torch.addmm`` for one matrix or
-    ``torch.bmm``/``torch.baddbmm`` for a stack. Returns the buffer holding the result."""
+    ``torch.bmm``/``torch.baddbmm`` for a stack. ``right``: the transposed iteration of a tall X
+    without transposing it, A = XᵀX (``(n, n)``), X ← aX + X·(bA + cA²) (the same products,
+    transposed). Returns the buffer holding the result."""
     for a, b, c in coeffs:
-        mm(X, X.mT, out=A)
-        if c == 0.0:
-            addmm(X, A, X, beta=a, alpha=b, out=Y)
+        if right:
+            mm(X.mT, X, out=A)
         else:
+            mm(X, X.mT, out=A)
+        if c != 0.0:
             addmm(A, A, A, beta=b, alpha=c, out=P)
-            addmm(X, P, X, beta=a, out=Y)
+        Q, beta, alpha = (A, a, b) if c == 0.0 else (P, a, 1.0)
+        if right:
+            addmm(X, X, Q, beta=beta, alpha=alpha, out=Y)
+        else:
+            addmm(X, Q, X, beta=beta, alpha=alpha, out=Y)
         X, Y = Y, X
     return X
 
@@ -549,14 +556,16 @@ class NSWorkspace:
     of ``gpu_impl.optim.MACRO``), with the numerics of :func:`newton_schulz` under a policy.
 
     ``load(i, X)`` normalises matrix ``i`` (``(m, n)``, never modified) into slot ``i`` of a
-    ``(B, m', n')`` stack in the compute dtype (m' ≤ n': a tall X is stored transposed when the
-    policy transposes), with the policy's cast point, float32/float64 norm and normaliser — the
-    same operations as :func:`newton_schulz`, so the slot holds the same values. ``run()``
-    iterates the schedule on the stack into preallocated Gram/product buffers (ping-pong, no
-    allocation): as one ``bmm`` chain when min(m, n) < :data:`NS_LOOP_FROM`, else per matrix
-    with ``mm``. ``out(i)`` is msign(X_i) as an ``(m, n)`` view in the compute dtype, valid
-    until the next ``load``. Memory: 2·B·m'·n' entries of the compute dtype, plus 2·B·m'² (bmm
-    chain) or 2·m'² (per matrix).
+    ``(B, m, n)`` stack in the compute dtype (``load_all`` a whole ``(B, m, n)`` stack at once),
+    with the policy's cast point, float32/float64 norm and normaliser — the same operations as
+    :func:`newton_schulz`, so the slot holds the same values. ``run()`` iterates the schedule on
+    the stack into preallocated Gram/product buffers (ping-pong, no allocation): as one ``bmm``
+    chain when min(m, n) < :data:`NS_LOOP_FROM`, else per matrix with ``mm``; a tall X (when the
+    policy transposes) with the Gram matrix XᵀX on the right — the transposed iteration without
+    transposing copies, which cost 5× a plain copy (8×768×256 bf16, issue 16). ``out(i)``
+    (``out_all()``) is msign(X_i) as an ``(m, n)`` view in the compute dtype, valid until the
+    next ``load``. Memory: 2·B·m·n entries of the compute dtype, plus 2·B·m'² (bmm chain) or
+    2·m'² (per matrix), m' = min(m, n); ``input_stack()`` adds B·m·n of the input dtype.
     Non-finite input is not checked (the result is then non-finite; callers flag it).
     """
 
@@ -570,22 +579,39 @@ class NSWorkspace:
         self.cast = policy.cast
         self.cd = resolve_dtype(policy.compute_dtype, in_dtype, device.type)
         self.acc = _acc_dtype(in_dtype, self.cd)
+        #: a tall X (when the policy transposes) is iterated with the Gram matrix on the right
         self.tall = policy.transpose and m > n
-        mm, nn = (n, m) if self.tall else (m, n)
+        k = n if self.tall else m
         #: one bmm chain (True) or per-matrix mm (False); ``None``: by :data:`NS_LOOP_FROM`
         self.batched = min(m, n) < NS_LOOP_FROM if batched is None else bool(batched)
         kw = dict(dtype=self.cd, device=device)
-        self.Z = torch.empty(B, mm, nn, **kw)  # type: ignore[arg-type]
-        self.Y = torch.empty(B, mm, nn, **kw)  # type: ignore[arg-type]
+        self.Z = torch.empty(B, m, n, **kw)  # type: ignore[arg-type]
+        self.Y = torch.empty(B, m, n, **kw)  # type: ignore[arg-type]
         G = B if self.batched else 1  # per-matrix iteration shares one Gram/product pair
-        self.A = torch.empty(G, mm, mm, **kw)  # type: ignore[arg-type]
-        self.P = torch.empty(G, mm, mm, **kw)  # type: ignore[arg-type]
+        self.A = torch.empty(G, k, k, **kw)  # type: ignore[arg-type]
+        self.P = torch.empty(G, k, k, **kw)  # type: ignore[arg-type]
         self._res = self.Z
+        self._shape, self._in_dtype = (B, m, n), in_dtype
+        self._stack: Tensor | None = None
+
+    def input_stack(self) -> Tensor:
+        """A reused ``(B, m, n)`` buffer in the input dtype, allocated at the first call (the fused
+        Frobenius step builds X and then Ŷ in it: a fresh buffer of this size each step is mapped
+        from the OS and page-faulted again on CPU). Scratch: never read by the workspace."""
+        if self._stack is None:
+            self._stack = self.Z.new_empty(self._shape, dtype=self._in_dtype)
+        return self._stack
 
     def load(self, i: int, X: Tensor) -> None:
         """Normalise ``X`` (``(m, n)``) into slot ``i`` (as :func:`_ns` does)."""
-        Y = X.mT if self.tall else X
-        slot = self.Z[i]
+        self._load(self.Z[i], X)
+
+    def load_all(self, X: Tensor) -> None:
+        """Normalise a ``(B, m, n)`` stack into every slot: the values of :meth:`load` per matrix,
+        in one copy, one batched norm and one division for the bucket (as :func:`_ns` on a stack)."""
+        self._load(self.Z, X)
+
+    def _load(self, slot: Tensor, Y: Tensor) -> None:
         if self.cast == "before":
             slot.copy_(Y)
             fro = _fro_norm(Y if Y.element_size() >= slot.element_size() else slot)
@@ -598,19 +624,22 @@ class NSWorkspace:
     def slot(self, i: int) -> Tensor:
         """Input slot ``i`` as an ``(m, n)`` view in the compute dtype, for a caller that writes the
         normalised input itself (the values of :meth:`load`, up to rounding)."""
-        z = self.Z[i]
-        return z.mT if self.tall else z
+        return self.Z[i]
 
     def run(self) -> None:
         """The schedule's steps on every loaded slot (see the class docstring)."""
         if self.batched:
-            self._res = _ns_steps_into(self.Z, self.Y, self.A, self.P, self.coeffs, torch.bmm, torch.baddbmm)
+            self._res = _ns_steps_into(self.Z, self.Y, self.A, self.P, self.coeffs, torch.bmm, torch.baddbmm,
+                                       self.tall)
             return
         for i in range(self.Z.shape[0]):
-            _ns_steps_into(self.Z[i], self.Y[i], self.A[0], self.P[0], self.coeffs, torch.mm, torch.addmm)
+            _ns_steps_into(self.Z[i], self.Y[i], self.A[0], self.P[0], self.coeffs, torch.mm, torch.addmm, self.tall)
         self._res = self.Y if len(self.coeffs) % 2 else self.Z
 
     def out(self, i: int) -> Tensor:
         """msign of the matrix loaded into slot ``i``, ``(m, n)``, compute dtype (a view)."""
-        o = self._res[i]
-        return o.mT if self.tall else o
+        return self._res[i]
+
+    def out_all(self) -> Tensor:
+        """Every slot's msign as a ``(B, m, n)`` view in the compute dtype."""
+        return self._res

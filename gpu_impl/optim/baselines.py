@@ -15,9 +15,11 @@ No construction retraction (the radius is the current norm, so R = ‖W₀‖_F 
 **SSO** (spectral sphere optimizer; retract-then-step)::
 
     M ← βM + (1 − β)G;  M̂ = M/max(‖M‖_F, 1e-8)
-    (σ, u, v) = top singular pair of W: ``theta="power"`` (default, SSO's code) a bilateral
-                power iteration (v₀ = 1 each step, or warm-started), ``"exact"`` the SVD,
-                ``"certified"`` the certified pair of ``gpu_impl.manifolds.SpectralSphere``
+    (σ, u, v) = top singular pair of W: ``theta="certified"`` (default) the certified pair of
+                ``gpu_impl.manifolds.SpectralSphere`` (warm-started block Krylov, a-posteriori
+                bounds, the SVD only where they fail), ``"exact"`` the SVD, ``"power"`` SSO's code:
+                a bilateral power iteration (v₀ = 1 each step, or warm-started; ``power_steps``),
+                whose error grows with the flat top spectra that training produces
     hard:    W ← (R/(σ + ε))·W (ε = retract_eps, the code's 1e-8; skipped when σ + ε = R)
     dynamic: W ← W(1 + α·lr·b), b = −sign(σ − R)
     λ = root of h(λ) = ⟨uvᵀ, msign(M̂ + λuvᵀ)⟩   (bracket from 0, step 1e-3, doubling, ≤ 10
@@ -116,7 +118,7 @@ class SSO(MatrixOptimizer):
                  radius_mode: str | float = "spectral_mup", radius_scale: float = 1.0,
                  scale_mode: str = "align_adamw_rms", retract_mode: str = "hard", retract_alpha: float = 0.05,
                  retract_eps: float = 1e-8,
-                 power_steps: int = 10, warm_start: bool = False, theta: str = "power",
+                 power_steps: int = 10, warm_start: bool = False, theta: str = "certified",
                  msign: str | Schedule | MsignPolicy = "polar_express_eo", ns_steps: int | None = 5,
                  ns_dtype: str | torch.dtype | None = "auto",
                  bisect_tol: float = 1e-8, bisect_max_iter: int = 100, bracket_step: float = 1e-3,

@@ -31,12 +31,15 @@ Parameter-group options (defaults in the signature):
   ``"auto"``: bf16 on CUDA and AMX CPUs, float32 on other CPUs (``gpu_impl.msign.native_ns_dtype``),
   stored in the group as the concrete name it resolved to; ``"bfloat16"`` gives the numerics of
   ``torch.optim.Muon``; ``None`` = the parameter dtype) complete it.
-* spectral sphere: ``theta`` (``"power"`` warm-started power iteration cached per parameter,
-  ``"certified"`` a warm-started block Krylov iteration stopped by a-posteriori bounds on the
-  pair's angle and on σ̂₁(Y), with float64 cycles and then the exact pair where they cannot be met
-  (``gpu_impl.manifolds.SpectralSphere``, ``pair_certificate``; the pair of Y is certified once,
-  for the rescale and as the next step's Θ; diagnostics ``pair_bound``, ``pair_fallback``), or
-  ``"exact"`` SVD), ``power_steps`` (steps on the retraction input Y, default 3; none on W at
+* spectral sphere: ``theta`` (``"certified"`` (default) a warm-started block Krylov iteration
+  stopped by a-posteriori bounds on the pair's angle (≤ √ε) and on σ̂₁(Y) (≤ ε), with float64
+  cycles and then the exact pair where they cannot be met (``gpu_impl.manifolds.SpectralSphere``,
+  ``pair_certificate``; Y's pair is certified for the rescale and its Ritz basis is re-certified
+  on W = fl(c·Y) as the next step's Θ, each bucket in one stacked call; diagnostics
+  ``pair_bound``, ``pair_fallback``), ``"exact"`` SVD, or ``"power"`` warm-started power
+  iteration cached per parameter, uncertified: after ~100 training steps the top of the
+  spectrum is flat and its pair is off by up to 0.3 in angle (docs/bench_gpu.md §4)),
+  ``power_steps`` (``theta="power"``: steps on the retraction input Y, default 3; none on W at
   the start of a step when W is the retraction output of the previous step, else
   ``power_steps``), ``power_block`` (width of the subspace iteration with
   Rayleigh–Ritz finish, default 8: with a flat top spectrum — what the spectral sphere drifts to
@@ -60,24 +63,31 @@ via the float64 SVD (Stiefel). No weight decay is applied to constrained matrice
 Optimizer-level options: ``nonfinite`` (``"raise"`` | ``"skip"``) and ``diagnostics``
 (``False``; ``True``/``"cheap"``: tangency of D, feasibility (not for the spectral sphere, whose
 exact σ₁ needs an SVD), rotation angle, ‖D‖_F, relative update, spectral gap estimate and
-power residual; ``"full"`` adds the exact spectral feasibility, ‖D‖₂ and the alignment error
-|⟨D, X⟩ − ‖X‖_*|/‖X‖_* through SVDs). Read them with :meth:`diagnostics` (one sync).
+power residual; ``"full"`` adds the exact spectral feasibility, ‖D‖₂, the alignment error
+|⟨D, X⟩ − ‖X‖_*|/‖X‖_* and, on the spectral sphere, ``pair_angle`` (the Θ pair used against
+the exact one), ``tangency_exact`` (|u₁ᵀDv₁|/‖D‖_F with the exact pair) and ``gap_exact``
+((σ₁ − σ₂)/σ₁) through SVDs). Read them with :meth:`diagnostics` (one sync).
 The step protocol (transactional, one sync) is described in ``gpu_impl.optim._base``.
 ``fused`` (``True`` default | ``"compile"`` | ``False``): on the Frobenius and spectral spheres
 (rescale retraction, no prenormalisation, scale rule not ``"radius"``, no diagnostics) the step
 runs per matrix with in-place ops and Newton–Schulz in a reused per-bucket workspace
 (``gpu_impl.msign.NSWorkspace``: one bmm chain below ``NS_LOOP_FROM``, per-matrix mm from it;
-memory 2·B·m'·n' (+ 2·B·m'² below NS_LOOP_FROM) entries of the NS dtype per bucket,
-m' = min(m, n)). ``"compile"``:
+memory 2·B·m·n (+ 2·B·m'² below NS_LOOP_FROM) entries of the NS dtype per bucket,
+m' = min(m, n); the Frobenius step with ``fused=True`` keeps B·m·n more of the parameter
+dtype there, where it builds X — normalised for the whole bucket at once — and then Ŷ).
+``"compile"``:
 momentum, projection and normalisation (and the Frobenius scales and commit, the spectral
-retraction input) as torch.compile'd functions — fewer passes over memory; compiles once per
-process and graph variant (a few seconds each), needs a C++ compiler on CPU. Everything else,
+retraction input) as torch.compile'd functions — fewer passes over memory (Frobenius: on
+chunks of ``COMPILE_CHUNK`` matrices per call, ‖X‖² accumulated in float32 on CPU with an
+eager float64 redo on overflow); compiles once per process and graph variant (a few seconds
+each), needs a C++ compiler on CPU. Everything else,
 and ``fused=False``, takes the readable stacked reference step. All agree to rounding
 (tests/gpu_impl/test_fused_step.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Iterable
 
@@ -152,41 +162,58 @@ def _retraction_pair(man: TorchManifold, Y: Tensor, state: dict[str, Tensor], wi
         return TopPair(nan, nan, nan, residual=nan if with_residual else None)
 
 
-def _retraction_sigmas(mans: list[TorchManifold], Ys: list[Tensor], states: list[dict[str, Tensor]]) -> list[Tensor]:
-    """σ̂₁ of each Y (one shape), per :func:`_retraction_pair`; with ``theta="certified"`` in one
-    stacked call (the certified Krylov cycles cost mostly per-call overhead at these sizes), the
-    states' entries stacked and handed back per matrix."""
+def _sin_angle(a: Tensor, b: Tensor) -> Tensor:
+    """sin∠(a, b) (..., float64) for a vector ``a`` and a unit float64 ``b`` (no 1 − cos² cancellation)."""
+    a = a.to(torch.float64)
+    a = a / torch.linalg.vector_norm(a, dim=-1, keepdim=True)
+    return torch.linalg.vector_norm(a - (a * b).sum(-1, keepdim=True) * b, dim=-1)
+
+
+def _stacked_top_pairs(mans: list[TorchManifold], Ws: list[Tensor], states: list[dict[str, Tensor]],
+                       retraction: bool = False, **kw: Any) -> list[Any]:
+    """Top pairs of same-shape matrices (``top_pair(W, state, **kw)``; ``retraction``: of
+    retraction inputs, per :func:`_retraction_pair`). With ``theta="certified"`` they are taken
+    in one stacked call (the certificate and the Krylov cycles cost mostly per-call overhead at
+    these sizes), the states' entries stacked and handed back per matrix as own tensors."""
     keys = set(states[0])
-    if (len(Ys) == 1 or getattr(mans[0], "theta_source", None) != "certified"
+    one = (lambda m, W, st: _retraction_pair(m, W, st, False)) if retraction else (lambda m, W, st: m.top_pair(W, st, **kw))
+    if (len(Ws) == 1 or getattr(mans[0], "theta_source", None) != "certified"
             or any(set(st) != keys or any(st[k].shape != states[0][k].shape for k in keys) for st in states)):
-        return [_retraction_pair(m, Y, st, False).sigma for m, Y, st in zip(mans, Ys, states)]
+        return [one(m, W, st) for m, W, st in zip(mans, Ws, states)]
     stacked = {k: torch.stack([st[k] for st in states]) for k in keys}
-    pair = _retraction_pair(mans[0], torch.stack(Ys), stacked, False)
+    pair = one(mans[0], torch.stack(Ws), stacked)
     for i, st in enumerate(states):
         st.clear()
         st.update({k: v[i].clone() for k, v in stacked.items()})  # own tensors, not views of the stack
-    return list(pair.sigma.unbind(0))
+    fields = {f.name: getattr(pair, f.name) for f in dataclasses.fields(pair)}
+    return [TopPair(**{k: v[i] if isinstance(v, Tensor) and v.ndim else v for k, v in fields.items()})
+            for i in range(len(Ws))]
 
 
-def _normalised_into(X: Tensor, slot: Tensor, safety: float, eps: float, eps_form: str) -> None:
+def _normalised_into(X: Tensor, slot: Tensor, safety: float, eps: float, eps_form: str,
+                     acc: torch.dtype = torch.float64) -> Tensor:
     """slot ← X/(s·N_ε(‖X‖_F)) in the slot's (compute) dtype, cast point "before" (the normaliser
-    is rounded to the compute dtype), ‖X‖_F accumulated in float64 (compiled: inductor keeps X in
-    float32 before the division, one rounding less than :meth:`NSWorkspace.load`)."""
-    d = safety * ns_normaliser(torch.linalg.vector_norm(X, dtype=torch.float64), eps, eps_form)
+    is rounded to the compute dtype), ‖X‖²_F accumulated in ``acc`` (compiled: inductor keeps X in
+    float32 before the division, one rounding less than :meth:`NSWorkspace.load`). Returns ‖X‖²_F
+    (``acc``); with ``acc`` float32 it overflows (inf) once ‖X‖_F ≳ 1.8e19: the caller checks."""
+    xx = (X * X).sum(dtype=acc)
+    d = safety * ns_normaliser(torch.sqrt(xx), eps, eps_form)
     slot.copy_(X.to(slot.dtype) / d.to(slot.dtype))
+    return xx
 
 
 def _frobenius_pre(M: Tensor, G: Tensor, W: Tensor, slot: Tensor, beta: float, form: str, variant: str,
-                   safety: float, eps: float, eps_form: str) -> tuple[Tensor, Tensor]:
+                   safety: float, eps: float, eps_form: str, acc: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     """The Frobenius step up to Newton–Schulz for one matrix (``fused="compile"``): momentum,
     ‖W‖²_F, X = P_W(U) (U for variant C) normalised into ``slot`` (an (m, n) view of an
-    :class:`NSWorkspace` stack). Returns (new momentum state, ‖W‖²_F). Compiled: one pass over
-    M, G, W (momentum and both inner products), one for ‖X‖, one writing the slot."""
+    :class:`NSWorkspace` stack), ‖X‖²_F accumulated in ``acc``. Returns (new momentum state,
+    ‖W‖²_F, ‖X‖²_F). Compiled: one pass over M, G, W (momentum and both inner products), one for
+    ‖X‖, one writing the slot (a float64 ‖X‖ costs 1.2× the whole function on CPU, issue 16)."""
     M_new, U = update_momentum(form, beta, M, G)
     ww = (W * W).sum()
     X = U if variant == "C" and form != "projected_ema" else U - ((U * W).sum() / ww) * W
-    _normalised_into(X, slot, safety, eps, eps_form)
-    return (X if form == "projected_ema" else M_new), ww
+    xx = _normalised_into(X, slot, safety, eps, eps_form, acc)
+    return (X if form == "projected_ema" else M_new), ww, xx
 
 
 def _spectral_pre(M: Tensor, G: Tensor, u: Tensor, v: Tensor, slot: Tensor, beta: float, form: str,
@@ -226,22 +253,50 @@ def _frobenius_scales(W: Tensor, O: Tensor, ww: Tensor, R: Tensor, a: float, var
     return torch.stack([s, s * k])
 
 
-def _commit(W: Tensor, O: Tensor, s: Tensor, sk: Tensor) -> None:
-    """W ← s·O + s·k·W in place (one pass when compiled)."""
-    W.copy_(W * sk + O.to(W.dtype) * s)
+def _commit(Ws: list[Tensor], Os: list[Tensor], scales: list[Tensor]) -> None:
+    """W ← s·O + s·k·W in place for each matrix, ``scales`` = the (s, s·k) of
+    :func:`_frobenius_scales` (one pass per matrix when compiled)."""
+    for W, O, sc in zip(Ws, Os, scales):
+        W.copy_(W * sc[1] + O.to(W.dtype) * sc[0])
 
 
-_compiled_pre = torch.compile(_frobenius_pre, dynamic=True)
-_compiled_scales = torch.compile(_frobenius_scales, dynamic=True)
+def _frobenius_pre_many(Ms: list[Tensor], Gs: list[Tensor], Ws: list[Tensor], slots: list[Tensor],
+                        *args: Any) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """:func:`_frobenius_pre` of several matrices (one compiled call)."""
+    return [_frobenius_pre(M, G, W, slot, *args) for M, G, W, slot in zip(Ms, Gs, Ws, slots)]
+
+
+def _frobenius_scales_many(Ws: list[Tensor], Os: list[Tensor], wws: list[Tensor], Rs: list[Tensor],
+                           a: float, variant: str) -> list[Tensor]:
+    """:func:`_frobenius_scales` of several matrices (one compiled call)."""
+    return [_frobenius_scales(W, O, ww, R, a, variant) for W, O, ww, R in zip(Ws, Os, wws, Rs)]
+
+
+#: matrices per compiled call of the Frobenius ``fused="compile"`` step: a bucket runs in chunks
+#: of this many, then one by one (two graph variants per function, whatever the bucket sizes).
+#: Each call of a torch.compile'd function costs ~0.1 ms of guards and wrappers on CPU: chunks of 4
+#: took 0.75× the time of per-matrix calls on 12×512² (AMX CPU, one thread, interleaved, issue 16)
+COMPILE_CHUNK = 4
+
+
+def _chunks(n: int) -> list[slice]:
+    """Slices of ``range(n)``: chunks of :data:`COMPILE_CHUNK`, then single matrices."""
+    full = n - n % COMPILE_CHUNK
+    return [slice(i, i + COMPILE_CHUNK) for i in range(0, full, COMPILE_CHUNK)] + [slice(i, i + 1) for i in range(full, n)]
+
+
+_compiled_pre = torch.compile(_frobenius_pre_many, dynamic=True)
+_compiled_scales = torch.compile(_frobenius_scales_many, dynamic=True)
 _compiled_spectral_pre = torch.compile(_spectral_pre, dynamic=True)
 _compiled_spectral_y = torch.compile(_spectral_y, dynamic=True)
 _compiled_commit = torch.compile(_commit, dynamic=True)
 
 
-def _frobenius_projector(W: Tensor, w: Tensor, ww: Tensor) -> Any:
-    """Z ↦ Z − (⟨Z, W⟩/‖W‖²)·W (new tensor); ``w`` = W flattened, ``ww`` = ‖W‖²_F."""
+def _frobenius_projector(W: Tensor, w: Tensor, ww: Tensor, out: Tensor | None = None) -> Any:
+    """Z ↦ Z − (⟨Z, W⟩/‖W‖²)·W (a new tensor, or written into ``out``); ``w`` = W flattened,
+    ``ww`` = ‖W‖²_F."""
     def P(Z: Tensor) -> Tensor:
-        return torch.addcmul(Z, W, torch.dot(Z.reshape(-1), w) / ww, value=-1.0)
+        return torch.addcmul(Z, W, torch.dot(Z.reshape(-1), w) / ww, value=-1.0, out=out)
     return P
 
 
@@ -276,7 +331,7 @@ class MACRO(MatrixOptimizer):
         msign: str | Schedule | MsignPolicy = "keller_jordan",
         ns_steps: int | None = None,
         ns_dtype: str | torch.dtype | None = "auto",
-        theta: str = "power",
+        theta: str = "certified",
         power_steps: int = 3,
         power_block: int = 8,
         gap_tol: float = 1e-6,
@@ -464,9 +519,10 @@ class MACRO(MatrixOptimizer):
             fuse = self._fused_frobenius if _kind(group) == "frobenius_sphere" else self._fused_spectral
             for b in buckets:
                 a = float(group["lr"]) * shape_scale(group["scale"], *b.shape)
-                for p, st, Y, scale, new in fuse(group, gi, b, a, gap_flags):
-                    flags.append(torch.isfinite(scale).all())
-                    work.append((p.detach(), Y, scale, {"st": st, "new": new, "p": p}))
+                fused = fuse(group, gi, b, a, gap_flags)
+                flags.append(torch.isfinite(torch.stack([t[3] for t in fused])).all())  # one flag per bucket
+                for p, st, Y, scale, new in fused:
+                    work.append((p.detach(), Y, scale, {"st": st, "new": new, "p": p, "bucket": id(b)}))
         gap_ok_flags = [(g >= tol).all() for g, tol in gap_flags]
         status = read_flags(flags + gap_ok_flags)  # the one sync of the step
         if not all(status):
@@ -477,11 +533,16 @@ class MACRO(MatrixOptimizer):
                 self._raise_gap(gap_flags)
             self._refuse(grads_ok)
             return loss
+        chunked: dict[int, list[tuple[Tensor, Tensor, Tensor]]] = {}
         for W, Y, scale, rec in work:
-            if scale.ndim:  # fused="compile", Frobenius: W' = s·O + s·k·W in one pass
-                _compiled_commit(W, Y, scale[0], scale[1])
+            if scale.ndim:  # fused="compile", Frobenius: W' = s·O + s·k·W in one pass, in chunks
+                chunked.setdefault(rec["bucket"], []).append((W, Y, scale))
             else:
                 torch.mul(Y, scale, out=W)
+        for items in chunked.values():
+            for sl in _chunks(len(items)):
+                _compiled_commit(*(list(t) for t in zip(*items[sl])))
+        for W, Y, scale, rec in work:
             rec["st"].update(rec["new"])
             rec["st"]["step"] = rec["st"].get("step", 0) + 1
             self._written[id(rec["p"])] = rec["p"]._version
@@ -517,44 +578,63 @@ class MACRO(MatrixOptimizer):
         """(p, state, Y, scale, new state) per matrix of a Frobenius bucket; nothing written."""
         policy = msign_policy_of(group)
         ws = self._workspace(gi, group, bucket)
-        pre = []
-        compiled = self.fused == "compile" and ws is not None and ws.cast == "before"
-        for i, (p, st) in enumerate(zip(bucket.params, bucket.states)):
-            W = p.detach()
-            w = W.reshape(-1)
-            O = None
-            # ‖W‖²_F is computed every step, never assumed to be R² for a weight this optimizer wrote:
-            # a resumed run (fresh optimizer, loaded state, restored weights) must take the same
-            # arithmetic as the uninterrupted one, bit for bit (optimizer.run.resume, CLAIMS X-3)
-            if compiled:
-                M_new, ww = _compiled_pre(st["momentum"], p.grad, W, ws.slot(i),  # type: ignore[union-attr]
-                                          float(group["momentum"]), group["momentum_form"], group["reproject"],
-                                          ws.safety, ws.eps, ws.eps_form)  # type: ignore[union-attr]
-                new = {"momentum": M_new}
-            else:
-                ww = torch.dot(w, w)
-                _, X, new = self._fused_momentum(group, p, st, _frobenius_projector(W, w, ww))
+        params, states = bucket.params, bucket.states
+        Ws = [p.detach() for p in params]
+        # ‖W‖²_F is computed every step, never assumed to be R² for a weight this optimizer wrote:
+        # a resumed run (fresh optimizer, loaded state, restored weights) must take the same
+        # arithmetic as the uninterrupted one, bit for bit (optimizer.run.resume, CLAIMS X-3)
+        if self.fused == "compile" and ws is not None and ws.cast == "before":
+            # ‖X‖² in float32 on CPU (a float64 reduction costs ~13× there), float64 elsewhere; a
+            # float32 overflow (‖X‖_F ≳ 1.8e19) is caught below and that matrix normalised eagerly
+            acc = torch.float32 if ws.Z.device.type == "cpu" and ws.acc == torch.float32 else torch.float64
+            args = (float(group["momentum"]), group["momentum_form"], group["reproject"], ws.safety, ws.eps,
+                    ws.eps_form, acc)
+            res = [r for sl in _chunks(len(params)) for r in _compiled_pre(
+                [st["momentum"] for st in states[sl]], [p.grad for p in params[sl]], Ws[sl],
+                [ws.slot(i) for i in range(len(params))[sl]], *args)]
+            news = [{"momentum": r[0]} for r in res]
+            wws = [r[1] for r in res]
+            if acc == torch.float32 and not bool(torch.isfinite(torch.stack([r[2] for r in res])).all()):
+                for i, r in enumerate(res):  # the eager normalisation (float64 fallback of the norm)
+                    if not bool(torch.isfinite(r[2])):
+                        W = Ws[i]
+                        _, X, news[i] = self._fused_momentum(group, params[i], states[i],
+                                                             _frobenius_projector(W, W.reshape(-1), wws[i]))
+                        ws.load(i, X)
+            ws.run()
+            Os = [ws.out(i) for i in range(len(params))]
+        else:
+            # fused=True with NS: the workspace's reused (B, m, n) stack in W's dtype holds X (loaded
+            # in one batched call when every X is there) and then Ŷ
+            Ys = None if ws is None else ws.input_stack()
+            wws, news, Os = [], [], []
+            stacked = Ys is not None
+            for i, (p, st, W) in enumerate(zip(params, states, Ws)):
+                w = W.reshape(-1)
+                wws.append(torch.dot(w, w))
+                x_out = Ys[i] if Ys is not None and group["momentum_form"] != "projected_ema" else None
+                _, X, new = self._fused_momentum(group, p, st, _frobenius_projector(W, w, wws[i], x_out))
+                news.append(new)
                 if ws is None:  # the exact msign: O in W's dtype
-                    O = policy(X, check_finite=False)
-                else:
+                    Os.append(policy(X, check_finite=False))
+                elif X is not x_out:  # variant C, projected EMA: X is not in the stack
                     ws.load(i, X)
-            pre.append((p, st, W, w, ww, new, O))
-        if ws is not None:
-            ws.run()  # one bmm chain (or per-matrix mm) in reused buffers
-        out = []
-        for i, (p, st, W, w, ww, new, O) in enumerate(pre):
-            R = st["radius"]
-            if O is None:
-                O = ws.out(i)  # type: ignore[union-attr]  # compute dtype, a view of the workspace
-            if self.fused == "compile":  # the scales in one compiled pass, the commit in another
-                out.append((p, st, O, _compiled_scales(W, O, ww, R, a, group["reproject"]), new))
-                continue
+                    stacked = False
             if ws is not None:
-                O = torch.empty_like(W).copy_(O)  # W's dtype, an own tensor (Ŷ is built in it)
-            d = torch.dot(O.reshape(-1), w) / ww if group["reproject"] == "A" else torch.zeros_like(ww)
+                if stacked:
+                    ws.load_all(Ys)  # type: ignore[arg-type]  # one copy, norm and division
+                ws.run()  # one bmm chain (or per-matrix mm) in reused buffers
+                Os = list(Ys.copy_(ws.out_all()).unbind(0))  # type: ignore[union-attr]  # W's dtype, one pass
+        if self.fused == "compile":  # the scales in compiled passes over O and W (the commit: step())
+            scales = [s for sl in _chunks(len(params)) for s in _compiled_scales(
+                Ws[sl], Os[sl], wws[sl], [st["radius"] for st in states[sl]], a, group["reproject"])]
+            return list(zip(params, states, Os, scales, news))
+        for O, W, ww in zip(Os, Ws, wws):  # Ŷ = O + k·W in place in O
+            d = torch.dot(O.reshape(-1), W.reshape(-1)) / ww if group["reproject"] == "A" else torch.zeros_like(ww)
             O.addcmul_(W, (1.0 + a * d) / -a)
-            out.append((p, st, O, R / -torch.linalg.vector_norm(O), new))
-        return out
+        nrm = (torch.linalg.vector_norm(Ys, dim=(-2, -1)).unbind(0) if ws is not None  # one batched norm
+               else [torch.linalg.vector_norm(O) for O in Os])
+        return [(p, st, O, st["radius"] / -n, new) for p, st, O, n, new in zip(params, states, Os, nrm, news)]
 
     def _fused_spectral(self, group: dict[str, Any], gi: int, bucket: Bucket, a: float,
                         gap_flags: list[tuple[Tensor, float]]) -> list[tuple[Any, ...]]:
@@ -563,14 +643,14 @@ class MACRO(MatrixOptimizer):
         ws = self._workspace(gi, group, bucket)
         compiled = self.fused == "compile" and ws is not None and ws.cast == "before"
         pre = []
-        for i, (p, st) in enumerate(zip(bucket.params, bucket.states)):
-            W = p.detach()
-            fresh = self._written.get(id(p), p._version) == p._version
-            man = self._manifold(group, st["radius"])
-            # "cert": the certified pair's bound stored by theta="certified" (valid for W = fl(c·Y))
-            tmp: dict[str, Tensor] = {k: st[k] for k in ("basis", "cert") if k in st}
-            pair = man.top_pair(W, tmp, steps=0 if fresh and tmp else None,  # type: ignore[attr-defined]
-                                with_residual=False)
+        Ws = [p.detach() for p in bucket.params]
+        mans = [self._manifold(group, st["radius"]) for st in bucket.states]
+        tmps: list[dict[str, Tensor]] = [{"basis": st["basis"]} if "basis" in st else {} for st in bucket.states]
+        # the cached basis is the Ritz basis of Y_{t-1} and W_t = c·Y_{t-1} unless the weights were
+        # written outside step() since (version counters): then no iteration (certified: a check)
+        fresh = all(tmps) and all(self._written.get(id(p), p._version) == p._version for p in bucket.params)
+        pairs = _stacked_top_pairs(mans, Ws, tmps, steps=0 if fresh else None, with_residual=False)
+        for i, (p, st, W, man, tmp, pair) in enumerate(zip(bucket.params, bucket.states, Ws, mans, tmps, pairs)):
             if group["gap_policy"] == "raise":
                 gap_flags.append((pair.gap, float(group["gap_tol"])))
             O = None
@@ -601,7 +681,7 @@ class MACRO(MatrixOptimizer):
                 u, v = pair.u, pair.v
                 Y.addr_(u * (a * ((u @ O) @ v)), v)
             Ys.append(Y)
-        sigmas = _retraction_sigmas([t[3] for t in pre], Ys, [t[4] for t in pre])
+        sigmas = [q.sigma for q in _stacked_top_pairs([t[3] for t in pre], Ys, [t[4] for t in pre], retraction=True)]
         out = []
         for (p, st, W, man, tmp, pair, new, O), Y, sigma in zip(pre, Ys, sigmas):
             new.update(tmp)
@@ -714,6 +794,14 @@ class MACRO(MatrixOptimizer):
             if getattr(pair, "retraction_residual", None) is not None:
                 rec["retraction_residual"] = pair.retraction_residual
         if self.diagnostics_mode == "full":
+            if pair is not None:  # the pair used against the exact one (float64 SVD of W)
+                U, S, Vh = torch.linalg.svd(W.to(torch.float64), full_matrices=False)
+                u1, v1 = U[..., :, 0], Vh[..., 0, :]
+                if S.shape[-1] > 1:
+                    rec["gap_exact"] = (S[..., 0] - S[..., 1]) / S[..., 0]
+                rec["pair_angle"] = torch.maximum(_sin_angle(pair.u, u1), _sin_angle(pair.v, v1))
+                D64 = D.to(torch.float64)
+                rec["tangency_exact"] = ((u1.unsqueeze(-2) @ D64).squeeze(-2) * v1).sum(-1).abs() / _fro(D64)
             rec["d_spectral"] = torch.linalg.matrix_norm(D.to(torch.float64), ord=2)
             nuc = torch.linalg.matrix_norm(X.to(torch.float64), ord="nuc")
             al = (D.to(torch.float64) * X.to(torch.float64)).sum(dim=(-2, -1))

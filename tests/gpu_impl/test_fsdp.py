@@ -42,6 +42,7 @@ FACTORY = "manifold_oracle.gpu_impl.fsdp:gpu_impl_factory"
 RUNS_2 = [
     dict(optimizer="MACRO", lr=LR, ns_dtype=None, owner_min_numel=300),  # both gather modes
     dict(optimizer="MACRO", lr=LR, ns_dtype=None, manifold="spectral", theta="power", mode="owner"),
+    dict(optimizer="MACRO", lr=LR, ns_dtype=None, manifold="spectral", mode="owner"),  # certified Θ (default)
     dict(optimizer="MuonH", lr=LR, ns_dtype=None, mode="allgather"),
     dict(optimizer="SSO", lr=LR, ns_dtype=None, owner_min_numel=300),
     dict(optimizer="MuonBall", lr=LR, ns_dtype=None, mode="owner"),

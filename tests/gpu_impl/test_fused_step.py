@@ -31,6 +31,7 @@ import pytest
 import torch
 
 import manifold_oracle.gpu_impl.msign as msign_mod
+import manifold_oracle.gpu_impl.optim.macro as macro_mod
 from manifold_oracle.gpu_impl.msign import MsignPolicy, NSWorkspace
 from manifold_oracle.gpu_impl.optim import MACRO
 from manifold_oracle.reference.errors import InvalidInputError
@@ -51,9 +52,9 @@ def _pair(man: str, shapes: list[tuple[int, int]], fused: bool | str, dtype: tor
 
 
 def _run_and_compare(man: str, fused: bool | str, form: str, variant: str, theta: str = "power",
-                     **extra: object) -> float:
+                     shapes: list[tuple[int, int]] = SHAPES, **extra: object) -> float:
     lr = 0.05
-    a, b, fo, eo = _pair(man, SHAPES, fused, lr=lr, momentum_form=form, reproject=variant, ns_dtype="float64",
+    a, b, fo, eo = _pair(man, shapes, fused, lr=lr, momentum_form=form, reproject=variant, ns_dtype="float64",
                          scale="kj", theta=theta, **extra)
     gaps = []
     for p in a[:-1]:
@@ -134,10 +135,11 @@ def test_fused_per_matrix_ns_path_matches_eager(man: str, monkeypatch: pytest.Mo
 def test_ns_workspace_matches_newton_schulz(cd: str, u: float, batched: bool, cast: str) -> None:
     """NSWorkspace (normalise into a reused stack, iterate in place, bmm chain or per-matrix mm)
     against ``MsignPolicy.__call__`` (one allocating call per matrix). Same normalisation; the
-    GEMMs may sum in another order (bmm vs addmm, a transposed-stored tall input): each of the
-    3 products of a step then differs by ≤ γ_k·|A||B| with k ≤ max(m, n), and the NS map does not
-    amplify it near its fixed points, so ‖ΔO‖_F/‖O‖_F ≤ steps·max(m, n)·u of the compute dtype.
-    Measured: 0 for wide inputs in either mode, and ≤ 0.08 of the bound (tall; square batched)."""
+    GEMMs may sum in another order (bmm vs addmm; a tall input iterated with the Gram matrix XᵀX
+    on the right instead of transposed): each of the 3 products of a step then differs by
+    ≤ γ_k·|A||B| with k ≤ max(m, n), and the NS map does not amplify it near its fixed points, so
+    ‖ΔO‖_F/‖O‖_F ≤ steps·max(m, n)·u of the compute dtype. Measured: 0 for wide and square inputs
+    and in bf16; ≤ 0.08 of the bound for tall inputs in float32/float64."""
     for sch in ("keller_jordan", "polar_express"):
         pol = MsignPolicy(schedule=sch, compute_dtype=cd, out_dtype=cd, cast=cast)
         steps = pol.resolved_schedule.steps  # type: ignore[union-attr]
@@ -273,3 +275,63 @@ def test_fused_resume_is_bit_identical(man: str, fused: bool | str) -> None:
     fo.step()
     fb.step()
     assert all(torch.equal(p.detach(), q.detach()) for p, q in zip(a, b))
+
+
+@pytest.mark.parametrize("fused", [True, "compile"])
+def test_fused_frobenius_chunked_buckets_match_eager(fused: bool | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buckets of several equal-shape matrices: fused=True normalises a whole bucket in one
+    ``NSWorkspace.load_all`` (X built in the workspace's input stack), ``"compile"`` calls its
+    compiled functions on chunks of ``COMPILE_CHUNK`` matrices and the remainder one by one
+    (forced to chunks of 2 here: 5 wide + 3 tall matrices = chunks of 2 and single calls) — the
+    same bound as above (tightness measured: 6.8 fused=True, 5.2 "compile")."""
+    monkeypatch.setattr(macro_mod, "COMPILE_CHUNK", 2)
+    assert _run_and_compare("frobenius", fused, "ema", "A", shapes=[(12, 20)] * 5 + [(20, 12)] * 3) < 1.0
+
+
+@pytest.mark.parametrize("cast", ["before", "after"])
+@pytest.mark.parametrize("shape", [(3, 24, 40), (2, 40, 24)])
+def test_ns_workspace_load_all_equals_load(cast: str, shape: tuple[int, int, int]) -> None:
+    """``load_all`` (one copy, batched norm, one division) writes the same slot values as ``load``
+    per matrix: the same elementwise operations and per-matrix norms (bitwise equal)."""
+    B, m, n = shape
+    pol = MsignPolicy(schedule="keller_jordan", compute_dtype="bfloat16", cast=cast)
+    g = torch.Generator().manual_seed(7)
+    X = torch.randn(B, m, n, generator=g) * torch.logspace(-3, 3, B)[:, None, None]
+    one = NSWorkspace(pol, B, m, n, torch.float32, torch.device("cpu"))
+    many = NSWorkspace(pol, B, m, n, torch.float32, torch.device("cpu"))
+    for i in range(B):
+        one.load(i, X[i])
+    stack = many.input_stack()
+    assert stack.shape == (B, m, n) and stack.dtype == torch.float32 and many.input_stack() is stack
+    stack.copy_(X)
+    many.load_all(stack)
+    assert torch.equal(one.Z, many.Z)
+    one.run()
+    many.run()
+    assert torch.equal(one.out_all(), many.out_all()) and many.out_all().shape == (B, m, n)
+
+
+def test_fused_compile_float32_norm_overflow_falls_back() -> None:
+    """fused="compile" accumulates ‖X‖² in float32 on CPU; a gradient of 2⁷⁰ times the usual size
+    makes it overflow (‖X‖² ≈ 2¹⁴⁰ > 3.4e38), and that matrix is normalised again eagerly (float64
+    fallback of the norm, as fused=True does). Scaling by a power of two is exact, so both paths
+    see the same Newton–Schulz input and output; they differ only in the rounding of the
+    Frobenius rescale (fp32, the module's Frobenius bound with u = 2⁻²⁴). Without the fallback
+    the slot would hold X/inf = 0, hence O = 0 and no update: ‖ΔW‖/R ≈ a‖O‖/R ≫ the bound."""
+    lr = 0.05
+    a, b, fo, eo = _pair("frobenius", [(16, 16), (16, 16), (12, 40)], "compile", dtype=torch.float32, lr=lr,
+                         ns_dtype="bfloat16")
+    eo.fused = True
+    g = torch.Generator().manual_seed(3)
+    for p, q in zip(a, b):
+        gr = torch.randn(p.shape, generator=g) * 2.0**70
+        p.grad, q.grad = gr.clone(), gr.clone()
+    fo.step()
+    eo.step()
+    u32 = 2.0**-24
+    for p, q in zip(a[:-1], b[:-1]):
+        m, n = p.shape
+        R = float(fo.state[p]["radius"])
+        ao = lr * math.sqrt(min(m, n)) * 1.5 / R  # a·‖O‖_F/R, σ(O) ≤ 1.5 (KJ), scale "one"
+        err = float(torch.linalg.vector_norm(p.detach().double() - q.detach().double())) / R
+        assert err <= 16 * u32 * (1 + ao) + ao * max(m, n) * u32, err

@@ -154,7 +154,7 @@ def _spectral_matrix(rng: np.random.Generator, shape: tuple[int, ...], sigma: li
 def test_power_iteration_converges_to_exact_pair(rng: np.random.Generator) -> None:
     W = _spectral_matrix(rng, (3, 12, 8), [2.0, 1.6])  # σ₂/σ₁ = 0.8
     tW = torch.from_numpy(W)
-    sph = SpectralSphere(2.0, power_steps=60, block=2)
+    sph = SpectralSphere(2.0, theta="power", power_steps=60, block=2)
     st: dict[str, torch.Tensor] = {}
     p = sph.top_pair(tW, st)
     ex = sph_exact = SpectralSphere(2.0, theta="exact").top_pair(tW)
@@ -174,7 +174,7 @@ def test_power_pair_a_posteriori_bound(rng: np.random.Generator) -> None:
     W = _spectral_matrix(rng, (4, 10, 14), [1.0, 0.9, 0.85])
     tW = torch.from_numpy(W)
     for steps in (1, 2, 4):
-        p = SpectralSphere(1.0, power_steps=steps).top_pair(tW)
+        p = SpectralSphere(1.0, theta="power", power_steps=steps).top_pair(tW)
         Uu, s, Vt = np.linalg.svd(W)
         v1 = Vt[:, 0, :]
         cos = np.abs(np.sum(v1 * p.v.numpy(), axis=-1))
@@ -190,7 +190,7 @@ def test_power_pair_a_posteriori_bound(rng: np.random.Generator) -> None:
 
 def test_warm_start_state_is_replaced_not_mutated(rng: np.random.Generator) -> None:
     W = torch.from_numpy(_spectral_matrix(rng, (2, 6, 5), [1.0, 0.5]))
-    sph = SpectralSphere(1.0, power_steps=2)
+    sph = SpectralSphere(1.0, theta="power", power_steps=2)
     st: dict[str, torch.Tensor] = {}
     sph.top_pair(W, st)
     old = st["basis"]
@@ -210,13 +210,13 @@ def test_gap_guard() -> None:
     with pytest.raises(DegenerateGeometryError):
         SpectralSphere(1.0, theta="exact", gap_policy="raise").project_tangent(W, torch.ones(3, 3, dtype=torch.float64))
     with pytest.raises(InvalidInputError):
-        SpectralSphere(1.0, block=1, gap_policy="raise")
+        SpectralSphere(1.0, theta="power", block=1, gap_policy="raise")
 
 
 def test_spectral_projector_with_frame_is_exactly_tangent(rng: np.random.Generator) -> None:
     W = torch.from_numpy(_spectral_matrix(rng, (5, 8, 6), [1.0, 0.7]))
     G = torch.from_numpy(rng.standard_normal((5, 8, 6)))
-    sph = SpectralSphere(1.0, power_steps=2)
+    sph = SpectralSphere(1.0, theta="power", power_steps=2)
     p = sph.top_pair(W)
     X = sph.project_tangent(W, G, frame=p)
     # ⟨Θ̂, P(G)⟩ = 0 to rounding for the frame used (u₆₄·‖G‖_F·few)

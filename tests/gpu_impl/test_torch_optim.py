@@ -113,9 +113,11 @@ def test_adamw_part_matches_formula(rng: np.random.Generator) -> None:
 def test_baselines_fp64_match_reference(rng: np.random.Generator) -> None:
     cases = [
         (lambda ps: MuonH(ps, lr=0.05, msign="exact", weight_decay=0.1), RO.MuonH(lr=0.05, weight_decay=0.1), False),
-        (lambda ps: SSO(ps, lr=0.05, msign="exact", retract_eps=0.0),
+        # theta="power": SSO's code (v₀ = 1, 10 steps), the reference's sigma_source="power"
+        (lambda ps: SSO(ps, lr=0.05, msign="exact", retract_eps=0.0, theta="power"),
          RO.SSO(lr=0.05, sigma_source="power", on_bracket_failure="zero"), True),
-        (lambda ps: MuonBall(ps, lr=0.05, msign="exact", retract_eps=0.0), RO.MuonBall(lr=0.05, sigma_source="power"), True),
+        (lambda ps: MuonBall(ps, lr=0.05, msign="exact", retract_eps=0.0, theta="power"),
+         RO.MuonBall(lr=0.05, sigma_source="power"), True),
         # theta="exact": Θ and σ₁ from the SVD, the reference's sigma_source="exact"
         (lambda ps: SSO(ps, lr=0.05, msign="exact", retract_eps=0.0, theta="exact"),
          RO.SSO(lr=0.05, sigma_source="exact", on_bracket_failure="zero"), True),
@@ -350,7 +352,7 @@ def test_spectral_stale_basis_is_refreshed_after_external_write(rng: np.random.G
     g = rng.standard_normal((20, 12))
     for pretend in (False, True):
         ps = _params(rng, [(20, 12)])
-        opt = MACRO(ps, manifold="spectral", msign="exact", power_steps=12, diagnostics=True)
+        opt = MACRO(ps, manifold="spectral", msign="exact", theta="power", power_steps=12, diagnostics=True)
         R = float(opt.state[ps[0]]["radius"])
         with torch.no_grad():
             new = torch.from_numpy(g)
@@ -361,6 +363,26 @@ def test_spectral_stale_basis_is_refreshed_after_external_write(rng: np.random.G
         opt.step()
         res = opt.diagnostics()["params"][0]["power_residual"]
         assert (res >= 1e-2) if pretend else (res <= 1e-6), (pretend, res)
+
+
+def test_certified_pair_survives_a_hidden_external_write(rng: np.random.Generator) -> None:
+    """The default Θ (``theta="certified"``) does not trust the version counters: with the same
+    external write hidden from the optimizer (the control above), the certificate of the stale
+    basis on the new W fails and the escalation finds the pair; its bound and its true angle
+    (float64 SVD, independent) are both small."""
+    g = rng.standard_normal((20, 12))
+    ps = _params(rng, [(20, 12)])
+    opt = MACRO(ps, manifold="spectral", msign="exact", diagnostics="full")
+    R = float(opt.state[ps[0]]["radius"])
+    with torch.no_grad():
+        new = torch.from_numpy(g)
+        ps[0].copy_(new * (R / float(torch.linalg.svdvals(new)[0])))
+    opt._written[id(ps[0])] = ps[0]._version  # pretend the write came from the optimizer
+    ps[0].grad = torch.randn_like(ps[0])
+    opt.step()
+    rec = opt.diagnostics()["params"][0]
+    assert rec["pair_bound"] <= 2.0**-26  # √ε₆₄ (float64 weights)
+    assert rec["pair_angle"] <= rec["pair_bound"]  # pair_angle: the diagnostics' float64 SVD of W
 
 
 @pytest.mark.parametrize("schedule", ["keller_jordan", "polar_express_stable", "polar_express_dion"])
