@@ -302,3 +302,22 @@ def test_bench_pair_accuracy_measures_against_the_exact_pair() -> None:
             assert r["ratio_max"] <= 1.0, r
             assert r["bound_max"] <= math.sqrt(2.0**-23) or r["fallback"] > 0, r
     assert len(render_pair_accuracy(rows)) == 2 + len(rows)
+
+
+def test_macro_cert_tol_sets_the_certified_angle() -> None:
+    """MACRO's ``cert_tol`` reaches the spectral sphere's certificate: every reported bound meets
+    it (or the SVD was used), and the diagnostics' true angle (float64 SVD) is below the bound;
+    nonsense values are refused."""
+    gen = torch.Generator().manual_seed(12)
+    ps = [torch.nn.Parameter(_with_gap(gen, (24, 16), 0.05, torch.float32)) for _ in range(2)]
+    opt = MACRO(ps, manifold="spectral", cert_tol=1e-5, lr=0.02, diagnostics="full")
+    for _ in range(4):
+        for p in ps:
+            p.grad = torch.randn(p.shape, generator=gen)
+        opt.step()
+        for r in opt.diagnostics()["params"]:
+            assert r["pair_bound"] <= 1e-5 or r["pair_fallback"] == 1.0, r
+            assert r["pair_angle"] <= r["pair_bound"], r
+    for bad in (0.0, -1e-3, 1.5, float("nan"), "tight"):
+        with pytest.raises(InvalidInputError):
+            MACRO([torch.nn.Parameter(torch.randn(4, 3))], manifold="spectral", cert_tol=bad)
