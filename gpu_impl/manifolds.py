@@ -359,7 +359,15 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
         >>> bool(c["angle"] < 1e-11), bool(c["sigma_err"] < 1e-12)  # float64 rounding level
         (True, True)
     """
+    if W64.dtype != torch.float64 or W64.ndim < 2:
+        raise InvalidInputError(f"pair_certificate needs W in float64 with shape (..., m, n), got {W64.dtype} "
+                                f"{tuple(W64.shape)}")
     m, n = W64.shape[-2:]
+    if R.ndim != W64.ndim or R.shape[:-2] != W64.shape[:-2] or R.shape[-1] != n or not 1 <= R.shape[-2] <= n:
+        raise InvalidInputError(f"R must have shape (..., K, n) with 1 <= K <= n = {n} and W's batch shape "
+                                f"{tuple(W64.shape[:-2])}, got {tuple(R.shape)}")
+    if R.shape[-2] < 2 and min(m, n) > 1:
+        raise InvalidInputError("R needs K >= 2 rows (the second Ritz value bounds σ₂) unless W has one row or column")
     f64 = torch.float64
     dt = R.dtype if dtype is None else dtype
     X = _orth_rows(R.to(f64))

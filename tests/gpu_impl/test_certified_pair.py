@@ -321,3 +321,13 @@ def test_macro_cert_tol_sets_the_certified_angle() -> None:
     for bad in (0.0, -1e-3, 1.5, float("nan"), "tight"):
         with pytest.raises(InvalidInputError):
             MACRO([torch.nn.Parameter(torch.randn(4, 3))], manifold="spectral", cert_tol=bad)
+
+
+def test_pair_certificate_refuses_malformed_input() -> None:
+    W = torch.randn(2, 6, 5, dtype=torch.float64)
+    R = torch.randn(2, 3, 5, dtype=torch.float64)
+    for args in ((W.float(), R), (W, R[..., :4]), (W, R[:1]), (W, R[:, :1]), (W, torch.randn(2, 6, 5, dtype=torch.float64)),
+                 (W[0], R)):
+        with pytest.raises(InvalidInputError):
+            pair_certificate(*args)
+    pair_certificate(W[:, :1, :], R[:, :1])  # one row: K = 1 is enough (λ₂(WᵀW) = 0)
