@@ -579,7 +579,12 @@ class SpectralSphere(TorchManifold):
         """Warm-started block Krylov cycles with the escalation of the class docstring: W's dtype,
         then float64, then the SVD, each tier on the matrices the previous one left above the
         tolerance only. ``steps=0``: the first check is the certificate of the cached basis
-        itself (no iteration). One device sync per check."""
+        itself (no iteration). One device sync per check. A wide W (m < n) is handled as Wᵀ (the
+        Krylov vectors and the cached basis live on the shorter side) and (u, v) swapped back."""
+        if W.shape[-2] < W.shape[-1]:
+            p = self._certified_pair(W.mT, state, steps, certify)
+            p.u, p.v = p.v, p.u
+            return p
         batch, (m, n) = W.shape[:-2], W.shape[-2:]
         state = {} if state is None else state
         W64 = W.reshape(-1, m, n).to(torch.float64)

@@ -175,23 +175,39 @@ def _sin_angle(a: Tensor, b: Tensor) -> Tensor:
 
 def _stacked_top_pairs(mans: list[TorchManifold], Ws: list[Tensor], states: list[dict[str, Tensor]],
                        retraction: bool = False, **kw: Any) -> list[Any]:
-    """Top pairs of same-shape matrices (``top_pair(W, state, **kw)``; ``retraction``: of
-    retraction inputs, per :func:`_retraction_pair`). With ``theta="certified"`` they are taken
-    in one stacked call (the certificate and the Krylov cycles cost mostly per-call overhead at
-    these sizes), the states' entries stacked and handed back per matrix as own tensors."""
-    keys = set(states[0])
+    """Top pairs of matrices (``top_pair(W, state, **kw)``; ``retraction``: of retraction inputs,
+    per :func:`_retraction_pair`), in the input order. With ``theta="certified"`` the matrices of
+    one shape up to transposition ((m, n) and (n, m): the certified pair works on the taller
+    orientation, so their cached bases match) are taken in one stacked call (the certificate
+    and the Krylov cycles cost mostly per-call overhead at these sizes); the states' entries
+    are stacked and handed back per matrix as own tensors, (u, v) swapped back for the wide ones."""
     one = (lambda m, W, st: _retraction_pair(m, W, st, False)) if retraction else (lambda m, W, st: m.top_pair(W, st, **kw))
-    if (len(Ws) == 1 or getattr(mans[0], "theta_source", None) != "certified"
-            or any(set(st) != keys or any(st[k].shape != states[0][k].shape for k in keys) for st in states)):
+    if getattr(mans[0], "theta_source", None) != "certified":
         return [one(m, W, st) for m, W, st in zip(mans, Ws, states)]
-    stacked = {k: torch.stack([st[k] for st in states]) for k in keys}
-    pair = one(mans[0], torch.stack(Ws), stacked)
-    for i, st in enumerate(states):
-        st.clear()
-        st.update({k: v[i].clone() for k, v in stacked.items()})  # own tensors, not views of the stack
-    fields = {f.name: getattr(pair, f.name) for f in dataclasses.fields(pair)}
-    return [TopPair(**{k: v[i] if isinstance(v, Tensor) and v.ndim else v for k, v in fields.items()})
-            for i in range(len(Ws))]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, W in enumerate(Ws):
+        groups.setdefault((max(W.shape[-2:]), min(W.shape[-2:])), []).append(i)
+    out: list[Any] = [None] * len(Ws)
+    for idx in groups.values():
+        sts = [states[i] for i in idx]
+        keys = set(sts[0])
+        if len(idx) == 1 or any(set(st) != keys or any(st[k].shape != sts[0][k].shape for k in keys) for st in sts):
+            for i in idx:
+                out[i] = one(mans[i], Ws[i], states[i])
+            continue
+        wide = [Ws[i].shape[-2] < Ws[i].shape[-1] for i in idx]
+        stacked = {k: torch.stack([st[k] for st in sts]) for k in keys}
+        pair = one(mans[idx[0]], torch.stack([Ws[i].mT if w else Ws[i] for i, w in zip(idx, wide)]), stacked)
+        for j, st in enumerate(sts):
+            st.clear()
+            st.update({k: v[j].clone() for k, v in stacked.items()})  # own tensors, not views of the stack
+        fields = {f.name: getattr(pair, f.name) for f in dataclasses.fields(pair)}
+        for j, (i, w) in enumerate(zip(idx, wide)):
+            q = TopPair(**{k: v[j] if isinstance(v, Tensor) and v.ndim else v for k, v in fields.items()})
+            if w:
+                q.u, q.v = q.v, q.u
+            out[i] = q
+    return out
 
 
 def _normalised_into(X: Tensor, slot: Tensor, safety: float, eps: float, eps_form: str,
@@ -525,10 +541,12 @@ class MACRO(MatrixOptimizer):
                 flags.extend(torch.isfinite(finite_sum(p.grad)) for p in rest)  # type: ignore[arg-type]
             if not buckets:
                 continue
-            fuse = self._fused_frobenius if _kind(group) == "frobenius_sphere" else self._fused_spectral
-            for b in buckets:
-                a = float(group["lr"]) * shape_scale(group["scale"], *b.shape)
-                fused = fuse(group, gi, b, a, gap_flags)
+            if _kind(group) == "frobenius_sphere":
+                per_bucket = [self._fused_frobenius(group, gi, b, float(group["lr"]) * shape_scale(group["scale"], *b.shape),
+                                                    gap_flags) for b in buckets]
+            else:
+                per_bucket = self._fused_spectral(group, gi, buckets, gap_flags)
+            for b, fused in zip(buckets, per_bucket):
                 flags.append(torch.isfinite(torch.stack([t[3] for t in fused])).all())  # one flag per bucket
                 for p, st, Y, scale, new in fused:
                     work.append((p.detach(), Y, scale, {"st": st, "new": new, "p": p, "bucket": id(b)}))
@@ -645,21 +663,52 @@ class MACRO(MatrixOptimizer):
                else [torch.linalg.vector_norm(O) for O in Os])
         return [(p, st, O, st["radius"] / -n, new) for p, st, O, n, new in zip(params, states, Os, nrm, news)]
 
-    def _fused_spectral(self, group: dict[str, Any], gi: int, bucket: Bucket, a: float,
-                        gap_flags: list[tuple[Tensor, float]]) -> list[tuple[Any, ...]]:
-        """(p, state, Y, scale, new state) per matrix of a spectral bucket; nothing written."""
+    def _fused_spectral(self, group: dict[str, Any], gi: int, buckets: list[Bucket],
+                        gap_flags: list[tuple[Tensor, float]]) -> list[list[tuple[Any, ...]]]:
+        """(p, state, Y, scale, new state) per matrix of every bucket of a spectral group; nothing
+        written. The top pairs at W and at Y are taken for all buckets together
+        (:func:`_stacked_top_pairs`: one certified call per shape up to transposition)."""
+        params = [p for bk in buckets for p in bk.params]
+        states = [st for bk in buckets for st in bk.states]
+        Ws = [p.detach() for p in params]
+        mans = [self._manifold(group, st["radius"]) for st in states]
+        tmps: list[dict[str, Tensor]] = [{"basis": st["basis"]} if "basis" in st else {} for st in states]
+        # the cached basis is the Ritz basis of Y_{t-1} and W_t = c·Y_{t-1} unless the weights were
+        # written outside step() since (version counters): then no iteration (certified: a check)
+        fresh = all(tmps) and all(self._written.get(id(p), p._version) == p._version for p in params)
+        pairs = _stacked_top_pairs(mans, Ws, tmps, steps=0 if fresh else None, with_residual=False)
+        pre: list[tuple[Any, ...]] = []
+        Ys: list[Tensor] = []
+        k = 0
+        for bk in buckets:
+            a = float(group["lr"]) * shape_scale(group["scale"], *bk.shape)
+            sl = slice(k, k + len(bk.params))
+            k = sl.stop
+            rows, Yb = self._spectral_y(group, gi, bk, a, Ws[sl], pairs[sl], gap_flags)
+            pre += [(*r, man, tmp) for r, man, tmp in zip(rows, mans[sl], tmps[sl])]
+            Ys += Yb
+        sigmas = [q.sigma for q in _stacked_top_pairs(mans, Ys, tmps, retraction=True)]
+        out: list[list[tuple[Any, ...]]] = []
+        k = 0
+        for bk in buckets:
+            part = []
+            for (p, st, new, man, tmp), Y, sigma in zip(pre[k:k + len(bk.params)], Ys[k:], sigmas[k:]):
+                new.update(tmp)
+                part.append((p, st, Y, st["radius"] / sigma, new))
+            out.append(part)
+            k += len(bk.params)
+        return out
+
+    def _spectral_y(self, group: dict[str, Any], gi: int, bucket: Bucket, a: float, Ws: list[Tensor],
+                    pairs: list[Any], gap_flags: list[tuple[Tensor, float]]) -> tuple[list[tuple[Any, ...]], list[Tensor]]:
+        """Momentum, Newton–Schulz (in the bucket's workspace) and the retraction input
+        Y = W − a·O + a·(uᵀOv)·u vᵀ of one bucket, given the pairs at W: ((p, state, new state)
+        per matrix, the Ys); nothing written."""
         policy = msign_policy_of(group)
         ws = self._workspace(gi, group, bucket)
         compiled = self.fused == "compile" and ws is not None and ws.cast == "before"
-        pre = []
-        Ws = [p.detach() for p in bucket.params]
-        mans = [self._manifold(group, st["radius"]) for st in bucket.states]
-        tmps: list[dict[str, Tensor]] = [{"basis": st["basis"]} if "basis" in st else {} for st in bucket.states]
-        # the cached basis is the Ritz basis of Y_{t-1} and W_t = c·Y_{t-1} unless the weights were
-        # written outside step() since (version counters): then no iteration (certified: a check)
-        fresh = all(tmps) and all(self._written.get(id(p), p._version) == p._version for p in bucket.params)
-        pairs = _stacked_top_pairs(mans, Ws, tmps, steps=0 if fresh else None, with_residual=False)
-        for i, (p, st, W, man, tmp, pair) in enumerate(zip(bucket.params, bucket.states, Ws, mans, tmps, pairs)):
+        rows, Os = [], []
+        for i, (p, st, pair) in enumerate(zip(bucket.params, bucket.states, pairs)):
             if group["gap_policy"] == "raise":
                 gap_flags.append((pair.gap, float(group["gap_tol"])))
             O = None
@@ -674,11 +723,12 @@ class MACRO(MatrixOptimizer):
                     O = policy(X, check_finite=False)
                 else:
                     ws.load(i, X)
-            pre.append((p, st, W, man, tmp, pair, new, O))
+            rows.append((p, st, new))
+            Os.append(O)
         if ws is not None:
             ws.run()
         Ys = []
-        for i, (p, st, W, man, tmp, pair, new, O) in enumerate(pre):
+        for i, (W, pair, O) in enumerate(zip(Ws, pairs, Os)):
             if compiled:  # Y = W − a·O + a·(uᵀOv)·u vᵀ in one compiled function
                 Ys.append(_compiled_spectral_y(W, ws.out(i), pair.u, pair.v, a,  # type: ignore[union-attr]
                                                group["reproject"]))
@@ -690,12 +740,7 @@ class MACRO(MatrixOptimizer):
                 u, v = pair.u, pair.v
                 Y.addr_(u * (a * ((u @ O) @ v)), v)
             Ys.append(Y)
-        sigmas = [q.sigma for q in _stacked_top_pairs([t[3] for t in pre], Ys, [t[4] for t in pre], retraction=True)]
-        out = []
-        for (p, st, W, man, tmp, pair, new, O), Y, sigma in zip(pre, Ys, sigmas):
-            new.update(tmp)
-            out.append((p, st, Y, st["radius"] / sigma, new))
-        return out
+        return rows, Ys
 
     # -- step ----------------------------------------------------------------------------------
     def _bucket_update(self, bucket: Bucket, group: dict[str, Any], flags: list[tuple[Tensor, float]],
