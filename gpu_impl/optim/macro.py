@@ -35,7 +35,7 @@ Parameter-group options (defaults in the signature):
   stopped by a-posteriori bounds on the pair's angle (≤ √ε) and on σ̂₁(Y) (≤ ε), with float64
   cycles and then the exact pair where they cannot be met (``gpu_impl.manifolds.SpectralSphere``,
   ``pair_certificate``; Y's pair is certified for the rescale and its Ritz basis is re-certified
-  on W = fl(c·Y) as the next step's Θ, each bucket in one stacked call; diagnostics
+  on W = fl(c·Y) as the next step's Θ, in one stacked call per shape up to transposition; diagnostics
   ``pair_bound``, ``pair_fallback``), ``"exact"`` SVD, or ``"power"`` warm-started power
   iteration cached per parameter, uncertified: after ~100 training steps the top of the
   spectrum is flat and its pair is off by up to 0.3 in angle (docs/bench_gpu.md §4)),
