@@ -242,11 +242,30 @@ def _cases(ctx: Context) -> list[Case]:
     return out
 
 
+def _fresh_step(ctx: Context, case: Case) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+    """(hyperparameters, G, W₀, W₁): one step of a fresh target optimizer on the case's (W, G),
+    weight decay 0."""
+    G = case.arrays["G"]
+    hyp = {**hyper(ctx, LR_A, BETA_A, 0.0), "weight_decay": 0.0}
+    W0, W1 = one_step(ctx, case.arrays["W"], G, case.params["dtype"], **hyp)
+    return hyp, G, W0, W1
+
+
 def model_steps(ctx: Context, case: Case, W0: np.ndarray, G: np.ndarray, hyp: dict[str, Any],
                 man: Any) -> tuple[list[np.ndarray], np.ndarray]:
     """(N_SAMPLES model steps W₁ᵢ stored in the parameter dtype, the declared map's W₁ in float64):
     one step of the declared rule from ``W0`` (weight decay 0) with the orthogonaliser replaced by
-    :func:`perturbed_orthogonaliser` samples (module docstring). Deterministic per (seed, case)."""
+    :func:`perturbed_orthogonaliser` samples (module docstring). Deterministic per (seed, case):
+    computed once per context, case and W₀ (``update_norm`` and ``equivariance`` share them)."""
+    cache = ctx.scratch.setdefault("rule.update_norm.mc", {})
+    key = (case.label, W0.dtype.str, W0.shape, W0.tobytes())
+    if key not in cache:
+        cache[key] = _model_steps(ctx, case, W0, G, hyp, man)
+    return cache[key]
+
+
+def _model_steps(ctx: Context, case: Case, W0: np.ndarray, G: np.ndarray, hyp: dict[str, Any],
+                 man: Any) -> tuple[list[np.ndarray], np.ndarray]:
     p, dt = ctx.profile, case.params["dtype"]
     Gr = E.round_to(G, dt)
     Mt, U = E.momentum_step(p, None, Gr, hyp["momentum"], 1)
@@ -275,11 +294,8 @@ def model_steps(ctx: Context, case: Case, W0: np.ndarray, G: np.ndarray, hyp: di
           catches=("step 10 % too large", "inverted shape scale", "shape scale applied twice",
                    "lr scaled by a wrong constant"))
 def update_norm(ctx: Context, case: Case) -> Measurement:
-    p = ctx.profile
-    dt = case.params["dtype"]
-    W, G = case.arrays["W"], case.arrays["G"]
-    hyp = {**hyper(ctx, LR_A, BETA_A, 0.0), "weight_decay": 0.0}
-    W0, W1 = one_step(ctx, W, G, dt, **hyp)
+    p, dt = ctx.profile, case.params["dtype"]
+    hyp, G, W0, W1 = _fresh_step(ctx, case)
     man = manifold_of(ctx)
     off = off_manifold(man if p.rule == "macro" else None, W0, 1)
     if off is not None:
@@ -310,7 +326,7 @@ def update_norm(ctx: Context, case: Case) -> Measurement:
                        {"s_target": s_t, "model_mean": mean, "model_sd": sd, "s_declared_map": s_decl,
                         "ratio_to_mean": s_t / mean if mean else None, "rule_rounding": r, "tightness": tight,
                         "z": (s_t - mean) / sd if sd > 0 and finite else None,
-                        "shape": list(W.shape), "dtype": dt, "gradient_kappa": case.params["kappa"],
+                        "shape": list(W0.shape), "dtype": dt, "gradient_kappa": case.params["kappa"],
                         "samples": N_SAMPLES})
 
 
@@ -344,12 +360,10 @@ def undo_signed(B: np.ndarray, P: np.ndarray, sp: np.ndarray, Q: np.ndarray, sq:
           catches=("sign flips on fixed entries", "entries or rows skipped at fixed positions",
                    "a step that depends on the position of an entry"))
 def equivariance(ctx: Context, case: Case) -> Measurement:
-    p = ctx.profile
-    dt = case.params["dtype"]
-    W, G = case.arrays["W"], case.arrays["G"]
-    hyp = {**hyper(ctx, LR_A, BETA_A, 0.0), "weight_decay": 0.0}
+    p, dt = ctx.profile, case.params["dtype"]
+    W = case.arrays["W"]
     perm = signed_permutation(ctx.rng(f"rule.equivariance {case.label}"), W.shape)
-    W0, W1 = one_step(ctx, W, G, dt, **hyp)
+    hyp, G, W0, W1 = _fresh_step(ctx, case)
     V0, V1 = one_step(ctx, apply_signed(W, *perm), apply_signed(G, *perm), dt, **hyp)
     man = manifold_of(ctx)
     for start in (W0, V0):

@@ -173,17 +173,20 @@ def _sin_angle(a: Tensor, b: Tensor) -> Tensor:
     return torch.linalg.vector_norm(a - (a * b).sum(-1, keepdim=True) * b, dim=-1)
 
 
-def _stacked_top_pairs(mans: list[TorchManifold], Ws: list[Tensor], states: list[dict[str, Tensor]],
+def _stacked_top_pairs(man: TorchManifold, Ws: list[Tensor], states: list[dict[str, Tensor]],
                        retraction: bool = False, **kw: Any) -> list[Any]:
-    """Top pairs of matrices (``top_pair(W, state, **kw)``; ``retraction``: of retraction inputs,
+    """Top pairs of matrices on ``man`` (``man.top_pair(W, state, **kw)``; the pair does not depend
+    on the radius, so one manifold serves a group; ``retraction``: of retraction inputs,
     per :func:`_retraction_pair`), in the input order. With ``theta="certified"`` the matrices of
     one shape up to transposition ((m, n) and (n, m): the certified pair works on the taller
     orientation, so their cached bases match) are taken in one stacked call (the certificate
     and the Krylov cycles cost mostly per-call overhead at these sizes); the states' entries
     are stacked and handed back per matrix as own tensors, (u, v) swapped back for the wide ones."""
-    one = (lambda m, W, st: _retraction_pair(m, W, st, False)) if retraction else (lambda m, W, st: m.top_pair(W, st, **kw))
-    if getattr(mans[0], "theta_source", None) != "certified":
-        return [one(m, W, st) for m, W, st in zip(mans, Ws, states)]
+    def one(W: Tensor, st: dict[str, Tensor]) -> Any:
+        return _retraction_pair(man, W, st, False) if retraction else man.top_pair(W, st, **kw)  # type: ignore[attr-defined]
+
+    if getattr(man, "theta_source", None) != "certified":
+        return [one(W, st) for W, st in zip(Ws, states)]
     groups: dict[tuple[int, int], list[int]] = {}
     for i, W in enumerate(Ws):
         groups.setdefault((max(W.shape[-2:]), min(W.shape[-2:])), []).append(i)
@@ -193,11 +196,11 @@ def _stacked_top_pairs(mans: list[TorchManifold], Ws: list[Tensor], states: list
         keys = set(sts[0])
         if len(idx) == 1 or any(set(st) != keys or any(st[k].shape != sts[0][k].shape for k in keys) for st in sts):
             for i in idx:
-                out[i] = one(mans[i], Ws[i], states[i])
+                out[i] = one(Ws[i], states[i])
             continue
         wide = [Ws[i].shape[-2] < Ws[i].shape[-1] for i in idx]
         stacked = {k: torch.stack([st[k] for st in sts]) for k in keys}
-        pair = one(mans[idx[0]], torch.stack([Ws[i].mT if w else Ws[i] for i, w in zip(idx, wide)]), stacked)
+        pair = one(torch.stack([Ws[i].mT if w else Ws[i] for i, w in zip(idx, wide)]), stacked)
         for j, st in enumerate(sts):
             st.clear()
             st.update({k: v[j].clone() for k, v in stacked.items()})  # own tensors, not views of the stack
@@ -671,12 +674,12 @@ class MACRO(MatrixOptimizer):
         params = [p for bk in buckets for p in bk.params]
         states = [st for bk in buckets for st in bk.states]
         Ws = [p.detach() for p in params]
-        mans = [self._manifold(group, st["radius"]) for st in states]
+        man = self._manifold(group, states[0]["radius"])  # the pairs do not depend on the radius
         tmps: list[dict[str, Tensor]] = [{"basis": st["basis"]} if "basis" in st else {} for st in states]
         # the cached basis is the Ritz basis of Y_{t-1} and W_t = c·Y_{t-1} unless the weights were
         # written outside step() since (version counters): then no iteration (certified: a check)
         fresh = all(tmps) and all(self._written.get(id(p), p._version) == p._version for p in params)
-        pairs = _stacked_top_pairs(mans, Ws, tmps, steps=0 if fresh else None, with_residual=False)
+        pairs = _stacked_top_pairs(man, Ws, tmps, steps=0 if fresh else None, with_residual=False)
         pre: list[tuple[Any, ...]] = []
         Ys: list[Tensor] = []
         k = 0
@@ -685,14 +688,14 @@ class MACRO(MatrixOptimizer):
             sl = slice(k, k + len(bk.params))
             k = sl.stop
             rows, Yb = self._spectral_y(group, gi, bk, a, Ws[sl], pairs[sl], gap_flags)
-            pre += [(*r, man, tmp) for r, man, tmp in zip(rows, mans[sl], tmps[sl])]
+            pre += [(*r, tmp) for r, tmp in zip(rows, tmps[sl])]
             Ys += Yb
-        sigmas = [q.sigma for q in _stacked_top_pairs(mans, Ys, tmps, retraction=True)]
+        sigmas = [q.sigma for q in _stacked_top_pairs(man, Ys, tmps, retraction=True)]
         out: list[list[tuple[Any, ...]]] = []
         k = 0
         for bk in buckets:
             part = []
-            for (p, st, new, man, tmp), Y, sigma in zip(pre[k:k + len(bk.params)], Ys[k:], sigmas[k:]):
+            for (p, st, new, tmp), Y, sigma in zip(pre[k:k + len(bk.params)], Ys[k:], sigmas[k:]):
                 new.update(tmp)
                 part.append((p, st, Y, st["radius"] / sigma, new))
             out.append(part)
