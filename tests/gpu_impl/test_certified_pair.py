@@ -239,7 +239,7 @@ def test_inputs_are_not_modified() -> None:
 
 def test_options_are_validated() -> None:
     for kw in ({"cert_block": 1}, {"cert_depth": 0}, {"cert_cycles": -1}, {"cert_refine_cycles": -1},
-               {"cert_tol": 0.0}, {"sigma_tol": -1.0}):
+               {"cert_tol": 0.0}, {"sigma_tol": -1.0}, {"cert_iteration": "lanczos"}, {"cert_degree": 1}):
         with pytest.raises(InvalidInputError):
             SpectralSphere(1.0, theta="certified", **kw)
     with pytest.raises(InvalidInputError):
@@ -331,3 +331,102 @@ def test_pair_certificate_refuses_malformed_input() -> None:
         with pytest.raises(InvalidInputError):
             pair_certificate(*args)
     pair_certificate(W[:, :1, :], R[:, :1])  # one row: K = 1 is enough (λ₂(WᵀW) = 0)
+
+
+# -- the Chebyshev-filtered first cycle (cert_iteration="chebyshev", the default) --------------
+
+
+def _chebyshev_T(d: int, x: torch.Tensor) -> torch.Tensor:
+    """T_d(x) from its closed forms (cos(d·arccos x) on [−1, 1], cosh(d·arccosh x) above), not a
+    recurrence: independent of the code under test."""
+    inside = torch.cos(d * torch.arccos(x.clamp(-1.0, 1.0)))
+    return torch.where(x > 1.0, torch.cosh(d * torch.arccosh(x.clamp_min(1.0))), inside)
+
+
+@pytest.mark.parametrize("degree", [2, 5, 16])
+def test_chebyshev_filter_spans_the_polynomial_image(degree: int) -> None:
+    """The filtered block (three-term recurrence on the Gram matrix, re-orthonormalised every 4
+    degrees) spans T_d(2A/c − I)·V with c the smallest Ritz value of A on span V, computed here
+    from A's float64 eigendecomposition and T_d's closed form. Error model for the span in float64:
+    every degree adds ≈ u₆₄·‖2A/c − I‖ (≤ 3 here) relative to the block, amplified by the
+    conditioning κ of the exact filtered block: tol = 64·d·3·κ·u₆₄ (measured: ≤ 1e-3 of it)."""
+    gen = torch.Generator().manual_seed(21)
+    W = _flat_top(gen, (3, 50, 30), 0.01, torch.float64)
+    man = SpectralSphere(1.0, theta="certified", cert_degree=degree)
+    V0 = torch.linalg.qr(torch.randn(3, 30, 8, generator=gen, dtype=torch.float64)).Q
+    _, _, Vh = _svd(W)
+    basis = torch.linalg.qr(Vh[:, :8, :].mT + 0.05 * V0).Q.mT  # a warm start: θ₁ ≤ 2θ_b
+    F = man._chebyshev(W, W, basis, torch.float64)
+    assert F is not None
+    A = W.mT @ W
+    lam, E = torch.linalg.eigh(A)
+    c = torch.linalg.eigvalsh(basis @ A @ basis.mT)[:, 0]
+    P = ((basis @ E) * _chebyshev_T(degree, 2.0 * lam / c[:, None] - 1.0)[:, None, :]) @ E.mT  # rows
+    Qp = torch.linalg.qr(P.mT).Q
+    sv = torch.linalg.svdvals(P)
+    kappa = sv[:, 0] / sv[:, -1]
+    # distance between the spans: ‖(I − Qp Qpᵀ) Xᵀ‖₂ for the returned orthonormal rows X
+    X = F["basis"]
+    dist = torch.linalg.matrix_norm(X.mT - Qp @ (Qp.mT @ X.mT), ord=2)
+    tol = 64 * degree * 3 * kappa * U64
+    assert bool((dist <= tol).all()), (dist, tol)
+
+
+@pytest.mark.parametrize("spacing,products", [(0.005, 16), (0.002, 16 + 8)])
+def test_chebyshev_cycle_along_a_flat_top_sequence(spacing: float, products: int) -> None:
+    """Float32 sequences with σⱼ = 1 − spacing·j over the whole spectrum, perturbed by 1 % per call
+    (the top vectors turn by O(0.1) between calls). From the second call on the warm-started call
+    takes the Chebyshev cycle. Spacing 0.005: it certifies √ε (angle) and ε (σ₁) in that cycle.
+    Spacing 0.002: the filter, cut at the block's smallest Ritz value with the spectrum
+    continuing right below it, gains only T₁₆(1.06) ≈ 110 on the top pair, so one Krylov
+    escalation cycle follows (its 72-dimensional space also captures the directions below the
+    block): the documented cost of the default on such spectra (16 + 8 products instead of 8).
+    In both the bounds dominate the true errors (float64 SVD)."""
+    gen = torch.Generator().manual_seed(22)
+    W = _flat_top(gen, (4, 96, 48), spacing, torch.float32)
+    man = SpectralSphere(1.0, theta="certified")
+    state: dict[str, torch.Tensor] = {}
+    for t in range(6):
+        pair = man.top_pair(W, state, certify="both")
+        if t:
+            assert pair.steps == products, (t, pair.steps)
+        assert bool((pair.bound <= math.sqrt(torch.finfo(torch.float32).eps)).all()), pair.bound
+        assert bool((pair.sigma_bound <= torch.finfo(torch.float32).eps).all()), pair.sigma_bound
+        ang, sig = _errors(W, pair.sigma, pair.u, pair.v)
+        assert bool((ang <= pair.bound + _svd_slack(W)).all()), (t, ang, pair.bound)
+        assert bool((sig <= pair.sigma_bound + _sigma_slack(W)).all()), (t, sig, pair.sigma_bound)
+        W = W + 0.01 * _flat_top(gen, (4, 96, 48), spacing, torch.float32)
+
+
+@pytest.mark.parametrize("case", ["far", "low_rank"])
+def test_chebyshev_hands_unsuitable_warm_starts_to_krylov(case: str) -> None:
+    """A warm start that does not locate the top of the spectrum (θ₁ > 2θ_b: a random block on a
+    decaying spectrum) or a W of rank < b (θ_b = 0, the cut would be 0) gets the Krylov cycle
+    (``steps`` = ``cert_depth``): certified, no NaN, no SVD."""
+    gen = torch.Generator().manual_seed(23)
+    if case == "far":
+        W = _with_gap(gen, (3, 60, 40), 0.1, torch.float32)
+    else:
+        W = torch.randn(3, 60, 3, generator=gen) @ torch.randn(3, 3, 40, generator=gen)
+    basis = torch.linalg.qr(torch.randn(3, 40, 8, generator=gen)).Q.mT.contiguous()
+    man = SpectralSphere(1.0, theta="certified")
+    pair = man.top_pair(W, {"basis": basis}, certify="pair")
+    assert pair.steps % man.cert_depth == 0 and pair.steps > 0
+    assert bool(torch.isfinite(pair.bound).all()) and not bool(pair.fallback.any())
+    ang, _ = _errors(W, pair.sigma, pair.u, pair.v)
+    assert bool((ang <= pair.bound + _svd_slack(W)).all())
+
+
+def test_krylov_option_gives_the_same_certified_pair() -> None:
+    """``cert_iteration="krylov"`` (the Krylov cycle always) and the default certify the same pair
+    on a warm-started flat-top matrix: both within their bounds of the exact pair, hence within the
+    sum of the bounds of each other."""
+    gen = torch.Generator().manual_seed(24)
+    W = _flat_top(gen, (3, 80, 40), 0.01, torch.float32)
+    _, _, Vh = _svd(W)
+    warm = torch.linalg.qr((Vh[:, :8, :] + 0.02 * torch.randn(3, 8, 40, generator=gen, dtype=torch.float64)).mT).Q.mT
+    pairs = {it: SpectralSphere(1.0, theta="certified", cert_iteration=it).top_pair(W, {"basis": warm.float()})
+             for it in ("chebyshev", "krylov")}
+    assert pairs["chebyshev"].steps == 16 and pairs["krylov"].steps == 8
+    a, k = pairs["chebyshev"], pairs["krylov"]
+    assert bool((_sin(a.v, k.v.double()) <= a.bound + k.bound).all())
