@@ -605,25 +605,14 @@ class SpectralSphere(TorchManifold):
         batch, (m, n) = W.shape[:-2], W.shape[-2:]
         state = {} if state is None else state
         W64 = W.reshape(-1, m, n).to(torch.float64)
-        # the Krylov cycles run in W's dtype, float32 for half precision (no half QR/eigh kernels)
-        Wf = W.reshape(-1, m, n) if W.dtype in (torch.float32, torch.float64) else W64.to(torch.float32)
-        b = min(self.cert_block, m, n)
-        basis = state.get("basis")
-        warm = basis is not None and basis.shape[:-2] == batch and basis.shape[-1] == n and basis.shape[-2] >= b
-        if warm:
-            basis = basis.reshape(-1, *basis.shape[-2:])[:, :b, :].to(Wf.dtype)
-        else:
-            basis = torch.stack([_default_start(n, Wf, Wf.shape[:1])]
-                                + [_second_start(n, Wf, Wf.shape[:1], j) for j in range(1, b)], dim=-2)
+        Wf, basis, warm = self._start(W, W64, state)
+        b = basis.shape[-2]
+        if not warm:
             steps = max(steps, 1)
-        F = None
         products = 0  # block products with WᵀW (diagnostics: TopPair.steps)
-        if steps and warm and self.cert_iteration == "chebyshev":
-            F = self._chebyshev(Wf, W64, basis, W.dtype)  # None: the warm start is too far off
-            products = self.cert_degree if F is not None else 0
-        if F is None:
-            F = self._ritz(Wf, W64, basis, None if steps == 0 else self.cert_depth, out_dtype=W.dtype)
-            products = 0 if steps == 0 else self.cert_depth
+        if steps:
+            basis, products = self._cycle(Wf, basis, warm)
+        F = self._pack(pair_certificate(W64, basis, W.dtype))
         B = Wf.shape[0]
         refined = torch.zeros(B, dtype=torch.bool, device=W.device)
         fallback = torch.zeros(B, dtype=torch.bool, device=W.device)
@@ -666,6 +655,20 @@ class SpectralSphere(TorchManifold):
                        steps=products + escalated * self.cert_depth, sigma_bound=shaped(F["sigma_bound"]), refined=shaped(refined),
                        block=shaped(F["block"]))
 
+    def _start(self, W: Tensor, W64: Tensor, state: MutableMapping[str, Tensor]) -> tuple[Tensor, Tensor, bool]:
+        """(W as a (B, m, n) stack in the cycles' dtype, the start block (B, b, n), warm): the
+        cycles run in W's dtype, float32 for half precision (no half QR/eigh kernels); the start
+        is the cached ``state["basis"]`` when it fits (warm), else fixed deterministic vectors."""
+        batch, (m, n) = W.shape[:-2], W.shape[-2:]
+        Wf = W.reshape(-1, m, n) if W.dtype in (torch.float32, torch.float64) else W64.to(torch.float32)
+        b = min(self.cert_block, m, n)
+        basis = state.get("basis")
+        if basis is not None and basis.shape[:-2] == batch and basis.shape[-1] == n and basis.shape[-2] >= b:
+            return Wf, basis.reshape(-1, *basis.shape[-2:])[:, :b, :].to(Wf.dtype), True
+        start = torch.stack([_default_start(n, Wf, Wf.shape[:1])]
+                            + [_second_start(n, Wf, Wf.shape[:1], j) for j in range(1, b)], dim=-2)
+        return Wf, start, False
+
     @staticmethod
     def _pack(c: dict[str, Tensor]) -> dict[str, Tensor]:
         """:func:`pair_certificate`'s output as the escalation's per-matrix record (σ, σ₂, gap and
@@ -678,11 +681,12 @@ class SpectralSphere(TorchManifold):
                 "residual": c["residual"].to(dt), "basis": c["basis"], "bound": c["angle"],
                 "sigma_bound": c["sigma_err"], "block": c["block"]}
 
-    def _chebyshev(self, W: Tensor, W64: Tensor, basis: Tensor, out_dtype: torch.dtype) -> dict[str, Tensor] | None:
+    def _chebyshev_block(self, W: Tensor, basis: Tensor) -> Tensor | None:
         """One Chebyshev-filtered subspace iteration (Zhou & Saad, J. Comput. Phys. 219 (2006)) on
-        A = WᵀW from a warm ``basis`` (B, b, n), then :func:`pair_certificate` on the filtered
-        block; ``None`` (the caller runs a Krylov cycle) when the warm start does not locate the
-        spectrum well enough for a fixed filter (θ₁ > 2θ_b on any matrix).
+        A = WᵀW (W: (B, m, n)) from a warm ``basis`` (B, b, n): the filtered block (B, b, n),
+        orthonormal rows, in W's dtype; ``None`` (the caller runs a Krylov cycle) when the warm
+        start does not locate the spectrum well enough for a fixed filter (θ₁ > 2θ_b, or θ_b = 0,
+        on any matrix).
 
         With θ₁ ≥ … ≥ θ_b the Ritz values of A on span(basis), the filter is the degree-
         ``cert_degree`` Chebyshev polynomial T_d(2λ/c − 1) with c = θ_b ≤ λ_b (interlacing): it
@@ -696,7 +700,6 @@ class SpectralSphere(TorchManifold):
         rounding: over 4 degrees the spread of gains is at most T₄(3) = 577 when θ₁ ≤ 2θ_b.
         The Gram matrix's rounding (≈ u·√m·‖W‖₂²) limits only the convergence floor, not the
         certificate, which is taken on W in float64."""
-        b = basis.shape[-2]
         Q = _orth_rows(basis)
         A = torch.bmm(W.mT, W)
         QA = torch.bmm(Q, A)
@@ -716,8 +719,16 @@ class SpectralSphere(TorchManifold):
                 cur = Qj.mT
         # a block that lost rank on the way (R singular: non-finite rows) is replaced by the warm
         # start, whose certificate then sends the matrix to the Krylov escalation
-        cur = torch.where(torch.isfinite(cur).all(dim=-1).all(dim=-1)[:, None, None], cur, Q)
-        return self._pack(pair_certificate(W64, cur, out_dtype))
+        return torch.where(torch.isfinite(cur).all(dim=-1).all(dim=-1)[:, None, None], cur, Q)
+
+    def _cycle(self, W: Tensor, basis: Tensor, warm: bool) -> tuple[Tensor, int]:
+        """The first cycle of a call (class docstring): the Chebyshev filter when ``warm`` and it
+        applies, else a Krylov cycle. Returns the block (B, b, n) and its products with WᵀW."""
+        if warm and self.cert_iteration == "chebyshev":
+            R = self._chebyshev_block(W, basis)
+            if R is not None:
+                return R, self.cert_degree
+        return self._krylov_block(W, basis, self.cert_depth), self.cert_depth
 
     def _ritz(self, W: Tensor, W64: Tensor, basis: Tensor, depth: int | None,
               out_dtype: torch.dtype | None = None) -> dict[str, Tensor]:
@@ -729,11 +740,15 @@ class SpectralSphere(TorchManifold):
         matrix K A Kᵀ = Z Zᵀ (Z = K Wᵀ); when b(d + 1) ≥ n, K is the whole space and the eigenvectors
         of WᵀW are taken directly. Returns :meth:`_pack`'s record, vectors in ``out_dtype``
         (default W's); W64 is W in float64."""
-        dt = out_dtype or W.dtype
+        R = basis if depth is None else self._krylov_block(W, basis, depth)
+        return self._pack(pair_certificate(W64, R, out_dtype or W.dtype))
+
+    @staticmethod
+    def _krylov_block(W: Tensor, basis: Tensor, depth: int) -> Tensor:
+        """The top b Ritz vectors (B, b, n) of one block Krylov cycle of depth ``depth`` on W
+        (B, m, n) from ``basis`` (B, b, n) (see :meth:`_ritz`)."""
         b, n = basis.shape[-2:]
-        if depth is None:
-            R = basis
-        elif b * (depth + 1) >= n:
+        if b * (depth + 1) >= n:
             # K would be the whole space: its Rayleigh–Ritz is the eigendecomposition of WᵀW
             R = torch.linalg.eigh(W.mT @ W)[1].flip(-1)[..., :, :b].mT
         else:
@@ -760,7 +775,7 @@ class SpectralSphere(TorchManifold):
                 Z[bad] = torch.bmm(K[bad], Wt[bad])
             E = torch.linalg.eigh(torch.bmm(Z, Z.mT))[1]
             R = torch.bmm(E.flip(-1)[..., :, :b].mT, K)  # top b Ritz vectors (rows)
-        return self._pack(pair_certificate(W64, R, dt))
+        return R
 
     def _power_pair(self, W: Tensor, state: MutableMapping[str, Tensor] | None, steps: int,
                     with_gap: bool, with_residual: bool = True) -> TopPair:
