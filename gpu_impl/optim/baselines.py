@@ -45,7 +45,7 @@ from torch import Tensor
 from manifold_oracle.reference.errors import InvalidInputError, SolverError
 from manifold_oracle.reference.schedules import Schedule
 
-from ..manifolds import THETA_SOURCES, SpectralSphere
+from ..manifolds import PAIR_STATE, THETA_SOURCES, SpectralSphere
 from ..msign import MsignPolicy, resolve_dtype
 from ._base import Bucket, MatrixOptimizer
 from .conventions import decay_factor, momentum_buffer, shape_scale, update_momentum
@@ -250,9 +250,10 @@ class SSO(MatrixOptimizer):
                              **({"block": 1} if theta == "power" else {}))
         st: dict[str, Tensor] = {}
         if group["warm_start"]:
-            v = bucket.stack_state("basis")
-            if v is not None:
-                st["basis"] = v
+            for key in PAIR_STATE:  # the cached Ritz basis (and the certified pair's filter degree)
+                v = bucket.stack_state(key)
+                if v is not None:
+                    st[key] = v
         pair = sph.top_pair(W, st, with_gap=False)
         sigma = pair.sigma
         if group["retract_mode"] == "hard":
@@ -277,7 +278,7 @@ class SSO(MatrixOptimizer):
         W_new = W - (lr * s) * Phi
         new_state: dict[str, Tensor] = {"momentum": M_new, "lambda": lam}
         if group["warm_start"]:
-            new_state["basis"] = st["basis"]
+            new_state.update({k: st[k] for k in PAIR_STATE if k in st})
         bf = bucket.stack_state("bracket_failures")
         if bf is not None:
             new_state["bracket_failures"] = bf + failed.to(bf.dtype)

@@ -106,6 +106,7 @@ from manifold_oracle.reference.optim import optimizer_kind
 
 from ..manifolds import (
     MANIFOLD_NAMES,
+    PAIR_STATE,
     THETA_SOURCES,
     TORCH_KINDS,
     SpectralSphere,
@@ -675,7 +676,7 @@ class MACRO(MatrixOptimizer):
         states = [st for bk in buckets for st in bk.states]
         Ws = [p.detach() for p in params]
         man = self._manifold(group, states[0]["radius"])  # the pairs do not depend on the radius
-        tmps: list[dict[str, Tensor]] = [{"basis": st["basis"]} if "basis" in st else {} for st in states]
+        tmps: list[dict[str, Tensor]] = [{k: st[k] for k in PAIR_STATE if k in st} for st in states]
         # the cached basis is the Ritz basis of Y_{t-1} and W_t = c·Y_{t-1} unless the weights were
         # written outside step() since (version counters): then no iteration (certified: a check)
         fresh = all(tmps) and all(self._written.get(id(p), p._version) == p._version for p in params)
@@ -765,9 +766,10 @@ class MACRO(MatrixOptimizer):
             def P(Z: Tensor) -> Tensor:
                 return frobenius_project(Z, W, ww)
         elif kind == "spectral_sphere":
-            basis = bucket.stack_state("basis")
-            if basis is not None:
-                st["basis"] = basis
+            for key in PAIR_STATE:
+                cached = bucket.stack_state(key)
+                if cached is not None:
+                    st[key] = cached
             # The cached basis is the Ritz basis of the previous retraction input Y_{t-1} (or the
             # exact one from construction), and W_t = c·Y_{t-1} unless the weights were written
             # outside step() since (seen through the tensors' version counters): then the

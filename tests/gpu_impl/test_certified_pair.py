@@ -343,19 +343,21 @@ def _chebyshev_T(d: int, x: torch.Tensor) -> torch.Tensor:
     return torch.where(x > 1.0, torch.cosh(d * torch.arccosh(x.clamp_min(1.0))), inside)
 
 
+@pytest.mark.parametrize("block", [8, 2])
 @pytest.mark.parametrize("degree", [2, 5, 16])
-def test_chebyshev_filter_spans_the_polynomial_image(degree: int) -> None:
+def test_chebyshev_filter_spans_the_polynomial_image(degree: int, block: int) -> None:
     """The filtered block (three-term recurrence on the Gram matrix, re-orthonormalised every 4
     degrees) spans T_d(2A/c − I)·V with c the smallest Ritz value of A on span V, computed here
     from A's float64 eigendecomposition and T_d's closed form. Error model for the span in float64:
     every degree adds ≈ u₆₄·‖2A/c − I‖ (≤ 3 here) relative to the block, amplified by the
-    conditioning κ of the exact filtered block: tol = 64·d·3·κ·u₆₄ (measured: ≤ 1e-3 of it)."""
+    conditioning κ of the exact filtered block: tol = 64·d·3·κ·u₆₄ (measured: ≤ 1e-3 of it).
+    Block 8 runs on the Gram matrix (n = 30 < 2·d·b), block 2 with d ≤ 5 on the products with W."""
     gen = torch.Generator().manual_seed(21)
     W = _flat_top(gen, (3, 50, 30), 0.01, torch.float64)
-    man = SpectralSphere(1.0, theta="certified", cert_degree=degree)
-    V0 = torch.linalg.qr(torch.randn(3, 30, 8, generator=gen, dtype=torch.float64)).Q
+    man = SpectralSphere(1.0, theta="certified", cert_degree=degree, cert_block=block)
+    V0 = torch.linalg.qr(torch.randn(3, 30, block, generator=gen, dtype=torch.float64)).Q
     _, _, Vh = _svd(W)
-    basis = torch.linalg.qr(Vh[:, :8, :].mT + 0.05 * V0).Q.mT  # a warm start: θ₁ ≤ 2θ_b
+    basis = torch.linalg.qr(Vh[:, :block, :].mT + 0.05 * V0).Q.mT  # a warm start: θ₁ ≤ 2θ_b
     X = man._chebyshev_block(W, basis)
     assert X is not None
     A = W.mT @ W
@@ -371,16 +373,16 @@ def test_chebyshev_filter_spans_the_polynomial_image(degree: int) -> None:
     assert bool((dist <= tol).all()), (dist, tol)
 
 
-@pytest.mark.parametrize("spacing,products", [(0.005, 16), (0.002, 16 + 8)])
-def test_chebyshev_cycle_along_a_flat_top_sequence(spacing: float, products: int) -> None:
+@pytest.mark.parametrize("spacing,products", [(0.005, [16] * 5), (0.002, [16 + 8] + [32] * 4)])
+def test_chebyshev_cycle_along_a_flat_top_sequence(spacing: float, products: list[int]) -> None:
     """Float32 sequences with σⱼ = 1 − spacing·j over the whole spectrum, perturbed by 1 % per call
     (the top vectors turn by O(0.1) between calls). From the second call on the warm-started call
-    takes the Chebyshev cycle. Spacing 0.005: it certifies √ε (angle) and ε (σ₁) in that cycle.
-    Spacing 0.002: the filter, cut at the block's smallest Ritz value with the spectrum
+    takes the Chebyshev cycle. Spacing 0.005: degree 16 certifies √ε (angle) and ε (σ₁) in that
+    cycle. Spacing 0.002: the filter, cut at the block's smallest Ritz value with the spectrum
     continuing right below it, gains only T₁₆(1.06) ≈ 110 on the top pair, so one Krylov
-    escalation cycle follows (its 72-dimensional space also captures the directions below the
-    block): the documented cost of the default on such spectra (16 + 8 products instead of 8).
-    In both the bounds dominate the true errors (float64 SVD)."""
+    escalation cycle follows (16 + 8 products) and the matrices' degree doubles: from then on
+    degree 32 certifies in its one cycle. In both the bounds dominate the true errors (float64
+    SVD)."""
     gen = torch.Generator().manual_seed(22)
     W = _flat_top(gen, (4, 96, 48), spacing, torch.float32)
     man = SpectralSphere(1.0, theta="certified")
@@ -388,13 +390,32 @@ def test_chebyshev_cycle_along_a_flat_top_sequence(spacing: float, products: int
     for t in range(6):
         pair = man.top_pair(W, state, certify="both")
         if t:
-            assert pair.steps == products, (t, pair.steps)
+            assert pair.steps == products[t - 1], (t, pair.steps)
         assert bool((pair.bound <= math.sqrt(torch.finfo(torch.float32).eps)).all()), pair.bound
         assert bool((pair.sigma_bound <= torch.finfo(torch.float32).eps).all()), pair.sigma_bound
         ang, sig = _errors(W, pair.sigma, pair.u, pair.v)
         assert bool((ang <= pair.bound + _svd_slack(W)).all()), (t, ang, pair.bound)
         assert bool((sig <= pair.sigma_bound + _sigma_slack(W)).all()), (t, sig, pair.sigma_bound)
         W = W + 0.01 * _flat_top(gen, (4, 96, 48), spacing, torch.float32)
+
+
+def test_chebyshev_degree_adapts_and_stays_in_range() -> None:
+    """The per-matrix degree kept in the state doubles after a miss, shrinks by 3/4 after a
+    hundredfold margin, and stays in [cert_degree/2, 4·cert_degree]: a well-separated spectrum
+    (one cycle, large margin) walks it down to the floor, and a stored out-of-range or
+    wrongly-shaped degree is clamped or replaced, never trusted."""
+    gen = torch.Generator().manual_seed(25)
+    W = _flat_top(gen, (2, 40, 24), 0.02, torch.float32)  # θ₁ ≤ 2θ₈: the filter applies
+    man = SpectralSphere(1.0, theta="certified", cert_degree=12)
+    st: dict[str, torch.Tensor] = {}
+    for _ in range(8):  # bounds ≈ 1e-6 against √ε ≈ 3.5e-4: 12 → 9 → 6 (the floor)
+        pair = man.top_pair(W, st)
+    assert st["degree"].tolist() == [6, 6] and pair.steps == 6
+    st["degree"] = torch.tensor([1000, 1])  # clamped to [6, 48]; the stacked call takes the largest
+    pair = man.top_pair(W, st)
+    assert pair.steps == 48 and st["degree"].tolist() == [36, 36]
+    st["degree"] = torch.tensor([3])  # wrong shape: the default is used
+    assert man.top_pair(W, st).steps == 12
 
 
 @pytest.mark.parametrize("case", ["far", "low_rank"])
@@ -429,3 +450,24 @@ def test_krylov_option_gives_the_same_certified_pair() -> None:
     assert pairs["chebyshev"].steps == 16 and pairs["krylov"].steps == 8
     a, k = pairs["chebyshev"], pairs["krylov"]
     assert bool((_sin(a.v, k.v.double()) <= a.bound + k.bound).all())
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_optimizers_keep_the_adaptive_degree_in_their_state(fused: bool) -> None:
+    """MACRO (fused and eager step) and SSO carry the certified pair's per-matrix filter degree
+    from step to step with the Ritz basis (``PAIR_STATE``), in the adaptive range."""
+    from manifold_oracle.gpu_impl.optim import SSO
+
+    gen = torch.Generator().manual_seed(26)
+    ps = [torch.nn.Parameter(_flat_top(gen, (48, 24), 0.01, torch.float32)) for _ in range(2)]
+    qs = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    opts = [MACRO(ps, manifold="spectral", lr=0.01, fused=fused), SSO(qs, lr=0.01, theta="certified", warm_start=True)]
+    for _ in range(4):
+        for p in ps + qs:
+            p.grad = torch.randn(p.shape, generator=gen)
+        for o in opts:
+            o.step()
+    for o, group in zip(opts, (ps, qs)):
+        for p in group:
+            d = o.state[p]["degree"]
+            assert d.dtype == torch.int64 and d.ndim == 0 and 8 <= int(d) <= 64, (type(o).__name__, d)
