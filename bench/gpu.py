@@ -451,8 +451,10 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
         "",
         "`spectral` is MACRO's default Θ (`theta=\"certified\"`: the certified pair of section 4);",
         "`spectral (theta=exact)` takes Θ and σ₁ from the SVD; `spectral (theta=power)` is the",
-        "uncertified warm-started power iteration (3 steps per call). The gradients are fixed, so",
-        "these figures are for a slowly turning top pair; section 3 times a training run.",
+        "uncertified warm-started power iteration (3 steps per call). The gradients are fixed: the",
+        "same step repeated flattens the top of the spectrum over the timed steps, so the certified Θ",
+        "needs its adaptive filter degree at its cap (64) plus a Krylov cycle on the 512-wide matrices;",
+        "section 3 times a training run.",
         "",
         "## 3. Training throughput",
         "",
@@ -463,9 +465,9 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
         "(internal AdamW for the rest). Target: MACRO within 5 % of Muon (time ratio ≤ 1.05). The MACRO",
         "rows run `train`'s defaults, so their NS dtype is `--msign-dtype auto` (section 1's choice);",
         "torch.optim.Muon always computes in bf16.",
-        "`macro-spectral` uses the `train` default Θ (`theta=\"certified\"`: warm-started block Krylov",
-        "iteration with a-posteriori bounds, escalating to float64 cycles and then the SVD only where",
-        "they cannot be met); the",
+        "`macro-spectral` uses the `train` default Θ (`theta=\"certified\"`: a warm-started",
+        "Chebyshev-filtered cycle of adaptive degree, then block Krylov cycles, float64 cycles and the",
+        "SVD only where the a-posteriori bounds are not met yet); the",
         "`theta=exact` (SVD every step) and `theta=power` (fixed steps, no certificate) rows are for comparison.",
         "",
         _table(("optimizer", "ms/step", "tokens/s", "time ratio vs Muon", "target 1.05"),
@@ -492,7 +494,8 @@ def render(info: dict[str, str], ms: list[dict], st: list[dict], tp: list[dict],
             "MACRO on the spectral sphere flattens the top of the spectrum: the relative gap falls from "
             "≈ 2·10⁻² to ≈ 10⁻³ within 100 steps and the top vector turns by O(1) between steps. The "
             "certificate is taken on a block of 8 Ritz vectors, so such a cluster is certified through "
-            "the gap to the k-th Ritz value instead of σ₁ − σ₂ (see the SVD-fallback column); the "
+            "the gap to the k-th Ritz value instead of σ₁ − σ₂ (see the SVD-fallback column; the block "
+            "comes from the warm-started Chebyshev filter of MATH.md §4.4); the "
             "fixed-step power iteration (`--theta power`) is then off by up to the angles in its rows.",
             "",
         ]

@@ -385,6 +385,39 @@ def test_certified_pair_survives_a_hidden_external_write(rng: np.random.Generato
     assert rec["pair_angle"] <= rec["pair_bound"]  # pair_angle: the diagnostics' float64 SVD of W
 
 
+def test_fused_certified_step_survives_a_hidden_external_write(rng: np.random.Generator) -> None:
+    """The same hidden write on the fused step (the default, no diagnostics): the pair the step
+    projects with (captured where it is used) is within its bound of the exact pair of the new W
+    (float64 SVD), not the stale one (which is O(1) away)."""
+    g = rng.standard_normal((20, 12))
+    ps = _params(rng, [(20, 12)])
+    opt = MACRO(ps, manifold="spectral", msign="exact")
+    assert opt._fusable()
+    R = float(opt.state[ps[0]]["radius"])
+    ps[0].grad = torch.randn_like(ps[0])
+    opt.step()  # caches the Ritz basis of this step's W'
+    with torch.no_grad():
+        new = torch.from_numpy(g)
+        ps[0].copy_(new * (R / float(torch.linalg.svdvals(new)[0])))
+    opt._written[id(ps[0])] = ps[0]._version  # pretend the write came from the optimizer
+    W = ps[0].detach().clone()
+    used = []
+    spectral_y = opt._spectral_y
+
+    def spy(group, gi, bucket, a, Ws, pairs, gap_flags):  # type: ignore[no-untyped-def]
+        used.extend(pairs)
+        return spectral_y(group, gi, bucket, a, Ws, pairs, gap_flags)
+
+    opt._spectral_y = spy  # type: ignore[method-assign]
+    ps[0].grad = torch.randn_like(ps[0])
+    opt.step()
+    (pair,) = used
+    U, _, Vh = torch.linalg.svd(W)
+    ang = max(float(torch.linalg.vector_norm(pair.v - (pair.v @ Vh[0]) * Vh[0])),
+              float(torch.linalg.vector_norm(pair.u - (pair.u @ U[:, 0]) * U[:, 0])))
+    assert float(pair.bound) <= 2.0**-26 and ang <= float(pair.bound), (ang, pair.bound)
+
+
 @pytest.mark.parametrize("schedule", ["keller_jordan", "polar_express_stable", "polar_express_dion"])
 def test_macro_ns_policy_matches_reference_schedule(schedule: str, rng: np.random.Generator) -> None:
     """MACRO with a declared NS schedule computed in float64 vs the reference applying the same
