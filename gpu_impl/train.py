@@ -34,7 +34,7 @@ Optimizers: ``macro-frobenius``, ``macro-spectral``, ``macro-oblique`` (row-obli
 ``--msign-dtype`` (default "auto": bf16 on CUDA and AMX CPUs, float32 on other CPUs, chosen once per
 process by ``gpu_impl.msign.native_ns_dtype``; ``config.json`` records the concrete dtype under
 ``resolved.ns_dtype``), on the spectral sphere Θ from ``--theta`` (default "certified":
-a warm-started block Krylov iteration stopped by a-posteriori bounds — pair angle ≤ √ε, σ₁ for the
+a warm-started Chebyshev-filtered/block Krylov iteration stopped by a-posteriori bounds — pair angle ≤ √ε, σ₁ for the
 rescale to ε of the dtype (``gpu_impl.manifolds.pair_certificate``) — with float64 cycles, then the
 exact SVD pair, where they cannot be met; "exact" is the SVD every step; "power"
 the fixed-step iteration, whose accuracy is limited by the spectral gap)) on the hidden matrices, its internal AdamW on embedding and LM head; ``muon``
@@ -762,7 +762,7 @@ def _parser() -> argparse.ArgumentParser:
                         "CUDA/AMX CPUs, else float32, where bf16 matmul is emulated; see `manifold-oracle info`; "
                         "MANIFOLD_ORACLE_NS_DTYPE overrides)")
     p.add_argument("--theta", default=d.theta, choices=THETA_SOURCES,
-                   help="macro-spectral top singular pair: certified (default: warm-started block Krylov "
+                   help="macro-spectral top singular pair: certified (default: warm-started Chebyshev/block Krylov "
                         "iteration until its a-posteriori bounds hold (angle <= sqrt(eps), sigma_1 <= eps), "
                         "float64 cycles and then the exact pair where they cannot; feasibility as tight as exact), "
                         "exact (SVD every step) or power (fixed steps, no certificate; measured c_S <= 1.1e-4 "

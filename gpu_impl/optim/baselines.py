@@ -16,7 +16,7 @@ No construction retraction (the radius is the current norm, so R = ‖W₀‖_F 
 
     M ← βM + (1 − β)G;  M̂ = M/max(‖M‖_F, 1e-8)
     (σ, u, v) = top singular pair of W: ``theta="certified"`` (default) the certified pair of
-                ``gpu_impl.manifolds.SpectralSphere`` (warm-started block Krylov, a-posteriori
+                ``gpu_impl.manifolds.SpectralSphere`` (warm-started Chebyshev/Krylov, a-posteriori
                 bounds, the SVD only where they fail), ``"exact"`` the SVD, ``"power"`` SSO's code:
                 a bilateral power iteration (v₀ = 1 each step, or warm-started; ``power_steps``),
                 whose error grows with the flat top spectra that training produces

@@ -31,8 +31,9 @@ Parameter-group options (defaults in the signature):
   ``"auto"``: bf16 on CUDA and AMX CPUs, float32 on other CPUs (``gpu_impl.msign.native_ns_dtype``),
   stored in the group as the concrete name it resolved to; ``"bfloat16"`` gives the numerics of
   ``torch.optim.Muon``; ``None`` = the parameter dtype) complete it.
-* spectral sphere: ``theta`` (``"certified"`` (default) a warm-started block Krylov iteration
-  stopped by a-posteriori bounds on the pair's angle (≤ √ε) and on σ̂₁(Y) (≤ ε), with float64
+* spectral sphere: ``theta`` (``"certified"`` (default) a warm-started iteration (a
+  Chebyshev-filtered cycle of adaptive degree, else block Krylov, ``cert_iteration``) stopped by
+  a-posteriori bounds on the pair's angle (≤ √ε) and on σ̂₁(Y) (≤ ε), with Krylov and float64
   cycles and then the exact pair where they cannot be met (``gpu_impl.manifolds.SpectralSphere``,
   ``pair_certificate``; Y's pair is certified for the rescale and its Ritz basis is re-certified
   on W = fl(c·Y) as the next step's Θ, in one stacked call per shape up to transposition; diagnostics
@@ -40,9 +41,13 @@ Parameter-group options (defaults in the signature):
   iteration cached per parameter, uncertified: after ~100 training steps the top of the
   spectrum is flat and its pair is off by up to 0.3 in angle (docs/bench_gpu.md §4)),
   ``cert_tol`` (certified pair's angle tolerance; ``None`` = √ε of the weights' dtype, 3.5e-4
-  in float32: measured true angles ≤ 1.7e-5 and a normal component ≤ 1.6e-7 of ‖D‖_F over a
-  300-step run, against 1.6e-8 with the exact pair; 1e-5 brings it to 2.7e-8 at about twice
-  the pair's cost on the ``tiny`` model),
+  in float32: measured true angles ≤ 4.8e-6 and a normal component ≤ 1.0e-7 of ‖D‖_F over a
+  300-step run, against 1.6e-8 with the exact pair, docs/bench_gpu.md §4; 1e-5 brought it to
+  2.7e-8 at about twice the pair's cost on the ``tiny`` model with the Krylov iteration),
+  ``cert_iteration`` (``"chebyshev"`` (default) or ``"krylov"``: the first cycle of a
+  warm-started certified pair, ``gpu_impl.manifolds.CERT_ITERATIONS``; the filter halves the
+  pair's cost in steady-state training, Krylov is the robust choice for spectra that continue
+  evenly below the 8-vector block),
   ``power_steps`` (``theta="power"``: steps on the retraction input Y, default 3; none on W at
   the start of a step when W is the retraction output of the previous step, else
   ``power_steps``), ``power_block`` (width of the subspace iteration with
@@ -105,6 +110,7 @@ from manifold_oracle.reference.kinds import mup_radius
 from manifold_oracle.reference.optim import optimizer_kind
 
 from ..manifolds import (
+    CERT_ITERATIONS,
     MANIFOLD_NAMES,
     PAIR_STATE,
     THETA_SOURCES,
@@ -357,6 +363,7 @@ class MACRO(MatrixOptimizer):
         ns_dtype: str | torch.dtype | None = "auto",
         theta: str = "certified",
         cert_tol: float | None = None,
+        cert_iteration: str = "chebyshev",
         power_steps: int = 3,
         power_block: int = 8,
         gap_tol: float = 1e-6,
@@ -373,7 +380,8 @@ class MACRO(MatrixOptimizer):
                         radius_scale=radius_scale, momentum_form=momentum_form, reproject=reproject,
                         prenormalize=prenormalize,
                         scale=scale, retraction=retraction, msign=msign, ns_steps=ns_steps,
-                        ns_dtype=ns_dtype, theta=theta, cert_tol=cert_tol, power_steps=power_steps, gap_tol=gap_tol,
+                        ns_dtype=ns_dtype, theta=theta, cert_tol=cert_tol, cert_iteration=cert_iteration,
+                        power_steps=power_steps, gap_tol=gap_tol,
                         power_block=power_block, gap_policy=gap_policy, adamw_lr=adamw_lr,
                         adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps, adamw_wd=adamw_wd)
         if fused not in (True, False, "compile") or not isinstance(fused, (bool, str)):
@@ -427,6 +435,8 @@ class MACRO(MatrixOptimizer):
         tol = group.setdefault("cert_tol", None)  # state dicts saved before the option: the default
         if tol is not None and not (isinstance(tol, (int, float)) and 0 < float(tol) < 1):
             bad(f"cert_tol must be None or in (0, 1), got {tol!r}")
+        if group.setdefault("cert_iteration", "chebyshev") not in CERT_ITERATIONS:
+            bad(f"cert_iteration must be one of {CERT_ITERATIONS}, got {group['cert_iteration']!r}")
         if int(group["power_steps"]) < 1:
             bad("power_steps must be >= 1")
         if int(group["power_block"]) < 2:
@@ -443,6 +453,7 @@ class MACRO(MatrixOptimizer):
             return SpectralSphere(radius, theta=group["theta"], power_steps=group["power_steps"],
                                   block=group["power_block"], gap_tol=group["gap_tol"],
                                   cert_tol=group.get("cert_tol"),
+                                  cert_iteration=group.get("cert_iteration", "chebyshev"),
                                   gap_policy="off" if group["gap_policy"] == "off" else "report")
         return make_manifold(name, radius)
 

@@ -471,3 +471,34 @@ def test_optimizers_keep_the_adaptive_degree_in_their_state(fused: bool) -> None
         for p in group:
             d = o.state[p]["degree"]
             assert d.dtype == torch.int64 and d.ndim == 0 and 8 <= int(d) <= 64, (type(o).__name__, d)
+
+
+def test_macro_cert_iteration_selects_the_first_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MACRO's ``cert_iteration`` reaches the spectral sphere: the Chebyshev filter runs with the
+    default and never with ``"krylov"``; both step to the same feasibility; nonsense values are
+    refused."""
+    calls = {"n": 0}
+    block = SpectralSphere._chebyshev_block
+
+    def counted(self, *a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return block(self, *a, **k)
+
+    monkeypatch.setattr(SpectralSphere, "_chebyshev_block", counted)
+    gen = torch.Generator().manual_seed(27)
+    W0 = _flat_top(gen, (48, 24), 0.01, torch.float32)
+    for it in ("krylov", "chebyshev"):
+        calls["n"] = 0
+        p = torch.nn.Parameter(W0.clone())
+        opt = MACRO([p], manifold="spectral", lr=0.01, cert_iteration=it)
+        g = torch.Generator().manual_seed(28)
+        for _ in range(6):
+            p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+        assert (calls["n"] == 0) if it == "krylov" else (calls["n"] >= 5), (it, calls)
+        R = float(opt.state[p]["radius"])
+        s1 = float(torch.linalg.matrix_norm(p.detach().double(), ord=2))
+        assert abs(s1 - R) / R <= 4 * torch.finfo(torch.float32).eps  # σ₁ certified to ε, then rounded
+    for bad in ("lanczos", None, 3):
+        with pytest.raises(InvalidInputError):
+            MACRO([torch.nn.Parameter(torch.randn(4, 3))], manifold="spectral", cert_iteration=bad)
