@@ -706,8 +706,9 @@ class SpectralSphere(TorchManifold):
 
     def _chebyshev_block(self, W: Tensor, basis: Tensor, degree: int | None = None) -> Tensor | None:
         """One Chebyshev-filtered subspace iteration (Zhou & Saad, J. Comput. Phys. 219 (2006)) on
-        A = WᵀW (W: (B, m, n)) from a warm ``basis`` (B, b, n): the filtered block (B, b, n),
-        orthonormal rows, in W's dtype; ``None`` (the caller runs a Krylov cycle) when the warm
+        A = WᵀW (W: (B, m, n)) from a warm ``basis`` (B, b, n): the filtered block (B, b, n), rows
+        spanning T_d(2A/c − I)·span(basis) (not normalised: the certificate orthonormalises), in
+        W's dtype; ``None`` (the caller runs a Krylov cycle) when the warm
         start does not locate the spectrum well enough for a fixed filter (θ₁ > 2θ_b, or θ_b = 0,
         on any matrix).
 
