@@ -646,8 +646,9 @@ class SpectralSphere(TorchManifold):
             done = 0
             while idx.numel() and done < budget:
                 Wi = W64[idx] if tier == 2 else Wf[idx]
-                G = self._ritz(Wi, W64[idx], F["basis"][idx].to(Wi.dtype), self.cert_depth, out_dtype=W.dtype)
-                for k in F:  # F's tensors are this call's own (fresh from _ritz): written in place
+                R = self._krylov_block(Wi, F["basis"][idx].to(Wi.dtype), self.cert_depth)
+                G = self._pack(pair_certificate(W64[idx], R, W.dtype))
+                for k in F:  # F's tensors are this call's own (fresh from _pack): written in place
                     F[k][idx] = G[k]
                 if tier == 2:
                     refined[idx] = True
@@ -773,23 +774,14 @@ class SpectralSphere(TorchManifold):
         """The adaptive Chebyshev degree's range: [max(2, cert_degree/2), 4·cert_degree]."""
         return max(2, self.cert_degree // 2), 4 * self.cert_degree
 
-    def _ritz(self, W: Tensor, W64: Tensor, basis: Tensor, depth: int | None,
-              out_dtype: torch.dtype | None = None) -> dict[str, Tensor]:
-        """One block Krylov cycle on W (B, m, n) from ``basis`` (B, b, n) rows (class docstring),
-        then :func:`pair_certificate` on the top b Ritz vectors; ``depth=None``: no iteration, the
-        certificate of ``basis`` itself. The cycle builds K = orth[V, AV, …, A^d V] with A = WᵀW
-        (rows; block Lanczos with full reorthogonalisation, two classical Gram–Schmidt passes,
-        then QR) and takes the Ritz vectors of A on span K from the eigenvectors of the Gram
-        matrix K A Kᵀ = Z Zᵀ (Z = K Wᵀ); when b(d + 1) ≥ n, K is the whole space and the eigenvectors
-        of WᵀW are taken directly. Returns :meth:`_pack`'s record, vectors in ``out_dtype``
-        (default W's); W64 is W in float64."""
-        R = basis if depth is None else self._krylov_block(W, basis, depth)
-        return self._pack(pair_certificate(W64, R, out_dtype or W.dtype))
-
     @staticmethod
     def _krylov_block(W: Tensor, basis: Tensor, depth: int) -> Tensor:
         """The top b Ritz vectors (B, b, n) of one block Krylov cycle of depth ``depth`` on W
-        (B, m, n) from ``basis`` (B, b, n) (see :meth:`_ritz`)."""
+        (B, m, n) from ``basis`` (B, b, n) rows (class docstring). The cycle builds
+        K = orth[V, AV, …, A^d V] with A = WᵀW (rows; block Lanczos with full
+        reorthogonalisation, two classical Gram–Schmidt passes, then QR) and takes the Ritz
+        vectors of A on span K from the eigenvectors of the Gram matrix K A Kᵀ = Z Zᵀ (Z = K Wᵀ);
+        when b(d + 1) ≥ n, K is the whole space and the eigenvectors of WᵀW are taken directly."""
         b, n = basis.shape[-2:]
         if b * (depth + 1) >= n:
             # K would be the whole space: its Rayleigh–Ritz is the eigendecomposition of WᵀW

@@ -24,7 +24,7 @@ from ..tolerances import Tolerance
 from . import Case, Context, Measurement, register
 from ._util import call, tensor
 from .rules import (N_INPUT, can_replay, chi2_prediction, input_term, off_manifold, power_note, replay_orth,
-                    return_roundoff, sso_noise, step_bound)
+                    return_roundoff, sso_noise, step_bound, theta_of)
 
 LR = 0.05
 WD = 0.1
@@ -320,15 +320,14 @@ def direction_tangency(ctx: Context, case: Case) -> Measurement:
             # ROUND_SD·u/√3·√(M̂² + (λΘ)² + X²): the sum, the product λΘ, the stored X), bounded
             # with the same scaled chi-square prediction as rules.input_term (×2: both ends of
             # the last bracket)
-            Uw, _, Vw = np.linalg.svd(W, full_matrices=False)
-            Th = np.outer(Uw[:, 0], Vw[0])
+            Th = theta_of(W)
             Mh = G / max(float(np.linalg.norm(G)), 1e-300)
             lam = E.sso_multiplier(p, W, G)
             Xr = Mh + lam * Th
             orth = replay_orth(ctx, dt)
             nu_h = sso_noise(ctx, p, W, Xr, dt)
             sd = T.ROUND_SD * T.unit_roundoff(dt) / np.sqrt(3.0) * np.sqrt(Mh**2 + (lam * Th) ** 2 + Xr**2)
-            rng = np.random.default_rng(abs(hash(("sso.tangency", W.shape, float(np.sum(np.abs(Xr)))))) % 2**32)
+            rng = ctx.rng(f"direction.tangency sso {case.label}")  # reproducible across processes
             h0 = float(np.sum(Th * orth(Xr)))
             e2 = np.array([(float(np.sum(Th * orth(Xr + sd * rng.standard_normal(Xr.shape)))) - h0) ** 2
                            for _ in range(N_INPUT)])

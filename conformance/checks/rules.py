@@ -31,6 +31,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from manifold_oracle.reference.linalg import top_singular_triplet
+
 from .. import expected as E
 from .. import tolerances as T
 from ..adapters import as_output, to_numpy
@@ -442,15 +444,16 @@ def frame_rounding(man: Any, W: np.ndarray, u: float, nd: float, nn: float) -> t
     return radial + proj, f" + [{frho}]·‖W⁺‖ in place of the norm's budget + {fp}"
 
 
-def _theta(W: np.ndarray) -> np.ndarray:
-    Uu, _, Vh = np.linalg.svd(W, full_matrices=False)
-    return np.outer(Uu[:, 0], Vh[0])
+def theta_of(W: np.ndarray) -> np.ndarray:
+    """Θ = u₁v₁ᵀ of W (float64, ``reference.linalg.top_singular_triplet``)."""
+    t = top_singular_triplet(W)
+    return np.outer(t.u, t.v)
 
 
 def sso_noise(ctx: Context, p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> float:
     """max |⟨Θ, O_t(X + δΘ) − map(X + δΘ)⟩| over δ ∈ {0, ±1e-3, ±1e-2}·‖X‖_F: the target
     orthogonaliser's error as seen by h near the root."""
-    Th = _theta(W)
+    Th = theta_of(W)
     orth = replay_orth(ctx, dt)
     nx = float(np.linalg.norm(X))
     return max(abs(float(np.sum(Th * (orth(Z) - E.orthogonalise(p, Z, dt)))))
@@ -459,7 +462,7 @@ def sso_noise(ctx: Context, p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> fl
 
 def _sso_sensitivity(p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> float:
     """‖dΦ/dλ‖_F / |dh/dλ| at the declared root (X = M̂ + λ*Θ), Θ = u₁v₁ᵀ of the retracted W."""
-    Th = _theta(W)
+    Th = theta_of(W)
     d = 1e-6 * max(float(np.linalg.norm(X)), 1e-300)
     Pp, Pm = E.orthogonalise(p, X + d * Th, dt), E.orthogonalise(p, X - d * Th, dt)
     dPhi = (Pp - Pm) / (2 * d)
