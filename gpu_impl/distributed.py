@@ -19,6 +19,7 @@ process is left behind and a dying worker is reported with its signal and last s
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import json
 import os
@@ -31,14 +32,15 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
 
 from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
 
-__all__ = ["free_port", "init_process_group", "spawn_training", "RankOutcome", "run_ranks", "launch_failure"]
+__all__ = ["free_port", "init_process_group", "spawn_training", "RankOutcome", "run_ranks", "launch_failure",
+           "exit_rank"]
 
 
 def free_port() -> int:
@@ -46,6 +48,28 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def exit_rank(code: int = 0) -> NoReturn:
+    """End this rank's process with exit status ``code`` now, skipping the interpreter's teardown.
+
+    Call it last, once the process group is destroyed and every output is written and closed.
+    With torch 2.13 on CPU, a finished rank aborted in 2 of 88 launches under load
+    (``terminate called without an active exception``, SIGABRT). The core dump shows why:
+    a gloo worker thread (``ProcessGroupGloo::runLoop``) was still releasing the last barrier's
+    work object, which holds FSDP's all-gather work and its tensors, while the main thread was in
+    ``Py_FinalizeEx``. Dropping a tensor's Python object needs the GIL, and a thread that asks
+    for the GIL during finalization is made to exit. That forced exit unwinds through a
+    ``noexcept`` destructor, and the C++ runtime terminates the process. The run itself had
+    finished correctly, but the launcher reported a failed rank (pytorch/pytorch PR #179291
+    describes the same race). ``destroy_process_group`` does not join those threads while a
+    device mesh still holds the group. This function flushes stdout and stderr and calls
+    ``os._exit``. The process skips finalization, and with it atexit handlers and the flushing
+    of files that are still open."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(int(code))
 
 
 def init_process_group(rank: int, world_size: int, port: int, backend: str = "gloo") -> None:
@@ -70,6 +94,7 @@ def _worker(rank: int, world_size: int, port: int, cfg_dict: dict[str, Any], out
         dist.barrier()  # no rank tears its process group down while a peer still talks to it
     finally:
         dist.destroy_process_group()
+    exit_rank(0)  # the results are saved: no C++ teardown that could turn success into SIGABRT
 
 
 def spawn_training(cfg: Any, world_size: int = 2, *, backend: str = "gloo",
@@ -196,6 +221,7 @@ def run_ranks(target: str, world_size: int, payload: dict[str, Any] | None = Non
 
 
 def _rank_main(spec_path: str, rank: int) -> None:
+    faulthandler.enable(all_threads=True)  # a rank dying on a signal reports its Python stacks
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(int(spec["threads"]))
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(spec["world_size"]), LOCAL_RANK=str(rank),
@@ -209,6 +235,7 @@ def _rank_main(spec_path: str, rank: int) -> None:
         dist.barrier()  # no rank tears its process group down while a peer still talks to it
     finally:
         dist.destroy_process_group()
+    exit_rank(0)  # the result is saved: no C++ teardown that could turn success into SIGABRT
 
 
 if __name__ == "__main__":

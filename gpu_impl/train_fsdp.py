@@ -32,6 +32,7 @@ other optimizer is refused with a clear error.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import math
 import os
@@ -47,7 +48,7 @@ import torch.distributed as dist
 
 from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError, OracleError
 
-from .distributed import free_port
+from .distributed import exit_rank, free_port
 from .fsdp import ShardedOptimizer
 from .data import load_corpus
 from .train import (DTYPES, MANIFOLD_OF, VAL_SEED, TrainConfig, lr_factor, msign_dtype_of, build_model,
@@ -324,6 +325,8 @@ def rank_entry(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _worker_main(argv: Sequence[str]) -> int:
+    # a rank that dies on a signal (SIGABRT from C++, SIGSEGV) prints every thread's Python stack
+    faulthandler.enable(all_threads=True)
     own, rest = _fsdp_parser().parse_known_args(list(argv))
     cfg = config_from_args(rest)
     device = resolve_device(cfg.device)
@@ -351,4 +354,5 @@ def _worker_main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_worker_main(sys.argv[1:]))
+    # outputs are closed and the process group destroyed: skip the teardown (see exit_rank)
+    exit_rank(_worker_main(sys.argv[1:]))

@@ -155,3 +155,16 @@ def test_hanging_ranks_time_out_and_are_killed(targets_on_path: None) -> None:
     assert msg is not None and "timed out" in msg, msg
     assert all(o.timed_out and o.signal == "SIGKILL" for o in outs)
     assert all(_gone(o.pid) for o in outs)
+
+
+def test_exit_rank_flushes_and_keeps_the_status() -> None:
+    # exit_rank skips the interpreter's teardown (os._exit): what a rank printed without a newline
+    # must still reach the pipe, and the status must be the one asked for
+    import subprocess
+    import sys
+
+    code = ("import sys; from manifold_oracle.gpu_impl.distributed import exit_rank; "
+            "print('summary', end=''); print('warn', end='', file=sys.stderr); exit_rank(3)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block-buffered pipes
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert (cp.returncode, cp.stdout, cp.stderr) == (3, "summary", "warn")
