@@ -84,22 +84,32 @@ def orthogonalise(profile: Profile, G: np.ndarray, input_dtype: str = "float64")
         if profile.normalisation == "frobenius_whole_tensor" and x.ndim > 2:
             fro = float(np.sqrt(np.sum(x * x)))
             N = float(R.normaliser(fro, sch.eps, sch.eps_form))
-            y = x / (sch.safety * N)
-            return R.ns_apply(sch, y, safety=1.0, eps=0.0, eps_form="none") if np.any(y) else y * 0.0
+            return _iterate(sch, x / (sch.safety * N)) if N > 0 else x * 0.0
         return R.ns_apply(sch, x)
     # normalise then cast (stochastic rounding is modelled as round-to-nearest; the tolerance
     # model covers the extra half-ulp)
+    return _iterate(sch, round_to(normalised_input(profile, g), cdt))
+
+
+def normalised_input(profile: Profile, G: np.ndarray) -> np.ndarray:
+    """The iteration's input X₀ = G/(s·N_ε(‖G‖_F)) of every matrix of ``G`` (..., m, n) under the
+    declared normalisation (per matrix), in float64 and not rounded to the compute dtype (a zero
+    matrix stays 0)."""
+    g = np.asarray(G, dtype=np.float64)
+    sch = profile.ns_schedule()
     fro = np.sqrt(np.sum(g * g, axis=(-2, -1), keepdims=True))
     N = np.asarray(R.normaliser(fro, sch.eps, sch.eps_form))
-    y = round_to(g / (sch.safety * np.where(N > 0, N, 1.0)), cdt)
-    zero = ~np.any(y != 0, axis=(-2, -1))
-    if np.all(zero):  # a zero matrix maps to 0 (the declared eps keeps the normaliser finite)
-        return np.zeros_like(y)
-    if np.any(zero):  # batched with zero slices: those stay 0
-        out = np.zeros_like(y)
-        out[~zero] = R.ns_apply(sch, y[~zero], safety=1.0, eps=0.0, eps_form="none")
-        return out
-    return R.ns_apply(sch, y, safety=1.0, eps=0.0, eps_form="none")
+    return g / (sch.safety * np.where(N > 0, N, 1.0))
+
+
+def _iterate(sch: Any, y: np.ndarray) -> np.ndarray:
+    """The iteration's exact output U·φ(Σ)·Vᵀ on its input X₀ = ``y`` as given: no second
+    normalisation (the caller normalised, whole-tensor or before the cast). Through
+    ``ns_apply`` with the normaliser max(‖y‖_F, 1), which is 1 because ‖y‖_F ≤ 1 whenever the
+    caller divided by s·N_ε ≥ ‖g‖_F (a ‖y‖_F just above 1 from the cast's rounding is divided by
+    itself, a change of ≤ u of the cast's dtype). A slice below ε keeps its small size: with
+    the clamp or +eps normaliser the output is ≈ φ′(0)·G/(s·ε), not O(1). Zero slices map to 0."""
+    return R.ns_apply(sch, y, safety=1.0, eps=1.0, eps_form="clamp")
 
 
 Orth = Callable[[np.ndarray], np.ndarray]

@@ -240,7 +240,13 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
     tail = 1.0 if p.rule == "sso" else float(np.abs(U - X).max()) / max(float(np.abs(X).max()), 1e-300)
     rel_in = (2.0 + rd * L) * u * (1.0 + tail)
     if E.compute_dtype_for(p, dt) != dt:
-        amb = T.cast_ambiguity(X, E.compute_dtype_for(p, dt), 2.0 * rel_in)
+        if p.cast_point == "normalise_then_cast" and p.has_ns:
+            # the cast rounds X/(s·N_ε(‖X‖_F)) as the target computed it in dt: its entries also
+            # carry the norm's reduction (⌈log₂mn⌉·u), the product s·N and the division
+            amb = T.cast_ambiguity(E.normalised_input(p, X), E.compute_dtype_for(p, dt),
+                                   2.0 * (rel_in + (L + 2.0) * u))
+        else:
+            amb = T.cast_ambiguity(X, E.compute_dtype_for(p, dt), 2.0 * rel_in)
         n_amb = int(np.count_nonzero(amb))
         if not n_amb:
             return reorder_term(ctx, X, dt, scale * proj)

@@ -279,13 +279,18 @@ def _extreme_cases(ctx: Context) -> list[Case]:
     G = _unit_g(ctx, "safety.extreme")
     dt = input_dtype(ctx.profile)
     exps = (-30, -25, -20, -15, 15, 20, 25, 30) if ctx.full else (-30, -20, 20, 30)
-    return [Case(f"‖G‖_F = 1e{e}", {"G": G}, {"scale": 10.0**e}) for e in exps
-            if _representable(10.0**e, G, dt)]
+    scales = [(f"1e{e}", 10.0**e) for e in exps]
+    p = ctx.profile
+    if p.has_ns and p.eps_form != "none" and p.eps > 0:
+        # around the declared ε, where "+eps" and "clamp" differ most (at ‖G‖_F = ε the input
+        # is G/(2ε) against G/ε) and far below/above it they are the same linear map or invariant
+        scales += [(f"{k:g}ε", k * p.eps) for k in (0.3, 1.0, 3.0)]
+    return [Case(f"‖G‖_F = {name}", {"G": G}, {"scale": c}) for name, c in scales if _representable(c, G, dt)]
 
 
 @register("safety.extreme_scale", "safety",
-          "At extreme scales ‖G‖_F ∈ [1e-30, 1e30] (representable in the input dtype) the output "
-          "follows the declared map of cG, eps term included (no overflow/underflow of the "
+          "At extreme scales ‖G‖_F ∈ [1e-30, 1e30] (representable in the input dtype), and at 0.3, 1 "
+          "and 3 times the declared ε, the output follows the declared map of cG, eps term included (no overflow/underflow of the "
           "normaliser, no silent zero: a silent all-zero output for a finite nonzero input is a failure "
           "at every scale; the declared eps behaviour near zero is part of the declared map).", requires={"msign"}, cases=_extreme_cases,
           applies=require_ns_or_exact, catches=("overflow in the normaliser", "silent zero output"))

@@ -208,6 +208,66 @@ class RetractClipGeometry(Z.GoodMACRO):
         return Y / torch.clamp(torch.linalg.norm(Y) / self._radius(manifold), min=1.0)
 
 
+# ---------------------------------------------------------------- audit 2: normalise in fp32, then cast to bf16
+def ns_normalise_then_cast(G: torch.Tensor, eps: float = 1e-7, eps_form: str = "clamp",
+                           dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """KJ×5 NS in ``dtype`` whose input is normalised in fp32, G/max(‖G‖_F, ε) (or ‖G‖_F + ε), and
+    then rounded to ``dtype`` (to nearest): pytorch_optimizer's SSO order, declared
+    ``cast_point="normalise_then_cast"``."""
+    X = G.to(torch.float32)
+    tall = X.shape[-2] > X.shape[-1]
+    if tall:
+        X = X.mT
+    m = X.abs().amax(dim=(-2, -1), keepdim=True)
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    n = m * torch.linalg.vector_norm(X / m, dim=(-2, -1), keepdim=True)
+    X = (X / (n.clamp(min=eps) if eps_form == "clamp" else n + eps)).to(dtype)
+    a, b, c = Z.KJ
+    for _ in range(5):
+        A = X @ X.mT
+        X = a * X + (b * A + c * A @ A) @ X
+    return (X.mT if tall else X).to(G.dtype)
+
+
+class NormaliseThenCastMuon(Z.Muon2):
+    """Muon whose orthogonaliser is :func:`ns_normalise_then_cast`."""
+
+    def _orth(self, U: torch.Tensor) -> torch.Tensor:
+        return ns_normalise_then_cast(U)
+
+
+MUON_NTC16_PROFILE = Z.MUON16_PROFILE.with_options(
+    name="audit_zoo_muon_bf16_ntc", cast_point="normalise_then_cast",
+    description="Muon: G/max(‖G‖_F, 1e-7) in fp32, cast to bf16, KJ×5 NS in bf16")
+
+
+class GoodMuonNormaliseThenCast16(Z.GoodMuon16):
+    """A correct Muon that normalises before the bf16 cast and declares it (audit 2: the declared
+    map renormalised the cast input, so below ε it expected O(1) where the clamp gives ≈ 0)."""
+
+    name = "audit zoo: Muon (bf16 NS), normalised in fp32 then cast"
+    profile = MUON_NTC16_PROFILE
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return ns_normalise_then_cast(G)
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return NormaliseThenCastMuon(params, lr, momentum, weight_decay, ns_dtype=torch.bfloat16)
+
+
+class EpsPlusMuon32(Z.GoodMuon32):
+    """Declares the clamp max(‖G‖_F, ε) and computes ‖G‖_F + ε (audit 2 defect ``eps_plus``): the
+    same map at ordinary scales, 31 % of the update at ‖G‖_F ≈ ε."""
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return Z.ns(G, dtype=self.ns_dtype, eps_form="+eps")
+
+
+class EpsPlusMuon16(EpsPlusMuon32):
+    profile = Z.MUON16_PROFILE
+    ns_dtype = torch.bfloat16
+
+
 #: planted defect → (the check meant to catch it, the correct optimizer it derives from)
 AUDIT_DEFECTS: dict[type, tuple[str, type]] = {
     BatchByNumel32: ("optimizer.rule.step", Z.GoodMuon32),
