@@ -268,6 +268,22 @@ class EpsPlusMuon16(EpsPlusMuon32):
     ns_dtype = torch.bfloat16
 
 
+TYPO_KJ = (3.4445, -4.7750, 2.0351)  # Keller Jordan's c = 2.0315 with two digits swapped
+
+
+class CoefficientTypoMuon32(Z.GoodMuon32):
+    """Audit 2 defect coeff_typo: the declared Keller Jordan schedule with c typed 2.0351 (about 1 %
+    of the output)."""
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return Z.ns(G, coeffs=TYPO_KJ, dtype=self.ns_dtype)
+
+
+class CoefficientTypoMuon16(CoefficientTypoMuon32):
+    profile = Z.MUON16_PROFILE
+    ns_dtype = torch.bfloat16
+
+
 #: planted defect → (the check meant to catch it, the correct optimizer it derives from)
 AUDIT_DEFECTS: dict[type, tuple[str, type]] = {
     BatchByNumel32: ("optimizer.rule.step", Z.GoodMuon32),
