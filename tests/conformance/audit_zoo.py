@@ -209,24 +209,10 @@ class RetractClipGeometry(Z.GoodMACRO):
 
 
 # ---------------------------------------------------------------- audit 2: normalise in fp32, then cast to bf16
-def ns_normalise_then_cast(G: torch.Tensor, eps: float = 1e-7, eps_form: str = "clamp",
-                           dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """KJ×5 NS in ``dtype`` whose input is normalised in fp32, G/max(‖G‖_F, ε) (or ‖G‖_F + ε), and
-    then rounded to ``dtype`` (to nearest): pytorch_optimizer's SSO order, declared
-    ``cast_point="normalise_then_cast"``."""
-    X = G.to(torch.float32)
-    tall = X.shape[-2] > X.shape[-1]
-    if tall:
-        X = X.mT
-    m = X.abs().amax(dim=(-2, -1), keepdim=True)
-    m = torch.where(m > 0, m, torch.ones_like(m))
-    n = m * torch.linalg.vector_norm(X / m, dim=(-2, -1), keepdim=True)
-    X = (X / (n.clamp(min=eps) if eps_form == "clamp" else n + eps)).to(dtype)
-    a, b, c = Z.KJ
-    for _ in range(5):
-        A = X @ X.mT
-        X = a * X + (b * A + c * A @ A) @ X
-    return (X.mT if tall else X).to(G.dtype)
+def ns_normalise_then_cast(G: torch.Tensor) -> torch.Tensor:
+    """KJ×5 NS in bf16 whose input is normalised in fp32, G/max(‖G‖_F, 1e-7), and then rounded to
+    bf16 (to nearest): pytorch_optimizer's SSO order, declared ``cast_point="normalise_then_cast"``."""
+    return Z.ns(G, dtype=torch.bfloat16, normalise_first=True)
 
 
 class NormaliseThenCastMuon(Z.Muon2):

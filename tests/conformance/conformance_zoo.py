@@ -52,9 +52,10 @@ SSO_PROFILE = Profile(
 
 # ------------------------------------------------------------------------------ building blocks
 def ns(G: torch.Tensor, coeffs=KJ, steps: int = 5, eps: float = 1e-7, dtype=torch.float32,
-       eps_form: str = "clamp") -> torch.Tensor:
-    """Out-of-place quintic NS, batched, per-matrix normalisation, transpose if tall."""
-    X = G.to(dtype)
+       eps_form: str = "clamp", normalise_first: bool = False) -> torch.Tensor:
+    """Out-of-place quintic NS, batched, per-matrix normalisation, transpose if tall;
+    ``normalise_first``: normalise in float32, then cast to ``dtype`` (normalise_then_cast)."""
+    X = G.to(torch.float32 if normalise_first else dtype)
     tall = X.shape[-2] > X.shape[-1]
     if tall:
         X = X.mT
@@ -62,7 +63,7 @@ def ns(G: torch.Tensor, coeffs=KJ, steps: int = 5, eps: float = 1e-7, dtype=torc
     m = X.abs().amax(dim=(-2, -1), keepdim=True)
     m = torch.where(m > 0, m, torch.ones_like(m))
     n = m * torch.linalg.vector_norm(X / m, dim=(-2, -1), keepdim=True)
-    X = X / (n.clamp(min=eps) if eps_form == "clamp" else n + eps)
+    X = (X / (n.clamp(min=eps) if eps_form == "clamp" else n + eps)).to(dtype)
     a, b, c = coeffs
     for _ in range(steps):
         A = X @ X.mT
