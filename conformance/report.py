@@ -112,7 +112,8 @@ def _case_key(label: str) -> tuple[str, str, str]:
     """(shape class, dtype, condition) parsed from a case label ("-" where the label has none).
 
     Shapes are classed square / tall / wide (a single m×n would split every hypothesis example
-    into its own group); the condition is κ=…, cond…, rank-deficient, clustered, … as labelled."""
+    into its own group); the condition is κ=…, cond…, rank-deficient, clustered, … as labelled,
+    or the scale ‖G‖_F = … of the scale checks (their cases differ by nothing else)."""
     import re
 
     m = re.search(r"\((\d+),\s*(\d+)\)|(\d+)[×x](\d+)", label)
@@ -123,7 +124,7 @@ def _case_key(label: str) -> tuple[str, str, str]:
         shape = "-"
     dtype = re.search(r"bfloat16|float16|float32|float64|bf16|fp16|fp32|fp64", label)
     kappa = re.search(r"κ\s*=\s*[0-9.e+\-]+|cond\s*[0-9.e+\-]+|rank[- ]deficient|ill-conditioned|"
-                      r"well-conditioned|clustered|repeated|zero", label)
+                      r"well-conditioned|clustered|repeated|zero|‖G‖_F\s*=\s*\S+", label)
     return (shape, dtype.group(0) if dtype else "-", kappa.group(0) if kappa else "-")
 
 

@@ -97,8 +97,12 @@ def test_normalise_then_cast_declared_conforms(seed: int) -> None:
 def test_eps_form_differing_from_the_declared_one_is_caught_near_eps() -> None:
     """Audit 2 defect eps_plus in fp32: declared clamp, computed ‖G‖_F + ε. The extreme-scale cases
     at ‖G‖_F ∈ {0.3, 1, 3}·ε see it (at 1e-30 and 1e30 both forms give the same map)."""
+    from manifold_oracle.conformance.report import failure_text
+
     r = run(A.EpsPlusMuon32, mode="quick", seed=0, select=["safety.extreme_scale"]).results[0]
     assert r.status == "fail" and "ε" in r.worst_case, (r.status, r.worst_case, r.measured)
+    # the console groups the failing cases by their scale (they differ by nothing else)
+    assert "‖G‖_F = 1ε: 1 of 1 fail" in failure_text(r), failure_text(r)
     good = run(A.Z.GoodMuon32, mode="quick", seed=0, select=["safety.extreme_scale"]).results[0]
     assert good.status == "pass", (good.measured, good.worst_case)
 
