@@ -705,7 +705,7 @@ class SpectralSphere(TorchManifold):
                 "residual": c["residual"].to(dt), "basis": c["basis"], "bound": c["angle"],
                 "sigma_bound": c["sigma_err"], "block": c["block"]}
 
-    def _chebyshev_block(self, W: Tensor, basis: Tensor, degree: int | None = None) -> Tensor | None:
+    def _chebyshev_block(self, W: Tensor, basis: Tensor, degree: int) -> Tensor | None:
         """One Chebyshev-filtered subspace iteration (Zhou & Saad, J. Comput. Phys. 219 (2006)) on
         A = WᵀW (W: (B, m, n)) from a warm ``basis`` (B, b, n): the filtered block (B, b, n), rows
         spanning T_d(2A/c − I)·span(basis) (not normalised: the certificate orthonormalises), in
@@ -714,7 +714,7 @@ class SpectralSphere(TorchManifold):
         on any matrix).
 
         With θ₁ ≥ … ≥ θ_b the Ritz values of A on span(basis), the filter is the degree-
-        ``cert_degree`` Chebyshev polynomial T_d(2λ/c − 1) with c = θ_b ≤ λ_b (interlacing): it
+        ``degree`` Chebyshev polynomial T_d(2λ/c − 1) with c = θ_b ≤ λ_b (interlacing): it
         is bounded by 1 on [0, c] and grows like exp(d·arccosh(2λ/c − 1)) above, so the top of
         the spectrum gains T_d(2λ₁/c − 1) over everything below the cut, the same exp(2d√γ) rate
         as a depth-d block Krylov cycle but with no growing basis to orthogonalise and no
@@ -728,7 +728,7 @@ class SpectralSphere(TorchManifold):
         certificate, which is taken on W in float64."""
         Q = _orth_rows(basis)
         b, n = Q.shape[-2:]
-        d = self.cert_degree if degree is None else int(degree)
+        d = int(degree)
         # the Gram matrix costs m·n² once, the products with W 2·b·m·n per degree: form it when
         # n < 2·d·b (the tiny and small models' matrices), else apply A as (X·Wᵀ)·W
         gram = torch.bmm(W.mT, W) if n < 2 * d * b else None
@@ -759,11 +759,10 @@ class SpectralSphere(TorchManifold):
         # start, whose certificate then sends the matrix to the Krylov escalation
         return torch.where(torch.isfinite(cur).all(dim=-1).all(dim=-1)[:, None, None], cur, Q)
 
-    def _cycle(self, W: Tensor, basis: Tensor, warm: bool, degree: int | None = None) -> tuple[Tensor, int, bool]:
+    def _cycle(self, W: Tensor, basis: Tensor, warm: bool, degree: int) -> tuple[Tensor, int, bool]:
         """The first cycle of a call (class docstring): the Chebyshev filter of degree ``degree``
-        (default ``cert_degree``) when ``warm`` and it applies, else a Krylov cycle. Returns the
-        block (B, b, n), its products with WᵀW and whether it was the Chebyshev filter."""
-        degree = self.cert_degree if degree is None else degree
+        (the matrices' adaptive degree) when ``warm`` and it applies, else a Krylov cycle. Returns
+        the block (B, b, n), its products with WᵀW and whether it was the Chebyshev filter."""
         if warm and self.cert_iteration == "chebyshev":
             R = self._chebyshev_block(W, basis, degree)
             if R is not None:

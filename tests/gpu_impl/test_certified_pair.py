@@ -358,7 +358,7 @@ def test_chebyshev_filter_spans_the_polynomial_image(degree: int, block: int) ->
     V0 = torch.linalg.qr(torch.randn(3, 30, block, generator=gen, dtype=torch.float64)).Q
     _, _, Vh = _svd(W)
     basis = torch.linalg.qr(Vh[:, :block, :].mT + 0.05 * V0).Q.mT  # a warm start: θ₁ ≤ 2θ_b
-    X = man._chebyshev_block(W, basis)
+    X = man._chebyshev_block(W, basis, degree)
     assert X is not None
     A = W.mT @ W
     lam, E = torch.linalg.eigh(A)
