@@ -343,7 +343,10 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
       λ₂⁺ = θ₂ + E_k ≥ λ₂(A) (Weyl, A minus its off-diagonal blocks); (b) the subspace form:
       sin∠(v₁, span X_k) ≤ E_k/(θ₁ − θ_k) (from (λ₁ − A₂₂)w = B X_kᵀ c for the component w of
       v₁ outside X_k, λ₁ ≥ θ₁ and A₂₂ ⪯ θ_k by H_k) times √(1 + E_k²/(θ₁ − θ₂)²) (Saad, Numerical
-      Methods for Large Eigenvalue Problems, 2nd ed., Thm 4.6, with δ ≥ θ₁ − θ₂ since λ₁ ≥ θ₁).
+      Methods for Large Eigenvalue Problems, 2nd ed., Thm 4.6, with δ ≥ θ₁ − θ₂ since λ₁ ≥ θ₁),
+      plus ‖X_kᵀ(AX_k − X_k diag θ)‖₂/δ ≤ 2·rnd/δ for the computed x₁ being a Ritz vector only up
+      to rounding (Saad's factor assumes an exact one; a rounding-sized perturbation turns x₁
+      inside a cluster by up to that much).
       (b) needs only the separation of θ₁ from θ_k, so a cluster at the top (σ₁ ≈ σ₂, as MACRO
       on the spectral sphere produces after ~100 steps) is certified through the larger block
       gap, quadratically in E_k. Then v̂ = fl(x₁) and û = fl(Wx₁/‖Wx₁‖): since Ww ⟂ u₁ for
@@ -385,6 +388,23 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
     X, Z = Q.mT @ X, Q.mT @ Z
     rnd = ((m + n + 4) * (torch.finfo(f64).eps / 2)) * torch.linalg.vector_norm(W64, dim=(-2, -1)).square()
     res = torch.linalg.vector_norm(Z @ W64 - theta[..., None] * X, dim=-1)  # ‖A xⱼ − θⱼ xⱼ‖
+    w1 = Z[..., 0, :]
+    v, u = X[..., 0, :].to(dt), _unit(w1).to(dt)
+    # v̂ = fl(x₁), û = fl(w₁/‖w₁‖): ‖â/‖â‖ − a‖ ≤ 2u for a rounding to nearest of a unit vector a,
+    # plus the float64 normalisation (≤ (n + m + 4)·u₆₄)
+    chord = 2.0 * (torch.finfo(dt).eps / 2 if dt != f64 else 0.0) + (m + n + 4) * torch.finfo(f64).eps
+    out = _ritz_bounds(theta, res, rnd, min(m, n) == 1, dt, chord)
+    out.update({"u": u, "v": v, "basis": X.to(dt)})
+    return out
+
+
+def _ritz_bounds(theta: Tensor, res: Tensor, rnd: Tensor, rank_one: bool, dt: torch.dtype,
+                 chord: Tensor | float) -> dict[str, Tensor]:
+    """The bounds of :func:`pair_certificate` (its ``angle``, ``sigma_err``, ``sigma``, ``sigma2``,
+    ``delta``, ``block`` and ``residual``) from the Ritz values ``theta`` (..., K) of A = WᵀW,
+    descending, their residuals ``res`` (..., K) ‖A xⱼ − θⱼ xⱼ‖, the rounding ``rnd`` (...) every
+    Ritz value and residual may carry, whether W has rank ≤ 1 and the vectors' rounding ``chord``."""
+    f64 = torch.float64
     E = res.square().cumsum(-1).sqrt() + 4.0 * rnd[..., None]  # E_k, k = 1…K
     eta = res[..., 0] + 2.0 * rnd
     th1 = theta[..., 0]
@@ -395,7 +415,7 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
 
     # computed Ritz values carry ≤ rnd each (H formed and diagonalised in float64): certified
     # separations subtract 2·rnd, so an exactly repeated σ₁ gives ∞, never a rounding-sized gap
-    if min(m, n) == 1:  # rank ≤ 1: λ₂(A) = 0 exactly, no hypothesis
+    if rank_one:  # rank ≤ 1: λ₂(A) = 0 exactly, no hypothesis
         lam2 = torch.zeros_like(th1)
         sin_v = over(eta, th1 - 2.0 * rnd)
         k_best = torch.ones_like(th1, dtype=torch.long)
@@ -405,7 +425,10 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
         lam2k = th2 + Ek
         top = (th1 - 2.0 * rnd)[..., None]
         dk = over(eta[..., None], top - lam2k)
-        bk = over(Ek, top - thk) * over(Ek, top - th2).square().add(1.0).sqrt()
+        # + ‖X_kᵀ(A X_k − X_k diag θ)‖/δ ≤ 2·rnd/δ: the computed x₁ is a Ritz vector up to rounding,
+        # which turns it within span X_k by up to that much when θ₁ ≈ θ₂ (Saad's factor assumes exact ones)
+        bk = (over(Ek, top - thk) * over(Ek, top - th2).square().add(1.0).sqrt()
+              + over(2.0 * rnd[..., None], top - th2))
         sin_v, j = torch.minimum(dk, bk).min(-1)
         pick = j.unsqueeze(-1)
         k_best = j + 2
@@ -414,11 +437,6 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
         half = 0.5 * (th1 - thb)
         kato = th1 + over(eta, top[..., 0] - lam2) * eta
         hi2 = torch.minimum(kato, th1 - half + torch.hypot(half, Eb)) + rnd  # + θ₁'s own rounding
-    w1 = Z[..., 0, :]
-    v, u = X[..., 0, :].to(dt), _unit(w1).to(dt)
-    # v̂ = fl(x₁), û = fl(w₁/‖w₁‖): ‖â/‖â‖ − a‖ ≤ 2u for a rounding to nearest of a unit vector a,
-    # plus the float64 normalisation (≤ (n + m + 4)·u₆₄)
-    chord = 2.0 * (torch.finfo(dt).eps / 2 if dt != f64 else 0.0) + (m + n + 4) * torch.finfo(f64).eps
     tan_v = (sin_v / (1.0 - sin_v.square()).sqrt()).masked_fill(sin_v >= 1, inf)
     angle = torch.maximum(sin_v, tan_v) + chord
     s = th1.clamp_min(0).sqrt().to(dt).to(f64)
@@ -429,8 +447,7 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
     residual = torch.hypot(res[..., 0] / r1, r1 - s) / s
     return {"angle": angle, "sigma_err": err, "sigma": s,
             "sigma2": theta[..., 1].clamp_min(0).sqrt() if theta.shape[-1] > 1 else torch.zeros_like(s),
-            "delta": s - lam2.clamp_min(0).sqrt(), "block": k_best, "residual": residual,
-            "u": u, "v": v, "basis": X.to(dt)}
+            "delta": s - lam2.clamp_min(0).sqrt(), "block": k_best, "residual": residual}
 
 
 class SpectralSphere(TorchManifold):

@@ -122,6 +122,30 @@ def test_a_top_cluster_is_certified_through_the_block_gap() -> None:
     assert bool((ang <= c["angle"] + _svd_slack(W)).all())
 
 
+@pytest.mark.parametrize("gap", [1e-10, 1e-11, 1e-12, 1e-13])
+def test_a_rounding_sized_top_gap_is_not_certified_below_the_rounding(gap: float) -> None:
+    """σ₂ = (1 − gap)·σ₁ with gap at float64 rounding level and a basis that mixes v₁ and v₂: the
+    float64 Rayleigh–Ritz resolves x₁ only to ≈ u₆₄‖W‖²/(θ₁ − θ₂), so the bound must carry the
+    computed x₁'s Ritz defect over the top gap (2·rnd/δ), not only Saad's factor (which assumes an
+    exact Ritz vector). v₁ is known by construction (W = U diag(s) Vᵀ from orthonormal factors),
+    not from an SVD, which is no better than the certificate at such gaps. Without the 2·rnd/δ
+    term the bound claimed 2.4e-12 against a true angle of 2.2e-3 at gap 1e-13 (ratio 9e8);
+    with it, true ÷ bound ≤ 0.006 here."""
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        m, n = 40, 24
+        U = torch.linalg.qr(torch.randn(m, n, generator=gen, dtype=torch.float64)).Q
+        V = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64)).Q
+        s = torch.linspace(0.9, 0.1, n, dtype=torch.float64)
+        s[0], s[1] = 1.0, 1.0 - gap
+        W = (U * s) @ V.T
+        c, sn = math.cos(0.7), math.sin(0.7)
+        R = torch.stack([c * V[:, 0] + sn * V[:, 1], -sn * V[:, 0] + c * V[:, 1], V[:, 2]])
+        out = pair_certificate(W, R)
+        assert float(_sin(out["v"], V[:, 0])) <= float(out["angle"])
+        assert float(_sin(out["u"], U[:, 0])) <= float(out["angle"])
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("gap", [5e-2, 1e-3])
 def test_bounds_dominate_the_error_along_a_warm_started_sequence(dtype: torch.dtype, gap: float) -> None:
