@@ -208,12 +208,13 @@ def _stacked_top_pairs(man: TorchManifold, Ws: list[Tensor], states: list[dict[s
         wide = [Ws[i].shape[-2] < Ws[i].shape[-1] for i in idx]
         stacked = {k: torch.stack([st[k] for st in sts]) for k in keys}
         pair = one(torch.stack([Ws[i].mT if w else Ws[i] for i, w in zip(idx, wide)]), stacked)
-        for j, st in enumerate(sts):
+        for st, *rows in zip(sts, *(v.unbind(0) for v in stacked.values())):
             st.clear()
-            st.update({k: v[j].clone() for k, v in stacked.items()})  # own tensors, not views of the stack
+            st.update({k: v.clone() for k, v in zip(stacked, rows)})  # own tensors, not views of the stack
         fields = {f.name: getattr(pair, f.name) for f in dataclasses.fields(pair)}
+        per = {k: v.unbind(0) for k, v in fields.items() if isinstance(v, Tensor) and v.ndim}  # one op a field
         for j, (i, w) in enumerate(zip(idx, wide)):
-            q = TopPair(**{k: v[j] if isinstance(v, Tensor) and v.ndim else v for k, v in fields.items()})
+            q = TopPair(**{k: per[k][j] if k in per else v for k, v in fields.items()})
             if w:
                 q.u, q.v = q.v, q.u
             out[i] = q
