@@ -413,7 +413,12 @@ register_profile(_gpu_macro("gpu_impl_exact", "frobenius", schedule="exact", com
                             description="gpu_impl MACRO on the Frobenius sphere with exact (SVD) msign, float64"))
 register_profile(_gpu_macro("gpu_impl_spectral", "spectral", schedule="exact", compute="float64",
                             dtypes=("float64",),
-                            description="gpu_impl MACRO on the spectral sphere (exact Θ and msign), float64"))
+                            description="gpu_impl MACRO on the spectral sphere with exact msign, float64 (Θ: "
+                                        "its default certified top pair, bound √ε₆₄)"))
+register_profile(_gpu_macro("gpu_impl_spectral_bf16", "spectral",
+                            description="gpu_impl MACRO on the spectral sphere with its defaults: certified "
+                                        "top pair Θ (angle bound √ε₃₂), KJ×5 Newton–Schulz in bf16, float32 "
+                                        "parameters"))
 register_profile(_gpu_macro("gpu_impl_oblique", "oblique_rows"))
 register_profile(_gpu_macro("gpu_impl_stiefel", "stiefel", schedule="exact", compute="float64",
                             dtypes=("float64",)))

@@ -62,6 +62,7 @@ CAPABILITIES: tuple[str, ...] = ("msign", "polar_factor", "project_tangent", "re
 #: short names of the built-in adapters → ``module:attribute``
 BUILTIN_TARGETS: dict[str, str] = {
     "gpu_impl": "manifold_oracle.conformance.adapters.gpu_impl:GpuImplAdapter",
+    "gpu_impl_spectral": "manifold_oracle.conformance.adapters.gpu_impl:GpuImplSpectralAdapter",
     "gpu_impl_muonh": "manifold_oracle.conformance.adapters.gpu_impl:GpuImplMuonHAdapter",
     "gpu_impl_sso": "manifold_oracle.conformance.adapters.gpu_impl:GpuImplSSOAdapter",
     "torch_muon": "manifold_oracle.conformance.adapters.torch_muon:TorchMuonAdapter",

@@ -2,11 +2,11 @@
 
 Capabilities: ``msign`` (``gpu_impl.msign.newton_schulz`` / ``msign_exact`` with the profile's
 schedule and compute dtype), the manifold operations of ``gpu_impl.manifolds`` for every
-manifold the profile declares (spectral sphere with the exact Θ), ``direction`` (MACRO variant A
-composed from those primitives: D = s·P_W(msign(P_W(U)))), and ``optimizer``
-(``gpu_impl.optim.MACRO`` configured from the profile). Default profile ``gpu_impl``; the
-others (``gpu_impl_exact``, ``gpu_impl_spectral``, ``gpu_impl_oblique``, ``gpu_impl_stiefel``,
-``gpu_impl_fp32ns``) are selected with ``--profile``.
+manifold the profile declares (spectral sphere with its shipped default Θ, the certified top
+pair), ``direction`` (MACRO variant A composed from those primitives: D = s·P_W(msign(P_W(U)))),
+and ``optimizer`` (``gpu_impl.optim.MACRO`` configured from the profile). Default profile
+``gpu_impl``; the others (``gpu_impl_exact``, ``gpu_impl_spectral``, ``gpu_impl_spectral_bf16``,
+``gpu_impl_oblique``, ``gpu_impl_stiefel``, ``gpu_impl_fp32ns``) are selected with ``--profile``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class GpuImplAdapter(Adapter):
 
         decl = next(d for d in self.get_profile().manifolds if d.name == name)
         if decl.canonical_kind == "spectral_sphere":
-            return SpectralSphere(decl.radius, theta="exact")
+            return SpectralSphere(decl.radius)  # the shipped default Θ: the certified top pair
         return make_manifold(decl.canonical_kind, decl.radius)
 
     def project_tangent(self, manifold: str, W: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
@@ -129,12 +129,20 @@ class GpuImplAdapter(Adapter):
         else:
             kw.update(msign=p.ns_schedule(), ns_steps=p.steps,
                       ns_dtype=None if p.compute_dtype == "input" else p.compute_dtype)
-        if decl.name == "spectral":
-            kw["theta"] = "exact"
+        # the spectral sphere's Θ is MACRO's default, the certified top pair (as shipped)
         return MACRO(params, lr=lr, momentum=momentum, **kw)
 
     def momentum_buffer(self, opt: Any, p: Any) -> Any:
         return opt.state[p].get("momentum")
+
+
+class GpuImplSpectralAdapter(GpuImplAdapter):
+    """gpu_impl MACRO on the spectral sphere with its shipped defaults (profile
+    ``gpu_impl_spectral_bf16``): the certified top pair Θ and KJ×5 Newton–Schulz in bf16, float32
+    parameters."""
+
+    name = "gpu_impl spectral"
+    profile: str | Profile = "gpu_impl_spectral_bf16"
 
 
 class GpuImplMuonHAdapter(GpuImplAdapter):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 import conformance_zoo as Z
 from manifold_oracle.conformance.repro import rerun_case
@@ -74,6 +75,37 @@ def test_gpu_impl_sso_runs_the_constrained_checks() -> None:
                          "optimizer.direction.tangency"])
     st = {r.id: r.status for r in report.results}
     assert all(v == "pass" for v in st.values()), st
+
+
+SPECTRAL_CHECKS = ["optimizer.rule.step", "optimizer.step.one", "optimizer.step.trajectory",
+                   "optimizer.direction.one_step", "optimizer.direction.trajectory", "optimizer.run.feasibility",
+                   "optimizer.direction.tangency"]
+
+
+def test_gpu_impl_spectral_conforms_with_its_certified_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in ``gpu_impl_spectral`` target runs MACRO's shipped defaults on the spectral sphere
+    (certified top pair, bf16 NS, float32 parameters) and passes the step, direction and
+    feasibility checks; negative control: the same target with its certified v̂ turned by 1e-3
+    (three times the default angle tolerance √ε₃₂) fails them."""
+    report = run("gpu_impl_spectral", mode="quick", seed=0, select=SPECTRAL_CHECKS)
+    st = {r.id: r.status for r in report.results}
+    assert set(st) == set(SPECTRAL_CHECKS) and all(v == "pass" for v in st.values()), st
+
+    from manifold_oracle.gpu_impl.manifolds import SpectralSphere
+
+    certified = SpectralSphere._certified_pair
+
+    def turned(self, W, state, steps, certify):  # type: ignore[no-untyped-def]
+        p = certified(self, W, state, steps, certify)
+        w = torch.roll(p.v, 1, dims=-1)
+        w = w - (w * p.v).sum(-1, keepdim=True) * p.v
+        p.v = p.v + 1e-3 * w / torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+        return p
+
+    monkeypatch.setattr(SpectralSphere, "_certified_pair", turned)
+    bad = run("gpu_impl_spectral", mode="quick", seed=0, select=SPECTRAL_CHECKS)
+    failed = {r.id for r in bad.results if r.status == "fail"}
+    assert {"optimizer.step.one", "optimizer.direction.one_step"} <= failed, {r.id: r.status for r in bad.results}
 
 
 def test_failure_names_its_case_and_reproduces(tmp_path) -> None:
