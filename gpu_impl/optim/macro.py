@@ -222,12 +222,14 @@ def _stacked_top_pairs(man: TorchManifold, Ws: list[Tensor], states: list[dict[s
 
 
 def _normalised_into(X: Tensor, slot: Tensor, safety: float, eps: float, eps_form: str,
-                     acc: torch.dtype = torch.float64) -> Tensor:
+                     acc: torch.dtype = torch.float64, xx: Tensor | None = None) -> Tensor:
     """slot ← X/(s·N_ε(‖X‖_F)) in the slot's (compute) dtype, cast point "before" (the normaliser
-    is rounded to the compute dtype), ‖X‖²_F accumulated in ``acc`` (compiled: inductor keeps X in
-    float32 before the division, one rounding less than :meth:`NSWorkspace.load`). Returns ‖X‖²_F
-    (``acc``); with ``acc`` float32 it overflows (inf) once ‖X‖_F ≳ 1.8e19: the caller checks."""
-    xx = (X * X).sum(dtype=acc)
+    is rounded to the compute dtype), ‖X‖²_F accumulated in ``acc`` unless given as ``xx``
+    (compiled: inductor keeps X in float32 before the division, one rounding less than
+    :meth:`NSWorkspace.load`). Returns ‖X‖²_F (``acc``); with ``acc`` float32 it overflows (inf)
+    once ‖X‖_F ≳ 1.8e19: the caller checks."""
+    if xx is None:
+        xx = (X * X).sum(dtype=acc)
     d = safety * ns_normaliser(torch.sqrt(xx), eps, eps_form)
     slot.copy_(X.to(slot.dtype) / d.to(slot.dtype))
     return xx
@@ -242,8 +244,21 @@ def _frobenius_pre(M: Tensor, G: Tensor, W: Tensor, slot: Tensor, beta: float, f
     ‖X‖, one writing the slot (a float64 ‖X‖ costs 1.2× the whole function on CPU, issue 16)."""
     M_new, U = update_momentum(form, beta, M, G)
     ww = (W * W).sum()
-    X = U if variant == "C" and form != "projected_ema" else U - ((U * W).sum() / ww) * W
-    xx = _normalised_into(X, slot, safety, eps, eps_form, acc)
+    if variant == "C" and form != "projected_ema":
+        return M_new, ww, _normalised_into(U, slot, safety, eps, eps_form, acc)
+    uw = (U * W).sum()
+    X = U - (uw / ww) * W
+    if acc == torch.float32:
+        # ‖X‖² = ‖U‖² − ⟨U, W⟩²/‖W‖² from the first pass's sums (no pass over X before the slot is
+        # written: −1 of 3 passes); its rounding is ≈ 3u·‖U‖²/‖X‖² relative, so a matrix whose
+        # normal component takes more than half of ‖U‖² is returned as NaN: the caller normalises
+        # it eagerly (with the float32 overflow, in the same check)
+        uu = (U * U).sum(dtype=acc)
+        cut = (uw / ww) * uw
+        xx = torch.where(cut <= 0.5 * uu, uu - cut, torch.full_like(uu, float("nan")))
+        xx = _normalised_into(X, slot, safety, eps, eps_form, acc, xx)
+    else:
+        xx = _normalised_into(X, slot, safety, eps, eps_form, acc)
     return (X if form == "projected_ema" else M_new), ww, xx
 
 
@@ -628,7 +643,9 @@ class MACRO(MatrixOptimizer):
         # arithmetic as the uninterrupted one, bit for bit (optimizer.run.resume, CLAIMS X-3)
         if self.fused == "compile" and ws is not None and ws.cast == "before":
             # ‖X‖² in float32 on CPU (a float64 reduction costs ~13× there), float64 elsewhere; a
-            # float32 overflow (‖X‖_F ≳ 1.8e19) is caught below and that matrix normalised eagerly
+            # float32 overflow (‖X‖_F ≳ 1.8e19), or a normal component above half of ‖U‖² (whose
+            # ‖X‖² the compiled pass does not take from ‖U‖² − ⟨U, W⟩²/‖W‖²: NaN), is caught below
+            # and that matrix normalised eagerly
             acc = torch.float32 if ws.Z.device.type == "cpu" and ws.acc == torch.float32 else torch.float64
             args = (float(group["momentum"]), group["momentum_form"], group["reproject"], ws.safety, ws.eps,
                     ws.eps_form, acc)
