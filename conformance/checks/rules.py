@@ -26,6 +26,8 @@ Figures are Frobenius norms (the rounding model is entrywise); tightness = bound
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -221,9 +223,14 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
 
     Cast to a lower compute dtype: the target computes X in the parameter dtype (momentum and
     Nesterov blend: 2 roundings; a projection adds a reduction), so its entries agree with ours to
-    2·(2 + rd·⌈log₂mn⌉)·u·(|U| + |U − X|); an entry that close to a rounding midpoint of the cast
-    may round the other way (``tolerances.cast_ambiguity``), and then the two orthogonaliser runs
-    round differently throughout: proj·2·√k·(orthogonaliser bound). No cast: the input difference
+    2·(2 + rd·⌈log₂mn⌉)·u·(|U| + |U − X|), entry by entry (a projection that cancels most of an
+    entry of U leaves that entry's rounding relative to |U|, not to |X|); an entry that close to a
+    rounding midpoint of the cast may round the other way (``tolerances.cast_ambiguity``). The
+    target's cast input is then ours with some of those entries one ulp over: with at most
+    ``FLIP_REPLAY`` of them, every such input is replayed through the target's own orthogonaliser
+    (deterministic: its output on that input is what the target computes) and the largest change
+    of O is the term (plus ``reorder_term``); with more, the two orthogonaliser runs may round
+    differently throughout: proj·2·√k·(orthogonaliser bound). No cast: the input difference
     passes through the exact map with its trajectory gain G over the normaliser ‖X‖_F.
     ``exact_input``: dyadic gradients and momenta, no reduction: X is computed exactly."""
     p = ctx.profile
@@ -237,8 +244,11 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
         return 0.0, "", 0
     # X = U − c·W (projection) carries the rounding of c·W relative to X; sso's X = M̂ + λΘ is O(1)
     # in every term (M̂ normalised, |λ|·Θ ≤ ‖X‖ near the root)
-    tail = 1.0 if p.rule == "sso" else float(np.abs(U - X).max()) / max(float(np.abs(X).max()), 1e-300)
-    rel_in = (2.0 + rd * L) * u * (1.0 + tail)
+    if p.rule == "sso":
+        rel_in: float | np.ndarray = (2.0 + rd * L) * u * 2.0
+    else:  # per entry: (|U| + |U − X|)/|X| (an exactly zero entry of X is cast exactly)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel_in = (2.0 + rd * L) * u * np.where(X != 0, (np.abs(U) + np.abs(U - X)) / np.abs(X), 0.0)
     if E.compute_dtype_for(p, dt) != dt:
         if p.cast_point == "normalise_then_cast" and p.has_ns:
             # the cast rounds X/(s·N_ε(‖X‖_F)) as the target computed it in dt: its entries also
@@ -247,6 +257,12 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
                                    2.0 * (rel_in + (L + 2.0) * u))
         else:
             amb = T.cast_ambiguity(X, E.compute_dtype_for(p, dt), 2.0 * rel_in)
+            n_amb = int(np.count_nonzero(amb))
+            # replayable: each ambiguous entry has two candidates, fl(X) and the neighbour across
+            # the midpoint (an uncertainty of half an ulp or more could reach further)
+            two = bool(np.all(2.0 * rel_in * np.abs(X) < 0.5 * amb, where=amb > 0))
+            if 0 < n_amb <= FLIP_REPLAY and two:
+                return flip_term(ctx, X, amb, dt, scale * proj)
         n_amb = int(np.count_nonzero(amb))
         if not n_amb:
             return reorder_term(ctx, X, dt, scale * proj)
@@ -285,7 +301,7 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
     sd = T.ROUND_SD * u / np.sqrt(3.0) * np.sqrt(2.0 * base**2 + rd * (base - X) ** 2 + (1.0 + rd) * X**2)
     orth = replay_orth(ctx, dt)
     o0 = orth(X)
-    srng = np.random.default_rng(abs(hash((X.shape, float(np.sum(np.abs(X)))))) % 2**32)
+    srng = case_rng("input", X)
     e2 = [float(np.linalg.norm(orth(X + sd * srng.standard_normal(X.shape)
                                     + rd * L * u * srng.standard_normal() * (base - X)) - o0)) ** 2
           for _ in range(N_INPUT)]
@@ -293,6 +309,38 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
     return (scale * proj * nu,
             f" + lr·s·{proj:g}·ν (ν = {nu:.2e}: 1 − 5.7e-7 prediction bound of the target's orthogonaliser's response to "
             f"the input's rounding model, {N_INPUT} draws, d = {d:.3g} effective dof)", 0)
+
+
+#: at most this many ambiguous casts are replayed (2^k − 1 inputs) by :func:`flip_term`
+FLIP_REPLAY = 4
+
+
+def flip_term(ctx: Context, X: np.ndarray, amb: np.ndarray, dt: str, scale: float) -> tuple[float, str, int]:
+    """(bound, formula, #ambiguous casts) for a cast input whose ``amb`` entries (the one-ulp flip
+    size, ``tolerances.cast_ambiguity``; at most ``FLIP_REPLAY`` of them) may round the other way
+    in the target: every nonempty subset of them flipped is replayed through the target's own
+    orthogonaliser, and ``scale``·max‖O(flipped) − O‖_F plus :func:`reorder_term` bounds what the
+    target's rounding of the cast can change (its orthogonaliser is a deterministic function of
+    its input; the flips are the only inputs it can have besides ours)."""
+    cd = E.compute_dtype_for(ctx.profile, dt)
+    Xc = E.round_to(X, cd)
+    orth = replay_orth(ctx, dt)
+    o0 = orth(Xc)
+    idx = list(zip(*np.nonzero(amb)))
+    # the other neighbour of fl(X), across the midpoint X lies near (X ≠ fl(X): an exactly
+    # representable X is half an ulp from any midpoint, and the caller replays only smaller
+    # uncertainties)
+    step = {i: float(np.sign(X[i] - Xc[i])) * float(amb[i]) for i in idx}
+    worst = 0.0
+    for r in range(1, len(idx) + 1):
+        for sub in itertools.combinations(idx, r):
+            Xa = Xc.copy()
+            for i in sub:
+                Xa[i] += step[i]
+            worst = max(worst, float(np.linalg.norm(orth(Xa) - o0)))
+    b0, f0, _ = reorder_term(ctx, X, dt, scale)
+    return (scale * worst + b0, f" + lr·s·proj·max‖O(flips) − O‖_F ({len(idx)} ambiguous casts, every "
+                                f"combination replayed on the target's orthogonaliser: {worst:.2e}){f0}", len(idx))
 
 
 def reorder_term(ctx: Context, X: np.ndarray, dt: str, scale: float) -> tuple[float, str, int]:
@@ -318,7 +366,7 @@ def reorder_term(ctx: Context, X: np.ndarray, dt: str, scale: float) -> tuple[fl
     Xc = E.round_to(X, cd)
     orth = replay_orth(ctx, dt)
     o0 = orth(Xc)
-    srng = np.random.default_rng(abs(hash(("reorder", X.shape, float(np.sum(np.abs(X)))))) % 2**32)
+    srng = case_rng("reorder", X)
     sd = T.ROUND_SD * uc / np.sqrt(3.0) * np.abs(Xc)
     e2 = np.array([float(np.linalg.norm(orth(E.round_to(Xc + sd * srng.standard_normal(X.shape), cd)) - o0)) ** 2
                    for _ in range(N_INPUT)])
@@ -326,6 +374,14 @@ def reorder_term(ctx: Context, X: np.ndarray, dt: str, scale: float) -> tuple[fl
     b = scale * np.sqrt(K) * nu
     return (b, f" + lr·s·proj·√K·ν (ν = {nu:.2e}: response of the target's orthogonaliser to a {cd} rounding of its "
                f"input, {N_INPUT} draws, d = {d:.3g}; K = {K} steps may each sum in another order)", 0)
+
+
+def case_rng(tag: str, X: np.ndarray) -> np.random.Generator:
+    """The random stream of a measured model term for input ``X``: seeded from ``tag``, X's shape
+    and the bits of Σ|X| through numpy's SeedSequence, the same in every process (Python's
+    ``hash`` of a string is salted per process, so a bound seeded from it changed from run to run)."""
+    key = np.frombuffer(np.float64(np.sum(np.abs(X))).tobytes(), dtype=np.uint32)
+    return np.random.default_rng([zlib.crc32(tag.encode()), *X.shape, *map(int, key)])
 
 
 def chi2_prediction(e2: np.ndarray) -> tuple[float, float]:

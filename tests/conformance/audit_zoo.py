@@ -11,6 +11,7 @@ import torch
 
 import conformance_zoo as Z
 from manifold_oracle.conformance.adapters import Adapter
+from manifold_oracle.conformance.profiles import ManifoldDecl
 
 
 # ---------------------------------------------------------------- Muon batching a group by numel
@@ -288,3 +289,51 @@ AUDIT_GEOMETRY_DEFECTS: dict[type, tuple[str, type]] = {
 #: correct optimizers added by this zoo (no false failure over 5 seeds)
 AUDIT_CORRECT: tuple[type, ...] = (GoodMacroBall32, GoodMacroBall16, GoodVectorMuon32, GoodVectorMuon16,
                                    GoodVectorAdam32, GoodVectorAdam16)
+
+
+# ---------------------------------------------------------------- MACRO on the Stiefel manifold (audit 3)
+class MacroStiefel(torch.optim.Optimizer):
+    """MACRO variant A on St(n, k) (scale 1): EMA momentum, P_W(Z) = Z − W·sym(WᵀZ) on the tall
+    orientation, D = P_W(NS(P_W(M))) with KJ×5 NS in bf16, W ← polar(W − lr·D) (float64 SVD)."""
+
+    def __init__(self, params: Any, lr: float, momentum: float) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g, p, M in Z.ema_params(self):
+            wide = p.shape[0] < p.shape[1]
+            W = p.detach().mT if wide else p.detach()
+
+            def P(Z_: torch.Tensor) -> torch.Tensor:
+                Zt = Z_.mT if wide else Z_
+                S = W.mT @ Zt
+                return Zt - W @ ((S + S.mT) / 2)
+
+            X = P(M)
+            D = P(Z.ns(X.mT if wide else X, dtype=torch.bfloat16))
+            U, _, Vh = torch.linalg.svd((W - g["lr"] * D).double(), full_matrices=False)
+            Wn = (U @ Vh).to(p.dtype)
+            p.copy_(Wn.mT if wide else Wn)
+
+
+STIEFEL16_PROFILE = Z.MACRO16_PROFILE.with_options(
+    name="audit_zoo_macro_stiefel_bf16", description="MACRO variant A on the Stiefel manifold (scale 1), "
+    "KJ×5 NS in bf16, polar retraction, fp32 params",
+    manifolds=(ManifoldDecl("stiefel", "stiefel", radius=1.0, retraction="polar", retraction_order=2,
+                            dtype="float32", shapes=((7, 3), (3, 7), (5, 5))),))
+
+
+class GoodMacroStiefel16(Adapter):
+    """A correct bf16 MACRO on the Stiefel manifold: audit 3 found it failing optimizer.rule.step in
+    2 of 12 runs (one cast of its projected input, cancelled to 1 % of |U|, counted as certain)."""
+
+    name = "audit zoo: MACRO-Stiefel (bf16 NS)"
+    profile = STIEFEL16_PROFILE
+    capabilities = frozenset({"msign", "optimizer"})
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return Z.ns(G, dtype=torch.bfloat16)
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return MacroStiefel(params, lr, momentum)

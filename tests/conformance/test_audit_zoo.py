@@ -5,6 +5,10 @@ the manifold and a target crashing on a declared shape are FAILs with figures.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 import audit_zoo as A
@@ -159,3 +163,28 @@ def test_declared_map_does_not_renormalise_a_normalised_input() -> None:
     gold = (U * polynomial_map("keller_jordan", s, 5)[..., None, :]) @ Vt
     got = E.orthogonalise(whole, B, "float32")
     assert np.abs(got - gold).max() <= 64 * 2.0**-53 * np.abs(gold).max(), np.abs(got - gold).max()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_correct_stiefel_macro_conforms_on_cancelled_casts(seed: int) -> None:
+    """Audit 3's false failure: a correct bf16 MACRO on the Stiefel manifold failed
+    optimizer.rule.step at seed 0 (7.1e-4 against 4.9e-5) because an entry of X = P_W(M) that the
+    projection cancels to 1 % of |U| was judged certain to cast like ours; the allowance is now per
+    entry, (|U| + |U − X|)/|X|, and the at most 4 ambiguous entries are replayed through the
+    target's orthogonaliser (rules.flip_term): seed 0 now measures 7.1e-4 against 1.6e-3."""
+    r = run(A.GoodMacroStiefel16, mode="full", seed=seed,
+            select=["optimizer.rule.step", "optimizer.rule.trajectory", "optimizer.step.one"])
+    bad = [(x.id, x.status, x.measured, x.tolerance and x.tolerance["bound"]) for x in r.results
+           if x.status != "pass"]
+    assert not bad and len(r.results) == 3, bad
+
+
+def test_measured_bounds_are_the_same_in_every_process() -> None:
+    """The random streams of the measured model terms (rules.case_rng) are seeded without Python's
+    per-process salted ``hash`` of strings (audit 3: the reorder term's bound changed from run to
+    run): the same input gives the same draws under two PYTHONHASHSEEDs."""
+    code = ("import numpy as np; from manifold_oracle.conformance.checks.rules import case_rng; "
+            "X = np.arange(12.0).reshape(3, 4) / 7; print(repr(case_rng('reorder', X).standard_normal(3).tolist()))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": s}, check=True).stdout for s in ("1", "2")}
+    assert len(outs) == 1 and outs.pop().startswith("["), outs
