@@ -319,9 +319,12 @@ def flip_term(ctx: Context, X: np.ndarray, amb: np.ndarray, dt: str, scale: floa
     """(bound, formula, #ambiguous casts) for a cast input whose ``amb`` entries (the one-ulp flip
     size, ``tolerances.cast_ambiguity``; at most ``FLIP_REPLAY`` of them) may round the other way
     in the target: every nonempty subset of them flipped is replayed through the target's own
-    orthogonaliser, and ``scale``·max‖O(flipped) − O‖_F plus :func:`reorder_term` bounds what the
-    target's rounding of the cast can change (its orthogonaliser is a deterministic function of
-    its input; the flips are the only inputs it can have besides ours)."""
+    orthogonaliser, and 2·``scale``·max‖O(flipped) − O‖_F plus :func:`reorder_term` bounds what the
+    target's rounding of the cast can change. Its orthogonaliser is a deterministic function of
+    its input and the flips are the only inputs it can have besides ours, so the maximum alone is
+    attained when the target takes the worst flip (torch.optim.Muon's transformer step measured
+    at 1.00 of it); the factor 2 covers the step running the orthogonaliser in another layout or
+    batch than the replay (bf16 GEMMs measured bit-identical across those, not guaranteed)."""
     cd = E.compute_dtype_for(ctx.profile, dt)
     Xc = E.round_to(X, cd)
     orth = replay_orth(ctx, dt)
@@ -339,7 +342,7 @@ def flip_term(ctx: Context, X: np.ndarray, amb: np.ndarray, dt: str, scale: floa
                 Xa[i] += step[i]
             worst = max(worst, float(np.linalg.norm(orth(Xa) - o0)))
     b0, f0, _ = reorder_term(ctx, X, dt, scale)
-    return (scale * worst + b0, f" + lr·s·proj·max‖O(flips) − O‖_F ({len(idx)} ambiguous casts, every "
+    return (2.0 * scale * worst + b0, f" + 2·lr·s·proj·max‖O(flips) − O‖_F ({len(idx)} ambiguous casts, every "
                                 f"combination replayed on the target's orthogonaliser: {worst:.2e}){f0}", len(idx))
 
 
