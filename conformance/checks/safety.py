@@ -314,8 +314,15 @@ def extreme_scale(ctx: Context, case: Case) -> Measurement:
     silent_zero = bool(np.all(out == 0)) and float(np.linalg.norm(exp)) >= 0.5
     if silent_zero:
         err = float("inf")
+    figure = "‖O(cG) − O*(cG)‖₂ (∞ for a silent all-zero output)"
+    if silent_zero:  # name the usual cause (audit 3: a norm taken in bf16 overflowed at 1e20)
+        figure += (f": all zero at ‖G‖_F = {c:.0e}, typically ‖G‖_F or ‖G‖²_F overflowing the normaliser's "
+                   "dtype (G/∞ = 0) or flushing to zero")
+    elif not np.all(np.isfinite(out)):
+        figure += (f": non-finite output at ‖G‖_F = {c:.0e}, typically the normaliser overflowing to ∞ or "
+                   "underflowing to 0 before the division")
     # no scale is exempt: the whole finite range of the dtype is promised (issue 12 item 5)
-    return Measurement("‖O(cG) − O*(cG)‖₂ (∞ for a silent all-zero output)", err, tol, err <= tol.bound,
+    return Measurement(figure, err, tol, err <= tol.bound,
                        {"scale": c, "output_fro": float(np.linalg.norm(out)),
                         "declared_fro": float(np.linalg.norm(exp)), "silent_zero": silent_zero})
 

@@ -337,3 +337,16 @@ class GoodMacroStiefel16(Adapter):
 
     def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
         return MacroStiefel(params, lr, momentum)
+
+
+class SquaredNormMuon32(Z.GoodMuon32):
+    """Muon whose NS normalises by √(Σ G²) summed in the input dtype (no scaling by the largest
+    entry): ‖G‖²_F overflows fp32 from ‖G‖_F ≈ 1.8e19, the output is then G/∞ = 0 (audit 3's
+    first adapter did the same in bf16)."""
+
+    name = "audit zoo: Muon, fp32 NS, ‖G‖² summed in fp32"
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        X = G.to(torch.float32)
+        n = torch.sqrt((X * X).sum(dim=(-2, -1), keepdim=True))
+        return Z.ns(X / n.clamp(min=1e-7), dtype=torch.float32).to(G.dtype)

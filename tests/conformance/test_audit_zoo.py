@@ -188,3 +188,12 @@ def test_measured_bounds_are_the_same_in_every_process() -> None:
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                            env={**os.environ, "PYTHONHASHSEED": s}, check=True).stdout for s in ("1", "2")}
     assert len(outs) == 1 and outs.pop().startswith("["), outs
+
+
+def test_extreme_scale_failure_names_the_overflowing_normaliser() -> None:
+    """A normaliser whose ‖G‖²_F overflows gives an all-zero output at ‖G‖_F = 1e20 and beyond: the
+    failure's figure says so and names the usual cause (audit 3: the bare '∞' left the user
+    searching); the same routine with a scaled norm passes."""
+    r = run(A.SquaredNormMuon32, mode="quick", seed=0, select=["safety.extreme_scale"]).results[0]
+    assert r.status == "fail" and "all zero at ‖G‖_F = 1e+20" in r.figure and "overflowing" in r.figure, r.figure
+    assert run(A.Z.GoodMuon32, mode="quick", seed=0, select=["safety.extreme_scale"]).results[0].status == "pass"
