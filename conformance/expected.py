@@ -151,6 +151,24 @@ def _man(profile: Profile, manifold: Any) -> Any:
     return manifold if manifold is not None else profile.manifolds[0].reference(point_tol=1e-4)
 
 
+#: manifolds whose projector is the same at any scale of W (per sphere: P_W(G) = G − (⟨G, w⟩/‖w‖²)·w,
+#: MATH.md §4.3, §4.5) and retractions that are the metric projection of W + ξ (§4.3: rescale)
+_SCALE_FREE = {"frobenius_sphere": ("rescale", "projection"), "oblique": ("normalize", "projection")}
+
+
+def macro_point(profile: Profile, W: np.ndarray, manifold: Any = None) -> np.ndarray:
+    """Where the declared MACRO rule takes its tangent projections for weights W: W itself, or,
+    for weights off a manifold of ``_SCALE_FREE`` (an un-normalised start), their metric
+    projection, at which the spec's projector (homogeneous of degree 0 in each sphere's w) takes
+    the same value; :func:`step` then retracts W − lr·D itself. Other manifolds: W (the
+    reference refuses a point off them)."""
+    decl = profile.manifolds[0]
+    man = _man(profile, manifold)
+    if decl.retraction not in _SCALE_FREE.get(decl.kind, ()) or man.contains(W):
+        return W
+    return man.project_point(W)
+
+
 def orth_input(profile: Profile, W: np.ndarray, U: np.ndarray, *, manifold: Any = None,
                lam: float = 0.0) -> np.ndarray:
     """The matrix the declared rule orthogonalises: U (muon, muonh), P_W(U) (macro),
@@ -158,7 +176,7 @@ def orth_input(profile: Profile, W: np.ndarray, U: np.ndarray, *, manifold: Any 
     if profile.rule in ("muon", "muonh"):
         return U
     if profile.rule == "macro":
-        return _man(profile, manifold).project_tangent(W, U)
+        return _man(profile, manifold).project_tangent(macro_point(profile, W, manifold), U)
     if profile.rule == "sso":
         Uu, _, Vh = np.linalg.svd(W, full_matrices=False)
         return U / max(float(np.linalg.norm(U)), 1e-8) + lam * np.outer(Uu[:, 0], Vh[0])
@@ -210,7 +228,8 @@ def direction(profile: Profile, W: np.ndarray, G: np.ndarray, M: np.ndarray | No
         return (shape_scale(profile, W.shape) if profile.rule == "muon" else 1.0) * o(U), Mt
     if profile.rule == "macro":
         man = _man(profile, manifold)
-        D = RO.macro_direction(U, lambda Z: man.project_tangent(W, Z), o, "A")
+        Wp = macro_point(profile, W, manifold)
+        D = RO.macro_direction(U, lambda Z: man.project_tangent(Wp, Z), o, "A")
         return profile.scale * shape_scale(profile, W.shape) * D, Mt
     if profile.rule == "sso":
         lam = sso_multiplier(profile, W, U, input_dtype) if lam is None else lam
@@ -237,6 +256,8 @@ def step(profile: Profile, W: np.ndarray, G: np.ndarray, M: np.ndarray | None, *
         return RO.apply_weight_decay(c, W, D, lr, wd, shape_scale(profile, W.shape)), Mt
     if profile.rule == "macro":
         man = _man(profile, manifold)
+        if macro_point(profile, W, manifold) is not W:  # off a _SCALE_FREE manifold: R(W − lr·D)
+            return man.project_point(W - lr * D), Mt
         return man.retract(W, -lr * D, method=profile.manifolds[0].retraction), Mt
     if profile.rule == "sso":
         return W - lr * D, Mt

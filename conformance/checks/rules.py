@@ -561,6 +561,20 @@ def _scenario_cases(ctx: Context, salt: str, steps: int, groups: int) -> list[Ca
                 arrays[f"G_{name}"] = np.stack([dyadic(rng, shp) for _ in range(steps)])
             label = f"shape {sa}" + (f" + group B {sb}" if groups == 2 else " ×2 params") + f", {dt}, {steps} step(s)"
             out.append(Case(label, arrays, {"dtype": dt, "steps": steps, "groups": groups}))
+        # MACRO on a sphere-type manifold from weights at half the radius (an un-normalised start):
+        # on the manifold ⟨G, w⟩/‖w‖² and ⟨G, w⟩/‖w‖ (or /R²) agree, off it only the spec's
+        # projector (MATH §4.3, §4.5) gives the declared step (expected.macro_point); a target that
+        # moves its weights onto the manifold at construction makes this an on-manifold case
+        decl = ctx.profile.manifolds[0] if ctx.profile.manifolds else None
+        if (groups == 1 and ctx.profile.rule == "macro" and decl is not None
+                and decl.retraction in E._SCALE_FREE.get(decl.kind, ())):
+            shp = pairs[0][0]
+            arrays = {}
+            for name in ("a0", "a1"):
+                arrays[f"W_{name}"] = 0.5 * start_point(ctx, rng, shp)
+                arrays[f"G_{name}"] = np.stack([dyadic(rng, shp) for _ in range(steps)])
+            out.append(Case(f"shape {shp} ×2 params, {dt}, {steps} step(s), start ×0.5 off the manifold", arrays,
+                            {"dtype": dt, "steps": steps, "groups": groups, "off_start": True}))
         # one group holding a matrix and its transposed shape (same numel): an implementation that
         # batches the parameters of a group by numel (views one as the other's shape) fails here
         mixed = next((s for s in shapes if s[0] != s[1] and (s[1], s[0]) in shapes), None)
@@ -612,6 +626,8 @@ def run_scenario(ctx: Context, case: Case) -> Measurement:
             g.update(ctx.adapter.group_hyper(**hyp[gi]))
         Wcur = {n: to_numpy(x.data) for n, x in prm.items()}
         for n in prm:
+            if t == 1 and case.params.get("off_start"):
+                break  # the case starts off the manifold on purpose
             off = off_manifold(man if p.rule == "macro" else None, Wcur[n], t, n)  # sso: retract-then-step
             if off is not None:
                 return off

@@ -5,6 +5,8 @@ Newton–Schulz. Kept apart from ``conformance_zoo`` so that the two zoos can gr
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import torch
@@ -350,3 +352,38 @@ class SquaredNormMuon32(Z.GoodMuon32):
         X = G.to(torch.float32)
         n = torch.sqrt((X * X).sum(dim=(-2, -1), keepdim=True))
         return Z.ns(X / n.clamp(min=1e-7), dtype=torch.float32).to(G.dtype)
+
+
+# ---------------------------------------------------------------- an off-manifold projection defect (audit 3)
+class MacroBallNormNotSquared(MacroBall):
+    """MACRO on the Frobenius sphere whose projector divides ⟨Z, W⟩ by ‖W‖_F instead of ‖W‖²_F:
+    identical on the sphere of radius 1, wrong from un-normalised weights (audit 3 planted it on
+    the column-oblique manifold: 22 % of the first update)."""
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g, p, M in Z.ema_params(self):
+            W = p.detach()
+            P = lambda Z_: Z_ - (Z_ * W).sum() / torch.linalg.norm(W) * W  # noqa: E731
+            D = P(Z.ns(P(M), dtype=self.ns_dtype))
+            Y = W - g["lr"] * D
+            p.copy_(self.radius * Y / torch.linalg.norm(Y))
+
+
+UNIT_MACRO16_PROFILE = Z.MACRO16_PROFILE.with_options(
+    name="audit_zoo_macro_unit_bf16", description="MACRO variant A on the Frobenius sphere R = 1, KJ×5 NS "
+    "in bf16, fp32 params, weights as given",
+    manifolds=tuple(dataclasses.replace(d, radius=1.0) for d in Z.MACRO16_PROFILE.manifolds))
+
+
+class GoodUnitMacroBall16(GoodMacroBall16):
+    name = "audit zoo: MACRO (bf16 NS) on the unit sphere, weights as given"
+    profile = UNIT_MACRO16_PROFILE
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return MacroBall(params, lr, momentum, 1.0, ns_dtype=self.ns_dtype, bug=self.bug)
+
+
+class NormNotSquared16(GoodUnitMacroBall16):
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return MacroBallNormNotSquared(params, lr, momentum, 1.0, ns_dtype=self.ns_dtype)

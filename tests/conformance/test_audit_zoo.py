@@ -197,3 +197,17 @@ def test_extreme_scale_failure_names_the_overflowing_normaliser() -> None:
     r = run(A.SquaredNormMuon32, mode="quick", seed=0, select=["safety.extreme_scale"]).results[0]
     assert r.status == "fail" and "all zero at ‖G‖_F = 1e+20" in r.figure and "overflowing" in r.figure, r.figure
     assert run(A.Z.GoodMuon32, mode="quick", seed=0, select=["safety.extreme_scale"]).results[0].status == "pass"
+
+
+def test_projection_off_the_manifold_is_checked_from_an_unnormalised_start() -> None:
+    """Audit 3's miss: a MACRO projector dividing by ‖W‖_F instead of ‖W‖²_F agrees with the spec's
+    on the unit sphere and differs from an un-normalised start (22 % of the first update on the
+    oblique manifold). optimizer.rule.step now has a case starting at half the radius, where the
+    declared step takes the spec's projector (expected.macro_point): the defect fails there and
+    only there, while the correct optimizer (weights as given) passes every case."""
+    bad = run(A.NormNotSquared16, mode="quick", seed=0, select=["optimizer.rule.step"]).results[0]
+    assert bad.status == "fail" and "off the manifold" in bad.worst_case, (bad.status, bad.worst_case)
+    failing = [c["case"] for c in bad.cases if not c["passed"]]
+    assert failing and all("off the manifold" in c for c in failing), failing
+    good = run(A.GoodUnitMacroBall16, mode="quick", seed=0, select=["optimizer.rule.step"]).results[0]
+    assert good.status == "pass", (good.measured, good.tolerance)
