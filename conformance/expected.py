@@ -156,17 +156,22 @@ def _man(profile: Profile, manifold: Any) -> Any:
 _SCALE_FREE = {"frobenius_sphere": ("rescale", "projection"), "oblique": ("normalize", "projection")}
 
 
+def scale_free(profile: Profile) -> bool:
+    """The declared MACRO manifold's projector is the same at any scale of W and its retraction is
+    the metric projection of W + ξ (``_SCALE_FREE``): a step from weights off it is defined
+    (:func:`macro_point`)."""
+    decl = profile.manifolds[0] if profile.manifolds else None
+    return decl is not None and decl.retraction in _SCALE_FREE.get(decl.kind, ())
+
+
 def macro_point(profile: Profile, W: np.ndarray, manifold: Any = None) -> np.ndarray:
     """Where the declared MACRO rule takes its tangent projections for weights W: W itself, or,
     for weights off a manifold of ``_SCALE_FREE`` (an un-normalised start), their metric
     projection, at which the spec's projector (homogeneous of degree 0 in each sphere's w) takes
     the same value; :func:`step` then retracts W − lr·D itself. Other manifolds: W (the
     reference refuses a point off them)."""
-    decl = profile.manifolds[0]
     man = _man(profile, manifold)
-    if decl.retraction not in _SCALE_FREE.get(decl.kind, ()) or man.contains(W):
-        return W
-    return man.project_point(W)
+    return W if not scale_free(profile) or man.contains(W) else man.project_point(W)
 
 
 def orth_input(profile: Profile, W: np.ndarray, U: np.ndarray, *, manifold: Any = None,

@@ -381,36 +381,13 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
         raise InvalidInputError("R needs K >= 2 rows (the second Ritz value bounds σ₂) unless W has one row or column")
     f64 = torch.float64
     dt = R.dtype if dtype is None else dtype
-    X, Z, theta = _rayleigh_ritz(W64, R)
-    rnd = ((m + n + 4) * (torch.finfo(f64).eps / 2)) * torch.linalg.vector_norm(W64, dim=(-2, -1)).square()
-    res = torch.linalg.vector_norm(Z @ W64 - theta[..., None] * X, dim=-1)  # ‖A xⱼ − θⱼ xⱼ‖
-    w1 = Z[..., 0, :]
-    v, u = X[..., 0, :].to(dt), _unit(w1).to(dt)
-    # v̂ = fl(x₁), û = fl(w₁/‖w₁‖): ‖â/‖â‖ − a‖ ≤ 2u for a rounding to nearest of a unit vector a,
-    # plus the float64 normalisation (≤ (n + m + 4)·u₆₄)
-    chord = 2.0 * (torch.finfo(dt).eps / 2 if dt != f64 else 0.0) + (m + n + 4) * torch.finfo(f64).eps
-    out = _ritz_bounds(theta, res, rnd, min(m, n) == 1, dt, chord)
-    out.update({"u": u, "v": v, "basis": X.to(dt)})
-    return out
-
-
-def _rayleigh_ritz(W64: Tensor, R: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Rayleigh–Ritz of A = WᵀW on span(R), in float64: the Ritz vectors X (..., K, n) as rows, top
-    first, Z = X Wᵀ (..., K, m) and the Ritz values θ (..., K), descending (θ₁ ≤ σ₁², interlacing)."""
-    X = _orth_rows(R.to(torch.float64))
+    X = _orth_rows(R.to(f64))
     Zt = W64 @ X.mT  # columns W xⱼ (W·Xᵀ is the fast layout for a skinny product; X·Wᵀ is ~1.5× slower)
     theta, Q = torch.linalg.eigh(Zt.mT @ Zt)
     theta, Q = theta.flip(-1), Q.flip(-1)  # Ritz values, descending
-    return Q.mT @ X, (Zt @ Q).mT, theta
-
-
-def _ritz_bounds(theta: Tensor, res: Tensor, rnd: Tensor, rank_one: bool, dt: torch.dtype,
-                 chord: Tensor | float) -> dict[str, Tensor]:
-    """The bounds of :func:`pair_certificate` (its ``angle``, ``sigma_err``, ``sigma``, ``sigma2``,
-    ``delta``, ``block`` and ``residual``) from the Ritz values ``theta`` (..., K) of A = WᵀW,
-    descending, their residuals ``res`` (..., K) ‖A xⱼ − θⱼ xⱼ‖, the rounding ``rnd`` (...) every
-    Ritz value and residual may carry, whether W has rank ≤ 1 and the vectors' rounding ``chord``."""
-    f64 = torch.float64
+    X, Z = Q.mT @ X, (Zt @ Q).mT  # Z: rows (W xⱼ)ᵀ
+    rnd = ((m + n + 4) * (torch.finfo(f64).eps / 2)) * torch.linalg.vector_norm(W64, dim=(-2, -1)).square()
+    res = torch.linalg.vector_norm(Z @ W64 - theta[..., None] * X, dim=-1)  # ‖A xⱼ − θⱼ xⱼ‖
     E = res.square().cumsum(-1).sqrt() + 4.0 * rnd[..., None]  # E_k, k = 1…K
     eta = res[..., 0] + 2.0 * rnd
     th1 = theta[..., 0]
@@ -421,7 +398,7 @@ def _ritz_bounds(theta: Tensor, res: Tensor, rnd: Tensor, rank_one: bool, dt: to
 
     # computed Ritz values carry ≤ rnd each (H formed and diagonalised in float64): certified
     # separations subtract 2·rnd, so an exactly repeated σ₁ gives ∞, never a rounding-sized gap
-    if rank_one:  # rank ≤ 1: λ₂(A) = 0 exactly, no hypothesis
+    if min(m, n) == 1:  # rank ≤ 1: λ₂(A) = 0 exactly, no hypothesis
         lam2 = torch.zeros_like(th1)
         sin_v = over(eta, th1 - 2.0 * rnd)
         k_best = torch.ones_like(th1, dtype=torch.long)
@@ -443,6 +420,11 @@ def _ritz_bounds(theta: Tensor, res: Tensor, rnd: Tensor, rank_one: bool, dt: to
         half = 0.5 * (th1 - thb)
         kato = th1 + over(eta, top[..., 0] - lam2) * eta
         hi2 = torch.minimum(kato, th1 - half + torch.hypot(half, Eb)) + rnd  # + θ₁'s own rounding
+    w1 = Z[..., 0, :]
+    v, u = X[..., 0, :].to(dt), _unit(w1).to(dt)
+    # v̂ = fl(x₁), û = fl(w₁/‖w₁‖): ‖â/‖â‖ − a‖ ≤ 2u for a rounding to nearest of a unit vector a,
+    # plus the float64 normalisation (≤ (n + m + 4)·u₆₄)
+    chord = 2.0 * (torch.finfo(dt).eps / 2 if dt != f64 else 0.0) + (m + n + 4) * torch.finfo(f64).eps
     tan_v = (sin_v / (1.0 - sin_v.square()).sqrt()).masked_fill(sin_v >= 1, inf)
     angle = torch.maximum(sin_v, tan_v) + chord
     s = th1.clamp_min(0).sqrt().to(dt).to(f64)
@@ -453,7 +435,8 @@ def _ritz_bounds(theta: Tensor, res: Tensor, rnd: Tensor, rank_one: bool, dt: to
     residual = torch.hypot(res[..., 0] / r1, r1 - s) / s
     return {"angle": angle, "sigma_err": err, "sigma": s,
             "sigma2": theta[..., 1].clamp_min(0).sqrt() if theta.shape[-1] > 1 else torch.zeros_like(s),
-            "delta": s - lam2.clamp_min(0).sqrt(), "block": k_best, "residual": residual}
+            "delta": s - lam2.clamp_min(0).sqrt(), "block": k_best, "residual": residual,
+            "u": u, "v": v, "basis": X.to(dt)}
 
 
 class SpectralSphere(TorchManifold):
@@ -642,9 +625,14 @@ class SpectralSphere(TorchManifold):
             steps = max(steps, 1)
         products = 0  # block products with WᵀW (diagnostics: TopPair.steps)
         filtered = False
-        # one degree per stacked call: the largest the matrices' own adaptation asks for
-        degrees, degree = self._degrees(state, batch, W.device)
+        lo_deg, hi_deg = self._degree_range()
+        degrees = state.get("degree")
+        if not (isinstance(degrees, Tensor) and degrees.shape == batch):
+            degrees = torch.full(batch, self.cert_degree, dtype=torch.int64, device=W.device)
+        degrees = degrees.reshape(-1).clamp(lo_deg, hi_deg)
         if steps:
+            # one degree per stacked call: the largest the matrices' own adaptation asks for
+            degree = int(degrees.max()) if degrees.numel() else self.cert_degree
             basis, products, filtered = self._cycle(Wf, basis, warm, degree)
         F = self._pack(pair_certificate(W64, basis, W.dtype))
         B = Wf.shape[0]
@@ -653,8 +641,12 @@ class SpectralSphere(TorchManifold):
         cycles = 0 if steps == 0 else 1
         escalated = 0
         excess = self._excess(F, W.dtype, certify)
-        if filtered:  # adapt each matrix's filter degree to what its spectrum needs
-            degrees = self._adapt(degrees, degree, excess)
+        if filtered:
+            # adapt each matrix's filter degree to what its spectrum needs: ×2 after a miss (the
+            # escalation then runs Krylov cycles), ×3/4 when the bound met the tolerance a
+            # hundredfold (its residual would grow by ≈ T_d/T_{3d/4}, the bound at most by its square)
+            degrees = torch.where(~(excess <= 1), 2 * degree, torch.where(excess <= 1e-2, (3 * degree) // 4, degree))
+            degrees = degrees.clamp(lo_deg, hi_deg)
         for tier, budget in ((1, self.cert_cycles - cycles), (2, self.cert_refine_cycles)):
             idx = (~(excess <= 1)).nonzero().squeeze(-1)
             done = 0
@@ -692,26 +684,6 @@ class SpectralSphere(TorchManifold):
                        shaped(F["residual"]), bound=shaped(F["bound"]), fallback=shaped(fallback),
                        steps=products + escalated * self.cert_depth, sigma_bound=shaped(F["sigma_bound"]), refined=shaped(refined),
                        block=shaped(F["block"]))
-
-    def _degrees(self, state: MutableMapping[str, Tensor], batch: torch.Size,
-                 device: torch.device) -> tuple[Tensor, int]:
-        """The matrices' adaptive Chebyshev degrees (B,) from ``state`` (``cert_degree`` when absent),
-        clamped to :meth:`_degree_range`, and the one degree of a stacked call (their largest)."""
-        lo_deg, hi_deg = self._degree_range()
-        degrees = state.get("degree")
-        if not (isinstance(degrees, Tensor) and degrees.shape == batch):
-            degrees = torch.full(batch, self.cert_degree, dtype=torch.int64, device=device)
-        degrees = degrees.reshape(-1).clamp(lo_deg, hi_deg)
-        return degrees, int(degrees.max()) if degrees.numel() else self.cert_degree
-
-    def _adapt(self, degrees: Tensor, degree: int, excess: Tensor) -> Tensor:
-        """Each matrix's next filter degree after a Chebyshev cycle of degree ``degree`` whose bound ÷
-        tolerance is ``excess``: ×2 after a miss (the escalation then runs Krylov cycles), ×3/4 when
-        the bound met the tolerance a hundredfold (its residual would grow by ≈ T_d/T_{3d/4}, the
-        bound at most by its square), within :meth:`_degree_range`."""
-        lo_deg, hi_deg = self._degree_range()
-        degrees = torch.where(~(excess <= 1), 2 * degree, torch.where(excess <= 1e-2, (3 * degree) // 4, degree))
-        return degrees.clamp(lo_deg, hi_deg)
 
     def _start(self, W: Tensor, W64: Tensor, state: MutableMapping[str, Tensor]) -> tuple[Tensor, Tensor, bool]:
         """(W as a (B, m, n) stack in the cycles' dtype, the start block (B, b, n), warm): the

@@ -250,22 +250,22 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
         with np.errstate(divide="ignore", invalid="ignore"):
             rel_in = (2.0 + rd * L) * u * np.where(X != 0, (np.abs(U) + np.abs(U - X)) / np.abs(X), 0.0)
     if E.compute_dtype_for(p, dt) != dt:
-        if p.cast_point == "normalise_then_cast" and p.has_ns:
+        ntc = p.cast_point == "normalise_then_cast" and p.has_ns
+        if ntc:
             # the cast rounds X/(s·N_ε(‖X‖_F)) as the target computed it in dt: its entries also
             # carry the norm's reduction (⌈log₂mn⌉·u), the product s·N and the division
             amb = T.cast_ambiguity(E.normalised_input(p, X), E.compute_dtype_for(p, dt),
                                    2.0 * (rel_in + (L + 2.0) * u))
         else:
             amb = T.cast_ambiguity(X, E.compute_dtype_for(p, dt), 2.0 * rel_in)
-            n_amb = int(np.count_nonzero(amb))
-            # replayable: each ambiguous entry has two candidates, fl(X) and the neighbour across
-            # the midpoint (an uncertainty of half an ulp or more could reach further)
-            two = bool(np.all(2.0 * rel_in * np.abs(X) < 0.5 * amb, where=amb > 0))
-            if 0 < n_amb <= FLIP_REPLAY and two:
-                return flip_term(ctx, X, amb, dt, scale * proj)
         n_amb = int(np.count_nonzero(amb))
         if not n_amb:
             return reorder_term(ctx, X, dt, scale * proj)
+        # replayable (cast of X itself): each ambiguous entry has two candidates, fl(X) and the
+        # neighbour across the midpoint (an uncertainty of half an ulp or more could reach further)
+        if (n_amb <= FLIP_REPLAY and not ntc
+                and bool(np.all(2.0 * rel_in * np.abs(X) < 0.5 * amb, where=amb > 0))):
+            return flip_term(ctx, X, amb, dt, scale * proj)
         o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
         return (scale * proj * 2.0 * o.bound * np.sqrt(k),
                 f" + lr·s·{proj:g}·2·√k·[{o.formula}] ({n_amb} ambiguous casts)", n_amb)
@@ -565,9 +565,7 @@ def _scenario_cases(ctx: Context, salt: str, steps: int, groups: int) -> list[Ca
         # on the manifold ⟨G, w⟩/‖w‖² and ⟨G, w⟩/‖w‖ (or /R²) agree, off it only the spec's
         # projector (MATH §4.3, §4.5) gives the declared step (expected.macro_point); a target that
         # moves its weights onto the manifold at construction makes this an on-manifold case
-        decl = ctx.profile.manifolds[0] if ctx.profile.manifolds else None
-        if (groups == 1 and ctx.profile.rule == "macro" and decl is not None
-                and decl.retraction in E._SCALE_FREE.get(decl.kind, ())):
+        if groups == 1 and ctx.profile.rule == "macro" and E.scale_free(ctx.profile):
             shp = pairs[0][0]
             arrays = {}
             for name in ("a0", "a1"):
@@ -625,9 +623,7 @@ def run_scenario(ctx: Context, case: Case) -> Measurement:
         for gi, g in enumerate(opt.param_groups[: len(groups)]):
             g.update(ctx.adapter.group_hyper(**hyp[gi]))
         Wcur = {n: to_numpy(x.data) for n, x in prm.items()}
-        for n in prm:
-            if t == 1 and case.params.get("off_start"):
-                break  # the case starts off the manifold on purpose
+        for n in ([] if t == 1 and case.params.get("off_start") else prm):  # that case starts off on purpose
             off = off_manifold(man if p.rule == "macro" else None, Wcur[n], t, n)  # sso: retract-then-step
             if off is not None:
                 return off
