@@ -387,3 +387,14 @@ class GoodUnitMacroBall16(GoodMacroBall16):
 class NormNotSquared16(GoodUnitMacroBall16):
     def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
         return MacroBallNormNotSquared(params, lr, momentum, 1.0, ns_dtype=self.ns_dtype)
+
+
+class GoodUnitMacroBall32(GoodUnitMacroBall16):
+    name = "audit zoo: MACRO (fp32 NS) on the unit sphere, weights as given"
+    profile = UNIT_MACRO16_PROFILE.with_options(name="audit_zoo_macro_unit_fp32", compute_dtype="float32")
+    ns_dtype = torch.float32
+
+
+class NormNotSquared32(GoodUnitMacroBall32):
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return MacroBallNormNotSquared(params, lr, momentum, 1.0, ns_dtype=self.ns_dtype)
