@@ -56,6 +56,7 @@ __all__ = [
     "Stiefel",
     "TopPair",
     "pair_certificate",
+    "ritz_products",
     "make_manifold",
     "frobenius_project",
     "spectral_project",
@@ -321,12 +322,45 @@ def _second_start(n: int, like: Tensor, batch: torch.Size, j: int = 1) -> Tensor
     return _unit(v).expand(*batch, n).clone()
 
 
-def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+#: float64 entries of W converted at a time by :func:`pair_certificate` (2 MiB, a block of rows of
+#: every matrix of the stack): the block's two products run while it is in cache, and a float64
+#: copy of a large stack is never made (12×512² + 4×512×2048: 22.5 instead of 32.6 ms against
+#: two matrices at a time, and 37 ms for the whole stack at once; issue 16)
+CERT_CHUNK = 1 << 18
+
+
+def ritz_products(W: Tensor, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(Zt, P, ‖W‖²_F) in float64 for W (B, m, n) of any real floating dtype (any strides) and
+    orthonormal rows X (B, k, n) in float64: Zt = W·Xᵀ (B, m, k) (columns W xⱼ), P = Ztᵀ·W
+    (B, k, n) (rows (WᵀW xⱼ)ᵀ) and ‖W‖²_F (B,). W is converted to float64 (exactly) a block of
+    rows of all B matrices at a time, ``CERT_CHUNK`` entries; P and ‖W‖²_F sum over the blocks
+    (another summation order of the same products: the rounding model of
+    :func:`pair_certificate` holds for any order)."""
+    f64 = torch.float64
+    B, m, n = W.shape
+    rows = max(1, CERT_CHUNK // max(1, B * n))
+    if rows >= m:
+        W64 = W.to(f64)
+        Zt = W64 @ X.mT  # W·Xᵀ is the fast layout for a skinny product; X·Wᵀ is ~1.5× slower
+        return Zt, Zt.mT @ W64, torch.linalg.vector_norm(W64, dim=(-2, -1)).square()
+    Zt = W.new_empty((B, m, X.shape[-2]), dtype=f64)
+    P = W.new_zeros((B, X.shape[-2], n), dtype=f64)
+    ww = W.new_zeros((B,), dtype=f64)
+    for r in range(0, m, rows):
+        W64 = W[:, r:r + rows].to(f64)
+        Z = torch.matmul(W64, X.mT, out=Zt[:, r:r + rows])
+        P.baddbmm_(Z.mT, W64)
+        ww += torch.linalg.vector_norm(W64, dim=(-2, -1)).square()
+    return Zt, P, ww
+
+
+def pair_certificate(W: Tensor, R: Tensor, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
     """The certified top singular triplet (σ̂, û, v̂) of W from approximate top right singular
     vectors: Rayleigh–Ritz in float64 on span(R), then a-posteriori bounds for the vectors as
     returned (rounded to ``dtype``).
 
-    ``W64`` (..., m, n) is W in float64; ``R`` (..., K, n) spans the approximate top-K right
+    ``W`` (..., m, n) is W in any real floating dtype (converted to float64 exactly, a chunk of
+    ``CERT_CHUNK`` entries at a time); ``R`` (..., K, n) spans the approximate top-K right
     singular subspace (rows, any dtype, 1 ≤ K ≤ n; K ≥ 2 unless min(m, n) = 1). With A = WᵀW,
     X the Ritz vectors of A on span(R) (Ritz values θ₁ ≥ … ≥ θ_K, all products in float64, a
     rounding term (m + n + 4)·u₆₄·‖W‖_F² added to every residual) and, for the top-k block
@@ -370,24 +404,26 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
         >>> bool(c["angle"] < 1e-11), bool(c["sigma_err"] < 1e-12)  # float64 rounding level
         (True, True)
     """
-    if W64.dtype != torch.float64 or W64.ndim < 2:
-        raise InvalidInputError(f"pair_certificate needs W in float64 with shape (..., m, n), got {W64.dtype} "
-                                f"{tuple(W64.shape)}")
-    m, n = W64.shape[-2:]
-    if R.ndim != W64.ndim or R.shape[:-2] != W64.shape[:-2] or R.shape[-1] != n or not 1 <= R.shape[-2] <= n:
+    if not W.dtype.is_floating_point or W.is_complex() or W.ndim < 2:
+        raise InvalidInputError(f"pair_certificate needs a real floating W with shape (..., m, n), got {W.dtype} "
+                                f"{tuple(W.shape)}")
+    batch, (m, n) = W.shape[:-2], W.shape[-2:]
+    if R.ndim != W.ndim or R.shape[:-2] != batch or R.shape[-1] != n or not 1 <= R.shape[-2] <= n:
         raise InvalidInputError(f"R must have shape (..., K, n) with 1 <= K <= n = {n} and W's batch shape "
-                                f"{tuple(W64.shape[:-2])}, got {tuple(R.shape)}")
+                                f"{tuple(batch)}, got {tuple(R.shape)}")
     if R.shape[-2] < 2 and min(m, n) > 1:
         raise InvalidInputError("R needs K >= 2 rows (the second Ritz value bounds σ₂) unless W has one row or column")
     f64 = torch.float64
     dt = R.dtype if dtype is None else dtype
-    X = _orth_rows(R.to(f64))
-    Zt = W64 @ X.mT  # columns W xⱼ (W·Xᵀ is the fast layout for a skinny product; X·Wᵀ is ~1.5× slower)
+    X = _orth_rows(R.to(f64).reshape(-1, *R.shape[-2:]))
+    Zt, P, ww = ritz_products(W.reshape(-1, m, n), X)
     theta, Q = torch.linalg.eigh(Zt.mT @ Zt)
     theta, Q = theta.flip(-1), Q.flip(-1)  # Ritz values, descending
     X, Z = Q.mT @ X, (Zt @ Q).mT  # Z: rows (W xⱼ)ᵀ
-    rnd = ((m + n + 4) * (torch.finfo(f64).eps / 2)) * torch.linalg.vector_norm(W64, dim=(-2, -1)).square()
-    res = torch.linalg.vector_norm(Z @ W64 - theta[..., None] * X, dim=-1)  # ‖A xⱼ − θⱼ xⱼ‖
+    rnd = ((m + n + 4) * (torch.finfo(f64).eps / 2)) * ww
+    # ‖A xⱼ − θⱼ xⱼ‖ with A X_newᵀ = (Qᵀ P)ᵀ; the rotation by the orthogonal K×K Q adds ≤ K^{3/2}·u₆₄·θ₁,
+    # inside the 4·rnd margin of E (rnd ≥ (m + n + 4)·u₆₄·θ₁)
+    res = torch.linalg.vector_norm(Q.mT @ P - theta[..., None] * X, dim=-1)
     E = res.square().cumsum(-1).sqrt() + 4.0 * rnd[..., None]  # E_k, k = 1…K
     eta = res[..., 0] + 2.0 * rnd
     th1 = theta[..., 0]
@@ -433,10 +469,11 @@ def pair_certificate(W64: Tensor, R: Tensor, dtype: torch.dtype | None = None) -
     # ‖Wᵀû − σ̂v̂‖ for the float64 Ritz pair: Wᵀ(w₁/‖w₁‖) = (Ax₁)/√θ₁ = (r₁ + θ₁x₁)/√θ₁, r₁ ⟂ x₁
     r1 = th1.clamp_min(0).sqrt()
     residual = torch.hypot(res[..., 0] / r1, r1 - s) / s
-    return {"angle": angle, "sigma_err": err, "sigma": s,
-            "sigma2": theta[..., 1].clamp_min(0).sqrt() if theta.shape[-1] > 1 else torch.zeros_like(s),
-            "delta": s - lam2.clamp_min(0).sqrt(), "block": k_best, "residual": residual,
-            "u": u, "v": v, "basis": X.to(dt)}
+    out = {"angle": angle, "sigma_err": err, "sigma": s,
+           "sigma2": theta[..., 1].clamp_min(0).sqrt() if theta.shape[-1] > 1 else torch.zeros_like(s),
+           "delta": s - lam2.clamp_min(0).sqrt(), "block": k_best, "residual": residual,
+           "u": u, "v": v, "basis": X.to(dt)}
+    return {k: x.reshape(tuple(batch) + tuple(x.shape[1:])) for k, x in out.items()}
 
 
 class SpectralSphere(TorchManifold):
@@ -618,8 +655,7 @@ class SpectralSphere(TorchManifold):
             return p
         batch, (m, n) = W.shape[:-2], W.shape[-2:]
         state = {} if state is None else state
-        W64 = W.reshape(-1, m, n).to(torch.float64)
-        Wf, basis, warm = self._start(W, W64, state)
+        Wf, basis, warm = self._start(W, state)  # Wf holds W exactly; the certificates take it to float64
         b = basis.shape[-2]
         if not warm:
             steps = max(steps, 1)
@@ -634,7 +670,7 @@ class SpectralSphere(TorchManifold):
             # one degree per stacked call: the largest the matrices' own adaptation asks for
             degree = int(degrees.max()) if degrees.numel() else self.cert_degree
             basis, products, filtered = self._cycle(Wf, basis, warm, degree)
-        F = self._pack(pair_certificate(W64, basis, W.dtype))
+        F = self._pack(pair_certificate(Wf, basis, W.dtype))
         B = Wf.shape[0]
         refined = torch.zeros(B, dtype=torch.bool, device=W.device)
         fallback = torch.zeros(B, dtype=torch.bool, device=W.device)
@@ -651,9 +687,9 @@ class SpectralSphere(TorchManifold):
             idx = (~(excess <= 1)).nonzero().squeeze(-1)
             done = 0
             while idx.numel() and done < budget:
-                Wi = W64[idx] if tier == 2 else Wf[idx]
+                Wi = Wf[idx].to(torch.float64) if tier == 2 else Wf[idx]
                 R = self._krylov_block(Wi, F["basis"][idx].to(Wi.dtype), self.cert_depth)
-                G = self._pack(pair_certificate(W64[idx], R, W.dtype))
+                G = self._pack(pair_certificate(Wi, R, W.dtype))
                 for k in F:  # F's tensors are this call's own (fresh from _pack): written in place
                     F[k][idx] = G[k]
                 if tier == 2:
@@ -669,8 +705,9 @@ class SpectralSphere(TorchManifold):
         bad = (~(excess <= 1)).nonzero().squeeze(-1)
         if bad.numel():
             # tier 3: the exact top-b right singular vectors (float64 SVD), certified like the others
-            Vh = torch.linalg.svd(W64[bad], full_matrices=False)[2]
-            G = self._pack(pair_certificate(W64[bad], Vh[:, :b, :], W.dtype))
+            Wb = Wf[bad].to(torch.float64)
+            Vh = torch.linalg.svd(Wb, full_matrices=False)[2]
+            G = self._pack(pair_certificate(Wb, Vh[:, :b, :], W.dtype))
             for k in F:
                 F[k][bad] = G[k].to(F[k].dtype)
             fallback[bad] = True
@@ -685,12 +722,12 @@ class SpectralSphere(TorchManifold):
                        steps=products + escalated * self.cert_depth, sigma_bound=shaped(F["sigma_bound"]), refined=shaped(refined),
                        block=shaped(F["block"]))
 
-    def _start(self, W: Tensor, W64: Tensor, state: MutableMapping[str, Tensor]) -> tuple[Tensor, Tensor, bool]:
+    def _start(self, W: Tensor, state: MutableMapping[str, Tensor]) -> tuple[Tensor, Tensor, bool]:
         """(W as a (B, m, n) stack in the cycles' dtype, the start block (B, b, n), warm): the
         cycles run in W's dtype, float32 for half precision (no half QR/eigh kernels); the start
         is the cached ``state["basis"]`` when it fits (warm), else fixed deterministic vectors."""
         batch, (m, n) = W.shape[:-2], W.shape[-2:]
-        Wf = W.reshape(-1, m, n) if W.dtype in (torch.float32, torch.float64) else W64.to(torch.float32)
+        Wf = W.reshape(-1, m, n) if W.dtype in (torch.float32, torch.float64) else W.reshape(-1, m, n).float()
         b = min(self.cert_block, m, n)
         basis = state.get("basis")
         if basis is not None and basis.shape[:-2] == batch and basis.shape[-1] == n and basis.shape[-2] >= b:

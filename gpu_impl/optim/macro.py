@@ -207,7 +207,10 @@ def _stacked_top_pairs(man: TorchManifold, Ws: list[Tensor], states: list[dict[s
             continue
         wide = [Ws[i].shape[-2] < Ws[i].shape[-1] for i in idx]
         stacked = {k: torch.stack([st[k] for st in sts]) for k in keys}
-        pair = one(torch.stack([Ws[i].mT if w else Ws[i] for i, w in zip(idx, wide)]), stacked)
+        # all wide: stack as they are and take the transposed view (a transposing copy of a
+        # 512×2048 stack costs 4× a plain one; the products read the view's layout as it is)
+        pair = one(torch.stack([Ws[i] for i in idx]).mT if all(wide) else
+                   torch.stack([Ws[i].mT if w else Ws[i] for i, w in zip(idx, wide)]), stacked)
         for st, *rows in zip(sts, *(v.unbind(0) for v in stacked.values())):
             st.clear()
             st.update({k: v.clone() for k, v in zip(stacked, rows)})  # own tensors, not views of the stack

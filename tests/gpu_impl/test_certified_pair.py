@@ -307,6 +307,34 @@ def test_float32_steps_are_as_feasible_as_with_the_exact_sigma(fused: bool) -> N
             assert "basis" in opt.state[p]
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_stacked_wide_matrices_step_as_with_the_exact_pair(fused: bool) -> None:
+    """Three wide matrices of one shape (one stacked certified call on the transposed view of
+    their stack, no transposing copy) and a tall one of another shape, float64: 4 steps with
+    the certified Θ (cert_tol 1e-12) land where 4 steps with the SVD's Θ and σ₁ do. The pairs
+    differ by ≤ 1e-12 in angle, which moves a step by ≤ 2·lr·angle·√min(m, n) (the normal
+    component of a unit-spectral D) ≈ 3.5e-13, and σ₁ by ≤ ε₆₄ (≈ 1e-15 per entry); 4 steps:
+    ≤ 2e-12 (measured 4.4e-16: the actual angles are at rounding level). A v̂ turned by 1e-6 on
+    the wide ones measures 1.4e-8."""
+    gen = torch.Generator().manual_seed(8)
+    shapes = [(12, 40)] * 3 + [(30, 16)]
+    W0 = [_with_gap(gen, s, 0.1, torch.float64) for s in shapes]
+    grads = [[torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes] for _ in range(4)]
+    out = {}
+    for theta in ("certified", "exact"):
+        ps = [torch.nn.Parameter(W.clone()) for W in W0]
+        opt = MACRO(ps, manifold="spectral", theta=theta, msign="exact", lr=0.05, fused=fused,
+                    **({"cert_tol": 1e-12} if theta == "certified" else {}))
+        for gs in grads:
+            for p, gr in zip(ps, gs):
+                p.grad = gr.clone()
+            opt.step()
+        out[theta] = [p.detach() for p in ps]
+    for a, b, W in zip(out["certified"], out["exact"], W0):
+        assert float((a - b).abs().max()) <= 2e-12
+        assert float((a - W).abs().max()) >= 1e-3  # the steps moved the weights
+
+
 def test_bench_pair_accuracy_measures_against_the_exact_pair() -> None:
     """``bench gpu``'s section 4 on a short run: the exact Θ's angle is the float32 rounding of the
     float64 SVD vectors (‖fl(x) − x‖ ≤ u per unit vector, both vectors: ≤ 2u₃₂ + the SVD's own
@@ -350,11 +378,30 @@ def test_macro_cert_tol_sets_the_certified_angle() -> None:
 def test_pair_certificate_refuses_malformed_input() -> None:
     W = torch.randn(2, 6, 5, dtype=torch.float64)
     R = torch.randn(2, 3, 5, dtype=torch.float64)
-    for args in ((W.float(), R), (W, R[..., :4]), (W, R[:1]), (W, R[:, :1]), (W, torch.randn(2, 6, 5, dtype=torch.float64)),
+    for args in ((W.to(torch.int64), R), (W, R[..., :4]), (W, R[:1]), (W, R[:, :1]), (W, torch.randn(2, 6, 5, dtype=torch.float64)),
                  (W[0], R)):
         with pytest.raises(InvalidInputError):
             pair_certificate(*args)
     pair_certificate(W[:, :1, :], R[:, :1])  # one row: K = 1 is enough (λ₂(WᵀW) = 0)
+
+
+def test_pair_certificate_of_a_float32_w_is_that_of_its_float64_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """W is taken to float64 exactly inside, a block of rows at a time (CERT_CHUNK): a float32 W
+    gives the certificate of its float64 copy bit for bit, and blocks of 7 rows (the last one
+    short) give the certificate of the whole stack at once up to float64 rounding of the products
+    (≤ 1e-12 here, against bounds and angles of 1e-6 and more)."""
+    import manifold_oracle.gpu_impl.manifolds as gm
+
+    g = torch.Generator().manual_seed(5)
+    W = torch.randn(5, 40, 24, generator=g)
+    R = torch.randn(5, 4, 24, generator=g)
+    whole = pair_certificate(W, R)
+    for k, x in pair_certificate(W.double(), R).items():
+        assert torch.equal(x, whole[k]), k
+    monkeypatch.setattr(gm, "CERT_CHUNK", 5 * 24 * 7)  # blocks of 7 rows
+    for k, x in pair_certificate(W, R).items():
+        torch.testing.assert_close(x, whole[k], rtol=1e-12, atol=1e-12, msg=k)
+    assert float(whole["angle"].min()) > 1e-6  # a rough basis: the comparison is not of zeros
 
 
 # -- the Chebyshev-filtered first cycle (cert_iteration="chebyshev", the default) --------------
