@@ -34,3 +34,18 @@ def test_accuracy_rows_match_the_reference_error() -> None:
         assert r["ms"] > 0 and r["ratio"] > 0
     lines = dtype_verdict(rows, torch.device("cpu"))
     assert len(lines) == len(ACCURACY_SCHEDULES) + 1 and "ns_dtype=\"auto\"" in lines[-1]
+
+
+def test_floor_estimate_adds_two_certificate_floors_to_the_frobenius_step() -> None:
+    """Section 2's estimate of the cheapest certified spectral step: Frobenius + 2 floors per mode,
+    flagged only above the 1.15 target."""
+    from manifold_oracle.bench.gpu import FLOOR, floor_estimates
+
+    st = [{"preset": "p", "manifold": "frobenius", "ratio": 1.0}, {"preset": "p", "manifold": FLOOR, "ratio": 0.1},
+          {"preset": "p", "manifold": "spectral", "ratio": 2.0},
+          {"preset": "p", "manifold": "frobenius (fused=compile)", "ratio": 0.9},
+          {"preset": "q", "manifold": "frobenius", "ratio": 0.5}, {"preset": "q", "manifold": FLOOR, "ratio": 0.1}]
+    lines = floor_estimates(st)
+    assert lines[0] == "* p: 1.000 + 2 × 0.100 = 1.200 (measured 2.000); above the 1.15 target before any iteration"
+    assert lines[1] == "* p (fused=compile): 0.900 + 2 × 0.100 = 1.100"
+    assert lines[2] == "* q: 0.500 + 2 × 0.100 = 0.700" and len(lines) == 3
