@@ -43,7 +43,7 @@ from typing import Any, MutableMapping, Sequence
 import torch
 from torch import Tensor
 
-from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError
+from manifold_oracle.reference.errors import DegenerateGeometryError, InvalidInputError, OffManifoldError, SolverError
 from manifold_oracle.reference.kinds import get_kind
 
 
@@ -417,6 +417,8 @@ def pair_certificate(W: Tensor, R: Tensor, dtype: torch.dtype | None = None) -> 
     dt = R.dtype if dtype is None else dtype
     X = _orth_rows(R.to(f64).reshape(-1, *R.shape[-2:]))
     Zt, P, ww = ritz_products(W.reshape(-1, m, n), X)
+    if not bool(torch.isfinite(ww).all() & torch.isfinite(X).all()):  # one sync; ‖W‖²_F is finite iff W is
+        raise InvalidInputError("pair_certificate: W or R has non-finite entries (NaN or Inf)")
     theta, Q = torch.linalg.eigh(Zt.mT @ Zt)
     theta, Q = theta.flip(-1), Q.flip(-1)  # Ritz values, descending
     X, Z = Q.mT @ X, (Zt @ Q).mT  # Z: rows (W xⱼ)ᵀ
@@ -595,13 +597,18 @@ class SpectralSphere(TorchManifold):
         with_gap = (self.gap_policy != "off") if with_gap is None else with_gap
         if certify not in ("pair", "sigma", "both"):
             raise InvalidInputError(f"certify must be 'pair', 'sigma' or 'both', got {certify!r}")
-        if self.theta_source == "exact":
-            pair = self._exact_pair(W)
-        elif self.theta_source == "certified":
-            pair = self._certified_pair(W, state, self.power_steps if steps is None else int(steps), certify)
-        else:
-            pair = self._power_pair(W, state, self.power_steps if steps is None else int(steps), with_gap,
-                                    with_residual)
+        try:
+            if self.theta_source == "exact":
+                pair = self._exact_pair(W)
+            elif self.theta_source == "certified":
+                pair = self._certified_pair(W, state, self.power_steps if steps is None else int(steps), certify)
+            else:
+                pair = self._power_pair(W, state, self.power_steps if steps is None else int(steps), with_gap,
+                                        with_residual)
+        except torch.linalg.LinAlgError as e:  # a QR, eigh or SVD of the iteration failed
+            if not bool(torch.isfinite(W).all()):
+                raise InvalidInputError("top_pair: W has non-finite entries (NaN or Inf)") from e
+            raise SolverError(f"top_pair ({self.theta_source}): {e}") from e
         if with_gap and self.gap_policy == "raise":
             self.check_gap(pair)
         return pair

@@ -163,12 +163,13 @@ def msign_policy_of(group: dict[str, Any]) -> MsignPolicy:
 
 def _retraction_pair(man: TorchManifold, Y: Tensor, state: dict[str, Tensor], with_residual: bool) -> Any:
     """Top pair of the retraction input Y (σ̂₁ rescales it onto the spectral sphere). A non-finite
-    Y (from a non-finite gradient or a divergent msign) makes the Ritz SVD raise; the pair is then
-    NaN, which the step's finiteness flags turn into its typed refusal (nothing written)."""
+    Y (from a non-finite gradient or a divergent msign) makes ``top_pair`` refuse it
+    (InvalidInputError); the pair is then NaN, which the step's finiteness flags turn into its
+    typed refusal (nothing written)."""
     try:
         return man.top_pair(Y, state, with_gap=False, with_residual=with_residual,  # type: ignore[attr-defined]
                             certify="both")  # σ̂₁ now, the cached pair at the next step (W = cY)
-    except torch.linalg.LinAlgError:
+    except InvalidInputError:
         nan = torch.full(Y.shape[:-2], float("nan"), dtype=Y.dtype, device=Y.device)
         return TopPair(nan, nan, nan, residual=nan if with_residual else None)
 

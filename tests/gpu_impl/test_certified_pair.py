@@ -574,3 +574,20 @@ def test_macro_cert_iteration_selects_the_first_cycle(monkeypatch: pytest.Monkey
     for bad in ("lanczos", None, 3):
         with pytest.raises(InvalidInputError):
             MACRO([torch.nn.Parameter(torch.randn(4, 3))], manifold="spectral", cert_iteration=bad)
+
+
+@pytest.mark.parametrize("theta", ["certified", "exact"])
+def test_top_pair_and_pair_certificate_refuse_non_finite_input(theta: str) -> None:
+    """A NaN or Inf entry gets InvalidInputError (before: a NaN certificate, or torch's
+    LinAlgError from inside the iteration)."""
+    for bad in (float("nan"), float("inf")):
+        W = torch.randn(2, 9, 6, dtype=torch.float64)
+        W[1, 3, 2] = bad
+        with pytest.raises(InvalidInputError, match="non-finite"):
+            SpectralSphere(1.0, theta=theta).top_pair(W)
+        with pytest.raises(InvalidInputError, match="non-finite"):
+            pair_certificate(W, torch.randn(2, 3, 6, dtype=torch.float64))
+    R = torch.randn(2, 3, 6, dtype=torch.float64)
+    R[0, 0, 0] = float("nan")
+    with pytest.raises(InvalidInputError, match="non-finite"):
+        pair_certificate(torch.randn(2, 9, 6, dtype=torch.float64), R)
