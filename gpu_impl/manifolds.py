@@ -8,7 +8,9 @@ Same method names and formulas as the reference: ``violation``, ``contains``, ``
 * Points are **not** validated against ``point_tol`` on every call (that would need a device sync
   per call); use ``check_point`` explicitly. Inputs are never modified.
 * Radii may be a float or a tensor of per-matrix radii of shape ``(...)`` (the batch shape), so a
-  stack of parameters with different radii is handled in one call. ``Oblique`` also accepts
+  stack of parameters with different radii is handled in one call. A tensor radius is checked
+  (finite, > 0) at construction with one device sync; ``check_radius=False`` skips the read
+  (the optimizers, which build manifolds from their own validated radii on every step). ``Oblique`` also accepts
   per-row/per-column radii of shape ``(..., count)``.
 * The spectral sphere needs the top singular pair (u₁, v₁) of W. It comes from an explicit
   ``frame=(u, v)`` argument, or is computed by :meth:`SpectralSphere.top_pair`: the certified
@@ -35,6 +37,7 @@ exactly.
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 
 from dataclasses import dataclass
@@ -64,6 +67,7 @@ __all__ = [
     "TORCH_KINDS",
     "CERT_ITERATIONS",
     "PAIR_STATE",
+    "check_count",
 ]
 
 DEFAULT_POINT_TOL = 1e-8
@@ -96,12 +100,42 @@ def _bcast(r: Radius, like: Tensor) -> Tensor | float:
     return r
 
 
-def _check_radius(r: Radius, name: str = "radius") -> Radius:
-    """Validate a float radius; a tensor radius is checked for dtype only (its values are not
-    read, to avoid a device sync: callers pass radii they produced themselves)."""
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer option ≥ ``minimum`` as an int (integral floats accepted, as the reference's
+    counts); bools, fractions, NaN, ±Inf and non-numbers raise :class:`InvalidInputError`."""
+    if type(value) is int and value >= minimum:  # the common case, fast (per-step constructors)
+        return value
+    try:
+        ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and float(value) == int(value) and int(value) >= minimum)
+    except (ValueError, OverflowError):  # NaN, ±Inf
+        ok = False
+    if not ok:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _matrices(*xs: Tensor) -> None:
+    """Real floating tensors of shape (..., m, n), m, n >= 1, all with one (m, n); batch axes may
+    broadcast (InvalidInputError otherwise; host-side, no device sync)."""
+    for x in xs:
+        if not isinstance(x, Tensor) or x.is_complex() or not x.is_floating_point() or x.ndim < 2 \
+                or 0 in x.shape[-2:]:
+            raise InvalidInputError("expected real floating tensors of shape (..., m, n) with m, n >= 1, got "
+                                    f"{[(tuple(getattr(t, 'shape', ())), getattr(t, 'dtype', type(t))) for t in xs]}")
+    if any(x.shape[-2:] != xs[0].shape[-2:] for x in xs[1:]):
+        raise InvalidInputError(f"the matrices must have one shape (m, n), got {[tuple(x.shape) for x in xs]}")
+
+
+def _check_radius(r: Radius, name: str = "radius", check_values: bool = True) -> Radius:
+    """Validate a radius: a float, or a real floating tensor whose entries are read (one device
+    sync) unless ``check_values=False`` (dtype only: for callers on a hot path passing radii
+    they produced and validated themselves, e.g. the optimizers' per-step stacked radii)."""
     if isinstance(r, Tensor):
         if r.is_complex() or not r.is_floating_point():
             raise InvalidInputError(f"{name} must be a real floating tensor")
+        if check_values and r.numel() and not bool(((r > 0) & (r < float("inf"))).all()):
+            raise InvalidInputError(f"{name} must be finite and > 0 in every entry, got {r!r}")
         return r
     try:
         v = float(r)
@@ -110,6 +144,14 @@ def _check_radius(r: Radius, name: str = "radius") -> Radius:
     if not (v > 0 and v < float("inf")):
         raise InvalidInputError(f"{name} must be finite and > 0, got {r!r}")
     return v
+
+
+def _linalg_failure(X: Tensor, what: str, e: Exception) -> InvalidInputError | SolverError:
+    """The typed error for a failed SVD of ``X`` (raised by torch on CPU, e.g. for NaN input):
+    :class:`InvalidInputError` when X has NaN/Inf entries, else :class:`SolverError`."""
+    if not bool(torch.isfinite(X).all()):
+        return InvalidInputError(f"{what}: the input of shape {tuple(X.shape)} has non-finite entries (NaN or Inf)")
+    return SolverError(f"{what}: {e}")
 
 
 class TorchManifold(ABC):
@@ -136,6 +178,8 @@ class TorchManifold(ABC):
         v = self.violation(W)
         worst = float(v.max()) if v.numel() else 0.0
         if not worst <= tol:
+            if not bool(torch.isfinite(W).all()):
+                raise InvalidInputError(f"{self!r}.check_point: W has non-finite entries (NaN or Inf)")
             raise OffManifoldError(repr(self), worst, tol)
 
     @abstractmethod
@@ -154,6 +198,7 @@ class TorchManifold(ABC):
 
     def retract(self, W: Tensor, A: Tensor, method: str | None = None, **kw: Any) -> Tensor:
         """R_W(A) with the named retraction (default ``retractions[0]``)."""
+        _matrices(W, A)
         name = self.retractions[0] if method is None else method
         if name not in self.retractions:
             raise InvalidInputError(f"{self!r}: unknown retraction {name!r}; known: {self.retractions}")
@@ -184,18 +229,24 @@ class Euclidean(TorchManifold):
     kind = "euclidean"
 
     def violation(self, W: Tensor) -> Tensor:
-        return W.new_zeros(W.shape[:-2])
+        """0 per matrix; NaN for a matrix with a NaN or Inf entry (not a point of R^{m×n})."""
+        _matrices(W)
+        return (W * 0).sum(dim=(-2, -1))
 
     def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        _matrices(W, G)
         return G.clone()
 
     def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
-        return W.new_zeros(W.shape[:-2])
+        """0 per matrix; NaN where W or A has a NaN or Inf entry (propagated, never "tangent")."""
+        _matrices(W, A)
+        return (W * 0 + A * 0).sum(dim=(-2, -1))
 
     def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
         return W + A
 
     def project_point(self, Y: Tensor) -> Tensor:
+        _matrices(Y)
         return Y.clone()
 
 
@@ -214,25 +265,29 @@ class FrobeniusSphere(TorchManifold):
     name = "frobenius"
     kind = "frobenius_sphere"
 
-    def __init__(self, radius: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL) -> None:
+    def __init__(self, radius: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL, *,
+                 check_radius: bool = True) -> None:
         super().__init__(point_tol)
-        self.radius = _check_radius(radius)
+        self.radius = _check_radius(radius, check_values=check_radius)
 
     def __repr__(self) -> str:
         return f"FrobeniusSphere(radius={self.radius!r})"
 
     def violation(self, W: Tensor) -> Tensor:
+        _matrices(W)
         r = _bcast(self.radius, W)
         r = r[..., 0, 0] if isinstance(r, Tensor) else r
         return (_fro(W) - r).abs() / r
 
     def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        _matrices(W, G)
         return frobenius_project(G, W)
 
     def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        _matrices(W, A)
         na = _fro(A)
         safe = torch.where(na > 0, na, torch.ones_like(na))
-        return torch.where(na > 0, _mdot(A, W).abs() / (safe * _fro(W)), torch.zeros_like(na))
+        return torch.where(na == 0, torch.zeros_like(na), _mdot(A, W).abs() / (safe * _fro(W)))  # NaN stays NaN
 
     def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
         if method == "exp":
@@ -250,6 +305,7 @@ class FrobeniusSphere(TorchManifold):
     def project_point(self, Y: Tensor) -> Tensor:
         """Metric projection R·Y/‖Y‖_F; raises :class:`DegenerateGeometryError` for Y = 0 (every
         point is nearest: no projection), never a NaN."""
+        _matrices(Y)
         if bool(torch.any(_fro(Y) == 0)):
             raise DegenerateGeometryError("‖Y‖_F", 0.0, 0.0, "project_point(0) on the Frobenius sphere: "
                                           "every point is nearest")
@@ -337,6 +393,9 @@ def ritz_products(W: Tensor, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     (another summation order of the same products: the rounding model of
     :func:`pair_certificate` holds for any order)."""
     f64 = torch.float64
+    if W.ndim != 3 or X.ndim != 3 or X.shape[0] != W.shape[0] or X.shape[-1] != W.shape[-1]:
+        raise InvalidInputError(f"ritz_products needs W (B, m, n) and X (B, k, n), got {tuple(W.shape)} "
+                                f"and {tuple(X.shape)}")
     B, m, n = W.shape
     rows = max(1, CERT_CHUNK // max(1, B * n))
     if rows >= m:
@@ -539,9 +598,10 @@ class SpectralSphere(TorchManifold):
                  block: int = 8, gap_tol: float = 1e-6, gap_policy: str = "report",
                  point_tol: float = DEFAULT_POINT_TOL, cert_tol: float | None = None,
                  sigma_tol: float | None = None, cert_block: int = 8, cert_depth: int = 8, cert_cycles: int = 3,
-                 cert_refine_cycles: int = 3, cert_iteration: str = "chebyshev", cert_degree: int = 16) -> None:
+                 cert_refine_cycles: int = 3, cert_iteration: str = "chebyshev", cert_degree: int = 16,
+                 check_radius: bool = True) -> None:
         super().__init__(point_tol)
-        self.radius = _check_radius(radius)
+        self.radius = _check_radius(radius, check_values=check_radius)
         if theta not in THETA_SOURCES:
             raise InvalidInputError(f"theta must be one of {THETA_SOURCES}, got {theta!r}")
         if cert_tol is not None:
@@ -554,8 +614,7 @@ class SpectralSphere(TorchManifold):
         for name, val, low in (("cert_block", cert_block, 2), ("cert_depth", cert_depth, 1), ("cert_cycles", cert_cycles, 0),
                                ("cert_degree", cert_degree, 2),
                                ("cert_refine_cycles", cert_refine_cycles, 0)):
-            if int(val) < low:
-                raise InvalidInputError(f"{name} must be >= {low}, got {val!r}")
+            check_count(val, name, low)
         self.cert_tol = cert_tol
         self.sigma_tol = sigma_tol
         self.cert_block = int(cert_block)
@@ -565,10 +624,8 @@ class SpectralSphere(TorchManifold):
         self.cert_refine_cycles = int(cert_refine_cycles)
         if gap_policy not in ("raise", "report", "off"):
             raise InvalidInputError(f"gap_policy must be 'raise', 'report' or 'off', got {gap_policy!r}")
-        if int(power_steps) < 1:
-            raise InvalidInputError("power_steps must be >= 1")
-        if int(block) < 1:
-            raise InvalidInputError(f"block must be >= 1 (1: single-vector power iteration), got {block!r}")
+        check_count(power_steps, "power_steps", 1)
+        check_count(block, "block (1: single-vector power iteration)", 1)
         if int(block) == 1 and gap_policy == "raise":
             raise InvalidInputError("block=1 gives no σ₂ estimate: use block=2 (or theta='exact') with gap_policy='raise'")
         self.theta_source = theta
@@ -594,6 +651,7 @@ class SpectralSphere(TorchManifold):
         (never written in place) by the new Ritz vectors. ``steps=0`` (block ≥ 2) is the
         Rayleigh–Ritz finish on the cached basis alone. Raises :class:`DegenerateGeometryError` if the gap is below
         ``gap_tol`` and ``gap_policy="raise"`` (one device sync)."""
+        _matrices(W)
         with_gap = (self.gap_policy != "off") if with_gap is None else with_gap
         if certify not in ("pair", "sigma", "both"):
             raise InvalidInputError(f"certify must be 'pair', 'sigma' or 'both', got {certify!r}")
@@ -933,23 +991,29 @@ class SpectralSphere(TorchManifold):
     def violation(self, W: Tensor) -> Tensor:
         """|σ₁(W) − R|/R with σ₁ from a float64 SVD (a float32 one carries ≈ u‖W‖_F/σ₁ ≈ 10⁻⁶ by
         itself), returned in W's dtype."""
-        s1 = torch.linalg.matrix_norm(W.to(torch.float64), ord=2)
+        _matrices(W)
+        try:
+            s1 = torch.linalg.matrix_norm(W.to(torch.float64), ord=2)
+        except torch.linalg.LinAlgError as e:
+            raise _linalg_failure(W, "SpectralSphere.violation", e) from e
         r = _bcast(self.radius, W)
         r = r[..., 0, 0].to(torch.float64) if isinstance(r, Tensor) else r
         return ((s1 - r).abs() / r).to(W.dtype)
 
     def project_tangent(self, W: Tensor, G: Tensor, frame: tuple[Tensor, Tensor] | TopPair | None = None,
                         state: MutableMapping[str, Tensor] | None = None) -> Tensor:
+        _matrices(W, G)
         u, v = self._frame(W, frame, state)
         return spectral_project(G, u, v)
 
     def tangent_violation(self, W: Tensor, A: Tensor, frame: tuple[Tensor, Tensor] | TopPair | None = None,
                           state: MutableMapping[str, Tensor] | None = None) -> Tensor:
+        _matrices(W, A)
         u, v = self._frame(W, frame, state)
         c = _uAv(A, u, v).abs()
         na = _fro(A)
         safe = torch.where(na > 0, na, torch.ones_like(na))
-        return torch.where(na > 0, c / safe, torch.zeros_like(na))
+        return torch.where(na == 0, torch.zeros_like(na), c / safe)  # NaN stays NaN
 
     def _retract(self, W: Tensor, A: Tensor, method: str, state: MutableMapping[str, Tensor] | None = None,
                  **kw: Any) -> Tensor:
@@ -961,7 +1025,11 @@ class SpectralSphere(TorchManifold):
 
     def project_point(self, Y: Tensor) -> Tensor:
         """Metric projection (exact SVD): mclip(Y; R) if σ₁(Y) ≥ R, else raise σ₁ to R."""
-        U, s, Vh = torch.linalg.svd(Y, full_matrices=False)
+        _matrices(Y)
+        try:
+            U, s, Vh = torch.linalg.svd(Y, full_matrices=False)
+        except torch.linalg.LinAlgError as e:
+            raise _linalg_failure(Y, "SpectralSphere.project_point", e) from e
         r = torch.as_tensor(self.radius, dtype=s.dtype, device=s.device)
         r = r[..., None] if r.ndim else r  # (..., 1) or scalar
         s1 = s[..., :1]
@@ -990,12 +1058,13 @@ class Oblique(TorchManifold):
 
     retractions = ("normalize", "projection")
 
-    def __init__(self, radius: Radius = 1.0, axis: str = "rows", point_tol: float = DEFAULT_POINT_TOL) -> None:
+    def __init__(self, radius: Radius = 1.0, axis: str = "rows", point_tol: float = DEFAULT_POINT_TOL, *,
+                 check_radius: bool = True) -> None:
         super().__init__(point_tol)
         if axis not in ("rows", "cols"):
             raise InvalidInputError(f"axis must be 'rows' or 'cols', got {axis!r}")
         self.axis = axis
-        self.radius = _check_radius(radius)
+        self.radius = _check_radius(radius, check_values=check_radius)
         self.name = self.kind = "oblique_" + axis
 
     def __repr__(self) -> str:
@@ -1013,21 +1082,24 @@ class Oblique(TorchManifold):
         return r if (r.ndim >= 1 and r.shape[-1] == like.shape[-2] and r.ndim == like.ndim - 1) else r[..., None]
 
     def violation(self, W: Tensor) -> Tensor:
+        _matrices(W)
         wr = self._rows(W)
         r = self._r(wr)
         return ((torch.linalg.vector_norm(wr, dim=-1) - r).abs() / r).amax(dim=-1)
 
     def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        _matrices(W, G)
         wr, gr = self._rows(W), self._rows(G)
         mu = (gr * wr).sum(-1) / (wr * wr).sum(-1)
         return self._rows(gr - mu[..., None] * wr)
 
     def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        _matrices(W, A)
         wr, ar = self._rows(W), self._rows(A)
         na = torch.linalg.vector_norm(ar, dim=-1)
         safe = torch.where(na > 0, na, torch.ones_like(na))
-        per = torch.where(na > 0, (ar * wr).sum(-1).abs() / (safe * torch.linalg.vector_norm(wr, dim=-1)),
-                          torch.zeros_like(na))
+        per = torch.where(na == 0, torch.zeros_like(na),  # NaN stays NaN
+                          (ar * wr).sum(-1).abs() / (safe * torch.linalg.vector_norm(wr, dim=-1)))
         return per.amax(dim=-1)
 
     def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
@@ -1042,6 +1114,7 @@ class Oblique(TorchManifold):
     def project_point(self, Y: Tensor) -> Tensor:
         """Metric projection row- (column-)wise; raises :class:`DegenerateGeometryError` when a row
         (column) is 0 (every point of that sphere is nearest), never a NaN."""
+        _matrices(Y)
         if bool(torch.any(torch.linalg.vector_norm(self._rows(Y), dim=-1) == 0)):
             raise DegenerateGeometryError(f"min {self.axis[:-1]} norm of Y", 0.0, 0.0,
                                           f"project_point on the oblique manifold: a zero {self.axis[:-1]} "
@@ -1061,9 +1134,10 @@ class Stiefel(TorchManifold):
     name = "stiefel"
     kind = "stiefel"
 
-    def __init__(self, scale: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL) -> None:
+    def __init__(self, scale: Radius = 1.0, point_tol: float = DEFAULT_POINT_TOL, *,
+                 check_radius: bool = True) -> None:
         super().__init__(point_tol)
-        self.scale = _check_radius(scale, "scale")
+        self.scale = _check_radius(scale, "scale", check_values=check_radius)
 
     def __repr__(self) -> str:
         return f"Stiefel(scale={self.scale!r})"
@@ -1074,24 +1148,27 @@ class Stiefel(TorchManifold):
         return (x.mT if wide else x), wide
 
     def violation(self, W: Tensor) -> Tensor:
+        _matrices(W)
         t, _ = self._tall(W)
         s = _bcast(self.scale, W)
         gram = t.mT @ t / s**2 - torch.eye(t.shape[-1], dtype=W.dtype, device=W.device)
         return _fro(gram)
 
     def project_tangent(self, W: Tensor, G: Tensor, **kw: Any) -> Tensor:
+        _matrices(W, G)
         t, wide = self._tall(W)
         gt = G.mT if wide else G
         p = gt - t @ _sym(t.mT @ gt) / _bcast(self.scale, W) ** 2
         return p.mT if wide else p
 
     def tangent_violation(self, W: Tensor, A: Tensor, **kw: Any) -> Tensor:
+        _matrices(W, A)
         t, wide = self._tall(W)
         at = A.mT if wide else A
         na = _fro(A)
         safe = torch.where(na > 0, na, torch.ones_like(na))
         s = self.scale if not isinstance(self.scale, Tensor) else self.scale.to(W.dtype)
-        return torch.where(na > 0, _fro(_sym(t.mT @ at)) / (s * safe), torch.zeros_like(na))
+        return torch.where(na == 0, torch.zeros_like(na), _fro(_sym(t.mT @ at)) / (s * safe))  # NaN stays NaN
 
     def _retract(self, W: Tensor, A: Tensor, method: str, **kw: Any) -> Tensor:
         Y = W + A
@@ -1105,7 +1182,13 @@ class Stiefel(TorchManifold):
         return self.project_point(Y)
 
     def project_point(self, Y: Tensor) -> Tensor:
-        U, _, Vh = torch.linalg.svd(Y.to(torch.float64), full_matrices=False)
+        """s·msign(Y) through the float64 SVD; a Y with NaN/Inf entries raises InvalidInputError
+        (on CPU, where torch's SVD fails on it; on CUDA the result is NaN)."""
+        _matrices(Y)
+        try:
+            U, _, Vh = torch.linalg.svd(Y.to(torch.float64), full_matrices=False)
+        except torch.linalg.LinAlgError as e:
+            raise _linalg_failure(Y, "Stiefel.project_point", e) from e
         return (_bcast(self.scale, Y) * (U @ Vh).to(Y.dtype))
 
 
@@ -1124,10 +1207,13 @@ MANIFOLD_NAMES = ("euclidean", "frobenius", "spectral", "oblique_rows", "oblique
 
 def make_manifold(name: str, radius: Radius = 1.0, **options: Any) -> TorchManifold:
     """The torch twin of a manifold kind (a name or alias of ``reference.kinds``) with radius/scale
-    (unused for euclidean); ``options`` go to the constructor (e.g. the spectral sphere's)."""
+    (unused for euclidean); ``options`` go to the constructor (e.g. the spectral sphere's;
+    ``check_radius`` is dropped for euclidean)."""
     kind = get_kind(name)
     cls = TORCH_KINDS.get(kind.name)
     if cls is None:
         raise InvalidInputError(f"manifold kind {name!r} has no torch twin; known: {tuple(TORCH_KINDS)}")
+    if kind.size_param is None:
+        options.pop("check_radius", None)
     args = () if kind.size_param is None else (radius,)
     return cls(*args, **dict(kind.fixed), **options)

@@ -46,7 +46,7 @@ from typing import Any, Literal, Sequence
 import torch
 from torch import Tensor
 
-from manifold_oracle.reference.errors import InvalidInputError
+from manifold_oracle.reference.errors import InvalidInputError, SolverError
 from manifold_oracle.reference.schedules import SCHEDULES, Schedule, get_schedule
 
 __all__ = [
@@ -109,6 +109,12 @@ def native_ns_dtype(device_type: str = "cpu") -> tuple[torch.dtype, str]:
     2.13, one thread) bf16 Newton–Schulz took 1.9× the float32 time at 1024² (issue 16). The
     environment variable ``MANIFOLD_ORACLE_NS_DTYPE`` overrides the choice."""
     if device_type not in _NATIVE:
+        try:
+            known = isinstance(device_type, str) and torch.device(device_type).type == device_type
+        except (RuntimeError, TypeError, ValueError):
+            known = False
+        if not known:
+            raise InvalidInputError(f"device_type must be a torch device type ('cpu', 'cuda', ...), got {device_type!r}")
         env = os.environ.get(NS_DTYPE_ENV)
         if env:
             if env.lower() == AUTO:
@@ -312,7 +318,12 @@ def msign_exact(
         raise InvalidInputError("pass at most one of rank_tol (absolute) and rank_rtol (relative)")
     od = resolve_dtype(out_dtype, X.dtype)
     x = X.to(torch.float64)
-    U, s, Vh = torch.linalg.svd(x, full_matrices=False)
+    try:
+        U, s, Vh = torch.linalg.svd(x, full_matrices=False)
+    except torch.linalg.LinAlgError as e:  # torch's CPU SVD refuses non-finite input
+        if not bool(torch.isfinite(x).all()):  # only reachable with check_finite=False: NaN in, NaN
+            return torch.full_like(x, float("nan"), dtype=od)  # out (as Newton–Schulz); callers' flags refuse it
+        raise SolverError(f"msign_exact: the float64 SVD failed: {e}", status="svd_failed") from e
     s1 = s[..., :1]
     if rank_tol is not None:
         if not (rank_tol >= 0 and rank_tol < float("inf")):
@@ -449,8 +460,11 @@ class MsignPolicy:
         if not (isinstance(self.schedule, Schedule) or self.schedule == EXACT or self.schedule in SCHEDULES):
             raise InvalidInputError(f"unknown msign schedule {self.schedule!r}; known: "
                                     f"{sorted(SCHEDULES) + [EXACT]}")
-        if self.steps is not None and int(self.steps) < 0:
-            raise InvalidInputError(f"steps must be >= 0, got {self.steps}")
+        if self.steps is not None:  # the rule of reference.schedules: an integer 0 <= steps <= MAX_STEPS
+            try:  # (0: the normalised input), checked for the exact policy too, which ignores it
+                get_schedule("keller_jordan").with_options(steps=self.steps)
+            except InvalidInputError:
+                raise InvalidInputError(f"steps must be an integer >= 0, got {self.steps!r}") from None
         if self.cast not in ("before", "after"):
             raise InvalidInputError(f"cast must be 'before' or 'after', got {self.cast!r}")
         if self.compute_dtype is not None:

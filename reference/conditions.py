@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_matrix, count, nonnegative_scalar, positive_scalar
-from .errors import InvalidInputError
+from ._validate import as_matrix, as_vector, count, nonnegative_scalar, positive_scalar
+from .errors import DegenerateGeometryError, InvalidInputError
 from .manifolds import Manifold
 
 F64 = NDArray[np.float64]
@@ -288,19 +288,24 @@ def estimate_lipschitz(gradient: Callable[[F64], F64], points: Iterable[ArrayLik
     ‖∇f(W + hΔ) − ∇f(W)‖_F/h over points and iterations is returned. For a quadratic f this is
     power iteration on the Hessian and converges to ‖∇²f‖₂ = L; in general it is a lower bound.
     """
-    best = 0.0
+    h = positive_scalar(h, "h")
+    steps = count(power_steps, "power_steps")
+    best, seen = 0.0, 0
     for W in points:
         w = as_matrix(W, "W")
-        g0 = np.asarray(gradient(w), dtype=np.float64)
+        seen += 1
+        g0 = as_matrix(gradient(w), "gradient(W)")
         d = rng.standard_normal(w.shape)
         d /= np.linalg.norm(d)
-        for _ in range(max(1, int(power_steps))):
-            diff = (np.asarray(gradient(w + h * d), dtype=np.float64) - g0) / h
+        for _ in range(steps):
+            diff = (as_matrix(gradient(w + h * d), "gradient(W + hΔ)") - g0) / h
             r = float(np.linalg.norm(diff))
             best = max(best, r)
             if r == 0:
                 break
             d = diff / r
+    if seen == 0:
+        raise InvalidInputError("estimate_lipschitz needs at least one point, got none")
     return best
 
 
@@ -483,11 +488,14 @@ class RateFit:
 
 def fit_rate(Ts: ArrayLike, values: ArrayLike) -> float:
     """Least-squares slope of log(values) against log(Ts)."""
-    t = np.asarray(Ts, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
+    t = as_vector(Ts, "Ts")
+    v = as_vector(values, "values")
     if t.size < 2 or t.shape != v.shape or np.any(t <= 0) or np.any(v <= 0):
         raise InvalidInputError("fit_rate needs >= 2 positive (T, value) pairs of equal length")
-    return float(np.polyfit(np.log(t), np.log(v), 1)[0])
+    lt = np.log(t)
+    if np.ptp(lt) == 0:
+        raise DegenerateGeometryError("spread of log(Ts)", 0.0, 0.0, f"all Ts equal ({t.flat[0]!r}): no slope")
+    return float(np.polyfit(lt, np.log(v), 1)[0])
 
 
 def deterministic_rate(problem: Any, make_optimizer: Callable[[float], Any], W0: Any,

@@ -68,7 +68,8 @@ def haar_orthogonal(rng: np.random.Generator, n: int, batch: Sequence[int] = ())
 
 
 def signed_permutation(rng: np.random.Generator, n: int) -> F64:
-    """A random signed permutation matrix (exactly orthogonal in floating point)."""
+    """A random signed permutation matrix (exactly orthogonal in floating point), n >= 1."""
+    n = count(n, "n")
     p = np.zeros((n, n))
     p[np.arange(n), rng.permutation(n)] = rng.choice([-1.0, 1.0], size=n)
     return p

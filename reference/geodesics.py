@@ -25,11 +25,14 @@ embedded (Frobenius) metric everywhere.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.linalg as sla
 from numpy.typing import NDArray
 
-from .errors import DegenerateGeometryError
+from ._validate import as_float64, as_matrix, as_vector, positive_scalar, same_shape
+from .errors import DegenerateGeometryError, InvalidInputError
 
 F64 = NDArray[np.float64]
 
@@ -37,8 +40,28 @@ __all__ = ["vnorm", "sphere_angle", "sphere_log", "sphere_exp", "sphere_parallel
            "orthogonal_exp", "stiefel_exp"]
 
 
+def _vectors(names: str, *xs: F64, convert: Any = as_vector) -> list[F64]:
+    """Finite float64 vectors (last axis; matrices with ``convert=as_matrix``) of one shape."""
+    keys = names.split()
+    out = [convert(x, n) for x, n in zip(xs, keys)]
+    for a, n in zip(out[1:], keys[1:]):
+        same_shape(out[0], a, (keys[0], n))
+    return out
+
+
+def _matrices(names: str, *xs: F64, square: bool) -> list[F64]:
+    """Finite float64 matrices of one shape, square (O(n)) or tall (Stiefel)."""
+    out = _vectors(names, *xs, convert=as_matrix)
+    m, k = out[0].shape[-2:]
+    if (m != k) if square else (m < k):
+        raise InvalidInputError(f"expected {'square' if square else 'tall (m >= n)'} matrices, got shape "
+                                f"{out[0].shape}")
+    return out
+
+
 def vnorm(x: F64) -> F64:
     """Euclidean norm over the last axis, overflow/underflow safe, shape ``x.shape[:-1]``."""
+    x = as_vector(x, "x")
     scale = np.max(np.abs(x), axis=-1)
     safe = np.where(scale > 0, scale, 1.0)
     return np.sqrt(np.sum((x / safe[..., None]) ** 2, axis=-1)) * safe
@@ -49,6 +72,7 @@ def sphere_angle(x: F64, y: F64) -> F64:
 
     Exact angle for ‖x‖ = ‖y‖; relative accuracy O(ε) for every θ, including θ → 0 and θ → π.
     """
+    x, y = _vectors("x y", x, y)
     return 2.0 * np.arctan2(vnorm(x - y), vnorm(x + y))
 
 
@@ -57,6 +81,9 @@ def sphere_log(x: F64, y: F64) -> F64:
 
     Raises :class:`DegenerateGeometryError` at the antipode (u = 0 while θ > 0).
     """
+    x, y = _vectors("x y", x, y)
+    if np.any(np.sum(x * x, axis=-1) == 0):
+        raise InvalidInputError("sphere_log: x = 0 is not on a sphere")
     d = y - x
     u = d - (np.sum(x * d, axis=-1) / np.sum(x * x, axis=-1))[..., None] * x
     th = sphere_angle(x, y)
@@ -72,7 +99,14 @@ def sphere_log(x: F64, y: F64) -> F64:
 
 
 def sphere_exp(x: F64, a: F64, r: F64 | float) -> F64:
-    """exp_x(a) = cos(t/r)·x + r·sin(t/r)·a/t (t = ‖a‖, last axis); x where t = 0."""
+    """exp_x(a) = cos(t/r)·x + r·sin(t/r)·a/t (t = ‖a‖, last axis); x where t = 0. r > 0, finite."""
+    x, a = _vectors("x a", x, a)
+    if np.ndim(r):
+        ra = as_float64(r, "r")
+        if not np.all(np.isfinite(ra) & (ra > 0)):
+            raise InvalidInputError(f"r must be finite and > 0, got {r!r}")
+    else:
+        r = positive_scalar(r, "r")
     t = vnorm(a)
     safe = np.where(t > 0, t, 1.0)
     th = (t / r)[..., None] if np.ndim(r) else (t / float(r))[..., None]
@@ -83,6 +117,7 @@ def sphere_exp(x: F64, a: F64, r: F64 | float) -> F64:
 def sphere_parallel(x: F64, y: F64, a: F64) -> F64:
     """Parallel transport of a ∈ T_x to T_y along the minimising geodesic (last axis):
     a − 2⟨y, a⟩/‖x + y‖²·(x + y). Raises at the antipode (‖x + y‖ = 0)."""
+    x, y, a = _vectors("x y a", x, y, a)
     s = vnorm(x + y)
     if np.any(s == 0):
         raise DegenerateGeometryError("‖x + y‖", 0.0, 0.0, "parallel transport to the antipode is not unique")
@@ -116,6 +151,8 @@ def _log_orthogonal_single(q: F64) -> F64:
 
 def orthogonal_log(x: F64, y: F64, s: float = 1.0) -> F64:
     """Ω = principal log(XᵀY/s²), skew, batched (square X, Y with XᵀX = s²I)."""
+    x, y = _matrices("X Y", x, y, square=True)
+    s = positive_scalar(s, "s")
     q = np.swapaxes(x, -1, -2) @ y / s**2
     out = np.empty_like(q)
     for idx in np.ndindex(q.shape[:-2]):
@@ -125,12 +162,16 @@ def orthogonal_log(x: F64, y: F64, s: float = 1.0) -> F64:
 
 def orthogonal_exp(x: F64, a: F64, s: float = 1.0) -> F64:
     """exp_X(ξ) = X·expm(skew(XᵀΞ)/s²) on the scaled orthogonal group (square, batched)."""
+    x, a = _matrices("X xi", x, a, square=True)
+    s = positive_scalar(s, "s")
     m = np.swapaxes(x, -1, -2) @ a / s**2
     return x @ sla.expm(0.5 * (m - np.swapaxes(m, -1, -2)))
 
 
 def stiefel_exp(x: F64, a: F64, s: float = 1.0) -> F64:
     """Embedded-metric geodesic exp on tall St(m, n; s) (Edelman–Arias–Smith closed form)."""
+    x, a = _matrices("X xi", x, a, square=False)
+    s = positive_scalar(s, "s")
     X, D = x / s, a / s
     n = X.shape[-1]
     A = np.swapaxes(X, -1, -2) @ D

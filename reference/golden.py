@@ -150,14 +150,20 @@ def encode_value(x: Any) -> dict[str, Any]:
 
 
 def decode_value(d: Mapping[str, Any]) -> Any:
-    """Inverse of :func:`encode_value` (0-d values become Python float/int)."""
-    shape = tuple(int(s) for s in d["shape"])
-    if d["dtype"] == "int64":
-        vals = np.array(d["data"], dtype=np.int64).reshape(shape)
-        return int(vals) if shape == () else vals
-    if d["dtype"] != "float64":
-        raise InvalidInputError(f"unknown golden dtype {d['dtype']!r}")
-    vals = np.array([float.fromhex(h) for h in d["hex"]], dtype=np.float64).reshape(shape)
+    """Inverse of :func:`encode_value` (0-d values become Python float/int); a malformed record
+    raises :class:`InvalidInputError`."""
+    try:
+        shape = tuple(int(s) for s in d["shape"])
+        if d["dtype"] == "int64":
+            vals = np.array(d["data"], dtype=np.int64).reshape(shape)
+            return int(vals) if shape == () else vals
+        if d["dtype"] != "float64":
+            raise InvalidInputError(f"unknown golden dtype {d['dtype']!r}")
+        vals = np.array([float.fromhex(h) for h in d["hex"]], dtype=np.float64).reshape(shape)
+    except InvalidInputError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"malformed golden value {d!r} ({type(exc).__name__}: {exc})") from exc
     return float(vals) if shape == () else vals
 
 

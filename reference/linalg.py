@@ -43,7 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _accurate as acc
 from ._scaling import fro, pow2_scale, pow2_unscale
-from ._validate import as_float64, as_matrix, flag, nonnegative_scalar, positive_scalar, shape_tuple
+from ._validate import as_float64, as_matrix, check_finite, flag, nonnegative_scalar, positive_scalar, shape_tuple
 from .errors import InvalidInputError
 
 F64 = NDArray[np.float64]
@@ -132,6 +132,7 @@ def rank_threshold(
     sigma = as_float64(sigma, "sigma")
     if sigma.ndim < 1 or sigma.shape[-1] == 0:
         raise InvalidInputError(f"sigma must have shape (..., k) with k >= 1, got {sigma.shape}")
+    check_finite(sigma, "sigma")
     shp = shape_tuple(shape, "shape", 2)
     s1 = sigma[..., 0]
     if rank_tol is not None:

@@ -581,7 +581,7 @@ class SpectralSphere(Manifold):
                                 "estimate them with estimate_retraction_constant")
 
     def frobenius_bound(self, shape: Sequence[int]) -> float:
-        return float(self.radius * np.sqrt(min(shape[-2:])))
+        return float(self.radius * np.sqrt(min(shape_tuple(shape, "shape", 2)[-2:])))
 
     def _violation(self, w: F64) -> F64:
         s1 = np.linalg.svd(w, compute_uv=False)[..., 0]
@@ -688,6 +688,7 @@ class Oblique(Manifold):
         return 1.0 / (2.0 * float(np.min(self.radius))), 1.0
 
     def frobenius_bound(self, shape: Sequence[int]) -> float:
+        shape = shape_tuple(shape, "shape", 2)
         count = shape[-2] if self.axis == "rows" else shape[-1]
         r = np.broadcast_to(np.asarray(self.radius, float), (count,))
         return float(np.sqrt(np.sum(r * r)))
@@ -773,10 +774,11 @@ class Stiefel(Manifold):
         """Polar, tangent ξ: ‖E‖_F ≤ ½‖ξᵀξ‖_F/s ≤ ‖ξ‖²_F/(2s) [derived: the singular values of
         W + ξ are (s² + λᵢ(ξᵀξ))^{1/2}], so α = 1/(2s), β_R = 1 + step_bound/(2s) (the triangle
         inequality; sampling finds β_R ≤ 1, as on spheres, but that is not proved here)."""
-        return 1.0 / (2.0 * self.scale), 1.0 + float(step_bound) / (2.0 * self.scale)
+        step_bound = nonnegative_scalar(step_bound, "step_bound")
+        return 1.0 / (2.0 * self.scale), 1.0 + step_bound / (2.0 * self.scale)
 
     def frobenius_bound(self, shape: Sequence[int]) -> float:
-        return float(self.scale * np.sqrt(min(shape[-2:])))
+        return float(self.scale * np.sqrt(min(shape_tuple(shape, "shape", 2)[-2:])))
 
     @staticmethod
     def _tall(x: F64) -> tuple[F64, bool]:

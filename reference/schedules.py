@@ -26,6 +26,7 @@ from ._scaling import pow2_scale
 from ._validate import (
     as_float64,
     as_matrix,
+    as_vector,
     check_finite,
     choice,
     count,
@@ -268,10 +269,7 @@ def ns_singular_value_map(
     zero; this raises :class:`InvalidInputError` rather than returning NaN.
     """
     sch = _resolve(schedule, steps, extension, safety, eps, eps_form)
-    s = as_float64(sigma, "sigma")
-    check_finite(s, "sigma")
-    if s.ndim == 0:
-        raise InvalidInputError("sigma must have shape (..., k)")
+    s = as_vector(sigma, "sigma")  # shape (..., k), k >= 1, finite
     if np.any(s < 0):
         raise InvalidInputError("singular values must be >= 0")
     ss, e = pow2_scale(s, (-1,))

@@ -33,8 +33,14 @@ __all__ = ["encode_float", "decode_float", "to_jsonable", "record_dict", "dumps"
 
 
 def encode_float(x: Any) -> float | None:
-    """A float as a JSON value: the number if finite, else ``None`` (JSON ``null``)."""
-    v = float(x)
+    """A float as a JSON value: the number if finite, else ``None`` (JSON ``null``); a string or
+    anything else that is not a real number raises :class:`InvalidInputError`."""
+    if isinstance(x, (str, bytes)):
+        raise InvalidInputError(f"not a number: {x!r}")
+    try:
+        v = float(x)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"not a real number: {x!r}") from exc
     return v if math.isfinite(v) else None
 
 

@@ -73,7 +73,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
-from ._validate import as_matrix, nonnegative_scalar
+from ._validate import as_matrix, count, nonnegative_scalar, positive_scalar
 from .errors import DegenerateGeometryError, InvalidInputError, SolverError
 from .linalg import msign
 from .manifolds import Manifold
@@ -722,7 +722,8 @@ def _stiefel_newton(geo: TangentGeometry, G: F64,
     n = T.shape[1]
     tol = float(opts.get("tol", 64 * n * EPS))
     S, rep, history = stiefel_newton(T, Gt, tol=tol, max_iters=int(opts.get("max_iters", 100)),
-                                     max_cg=opts.get("max_cg"), S0=opts.get("S0"))
+                                     max_cg=opts.get("max_cg"), S0=opts.get("S0"),
+                                     point_tol=geo.manifold.point_tol)
     # unrefined msign: its error ~√n·u·κ(Z) (measured ≤ 6e-14 up to 512×256) is below the dual
     # solve's own tangency floor 64·n·u·κ (measured 8e-13 there), so the double-double refinement
     # (~10 SVDs' time at 512×256) would not change the certificate (measured: same gap/tangency)
@@ -898,6 +899,33 @@ def _allowed(geo: TangentGeometry, method: str, norm: str) -> None:
                                 "(SpectralSphere(degenerate='strict') at a point with σ₁ = σ₂)")
 
 
+#: every option a method reads (steepest_direction refuses other names); those with a numeric check
+#: (a tolerance 0 is allowed: it runs the iteration budget)
+_POSITIVE_OPTIONS = ("alpha",)
+_NONNEGATIVE_OPTIONS = ("htol", "tol", "commute_tol")
+_COUNT_OPTIONS = {"max_iters": 1, "steps": 1, "anderson_memory": 1, "stall_window": 1, "polish_steps": 0}
+_OPTIONS = frozenset((*_POSITIVE_OPTIONS, *_NONNEGATIVE_OPTIONS, *_COUNT_OPTIONS, "max_cg", "S0", "accelerate",
+                      "solver", "eps", "time_limit", "lmi", "gap_tol", "feas_tol", "tangency_tol", "verbose"))
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Refuse unknown option names and NaN/Inf/non-positive tolerances or bad counts."""
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise InvalidInputError(f"unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
+    for k in _POSITIVE_OPTIONS:
+        if k in options:
+            positive_scalar(options[k], k)
+    for k, minimum in _COUNT_OPTIONS.items():
+        if k in options:
+            count(options[k], k, minimum)
+    for k in _NONNEGATIVE_OPTIONS:
+        if k in options:
+            nonnegative_scalar(options[k], k)
+    if options.get("max_cg") is not None:
+        count(options["max_cg"], "max_cg")
+
+
 def steepest_direction(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str = "spectral",
                        method: str = "auto", **options: Any) -> SteepestResult:
     """Solve max ⟨G, A⟩ s.t. ‖A‖ ≤ 1, A ∈ T_W M (MATH §6) for one point W (2-D; 1-D for Sphere).
@@ -916,6 +944,7 @@ def steepest_direction(manifold: Manifold, W: ArrayLike, G: ArrayLike, norm: str
     nrm = check_norm(norm)
     if not isinstance(method, str) or method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; known: {sorted(METHODS)}")
+    _check_options(options)
     geo = TangentGeometry(manifold, W)
     G2 = as_gradient(geo, G)
     chosen = _auto(geo, nrm) if method == "auto" else method

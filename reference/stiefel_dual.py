@@ -49,7 +49,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._scaling import pow2_scale
-from .errors import SolverError
+from ._validate import as_matrix, count, nonnegative_scalar, same_shape
+from .errors import InvalidInputError, SolverError
+from .manifolds import DEFAULT_POINT_TOL, Stiefel
 
 F64 = NDArray[np.float64]
 EPS = float(np.finfo(np.float64).eps)
@@ -314,7 +316,8 @@ class _Newton:
 
 def stiefel_newton(T: F64, G: F64, *, tol: float | None = None, max_iters: int = 100,
                    max_cg: int | None = None, S0: F64 | None = None,
-                   gram_until: float = 1e-6) -> tuple[F64, NewtonReport, list[float]]:
+                   gram_until: float = 1e-6,
+                   point_tol: float = DEFAULT_POINT_TOL) -> tuple[F64, NewtonReport, list[float]]:
     """Minimise ‖G + T·S‖_* over symmetric S (T m×n orthonormal columns, m ≥ n; float64).
 
     Returns (S*, report, history of ‖∇f‖_F/√n per Newton iteration on f). Plain damped Newton on f
@@ -330,10 +333,23 @@ def stiefel_newton(T: F64, G: F64, *, tol: float | None = None, max_iters: int =
     ``"rank_deficient"`` when the minimiser is at a kink (on the smoothing path σ_min(Z) follows μ
     to below 10⁻⁶·σ₁), ``"stalled"`` when no line search can decrease f,
     ``"max_iterations"`` after ``max_iters`` Newton iterations in one phase (plain or one μ stage).
+    Bad input or constants raise :class:`InvalidInputError`; T farther than ``point_tol`` from
+    orthonormal columns (the violation of :class:`Stiefel`) raises :class:`OffManifoldError`.
     """
+    T, G = as_matrix(T, "T", batched=False), as_matrix(G, "G", batched=False)
+    same_shape(T, G, ("T", "G"))
+    if T.shape[0] < T.shape[1]:
+        raise InvalidInputError(f"stiefel_newton needs a tall T (m >= n), got shape {T.shape}")
+    Stiefel(1.0, point_tol).check_point(T)
     n = T.shape[1]
-    tol = 64 * n * EPS if tol is None else float(tol)
-    max_cg = 20 * n + 50 if max_cg is None else int(max_cg)
+    if S0 is not None:
+        S0 = as_matrix(S0, "S0", batched=False)
+        if S0.shape != (n, n):
+            raise InvalidInputError(f"S0 must have shape ({n}, {n}), got {S0.shape}")
+    tol = 64 * n * EPS if tol is None else nonnegative_scalar(tol, "tol")
+    max_cg = 20 * n + 50 if max_cg is None else count(max_cg, "max_cg")
+    max_iters = count(max_iters, "max_iters")
+    gram_until = nonnegative_scalar(gram_until, "gram_until")
     # f(c·S; c·G) = c·f(S; G): solve at max|G| ∈ [½, 1) (an exact power of two; the float32 CG
     # needs its numbers near 1) and scale S back
     G, e = pow2_scale(np.asarray(G, dtype=np.float64))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_matrix, as_vector
+from ._validate import as_float64, as_matrix, as_vector
 from .constraints import TangentConstraint
 from .errors import InvalidInputError, SolverError
 from .kinds import kind_of
@@ -157,15 +157,22 @@ def _sv(X: F64) -> F64:
     return np.linalg.svd(X, compute_uv=False)
 
 
+def _norm_input(X: ArrayLike, norm: str, name: str) -> F64:
+    """X as a finite float64 matrix (a vector is one row) after checking ``norm``."""
+    check_norm(norm)
+    x = as_float64(X, name)
+    return as_matrix(x[None, :] if x.ndim == 1 else x, name, batched=False)
+
+
 def primal_norm(A: F64, norm: str) -> float:
     """‖A‖₂ (spectral) or ‖A‖_F (frobenius) in float64."""
-    a = np.atleast_2d(np.asarray(A, dtype=np.float64))
+    a = _norm_input(A, norm, "A")
     return float(_sv(a)[0]) if norm == "spectral" else float(np.linalg.norm(a))
 
 
 def dual_norm(Z: F64, norm: str) -> float:
     """‖Z‖_* (spectral problem) or ‖Z‖_F (frobenius problem), by SVD in float64."""
-    z = np.atleast_2d(np.asarray(Z, dtype=np.float64))
+    z = _norm_input(Z, norm, "Z")
     return float(np.sum(_sv(z))) if norm == "spectral" else float(np.linalg.norm(z))
 
 
@@ -176,7 +183,9 @@ def check_norm(norm: str) -> str:
 
 
 def relative_gap(d: float, p: float) -> float:
-    """(d − p)/max(1, |d|), the gap of MATH §6.9 item 4."""
+    """(d − p)/max(1, |d|), the gap of MATH §6.9 item 4 (±Inf allowed: no bound yet; NaN refused)."""
+    if np.isnan(d) or np.isnan(p):
+        raise InvalidInputError(f"relative_gap: NaN value (d = {d!r}, p = {p!r})")
     return (d - p) / max(1.0, abs(d))
 
 

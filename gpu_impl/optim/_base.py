@@ -16,6 +16,10 @@ Every optimizer here follows one step protocol (documented policy):
    no weight or state touched; with ``nonfinite="skip"`` a non-finite step is skipped as a whole
    and reported in :meth:`diagnostics` (``"skipped": True``) and in ``skipped_steps``.
 
+The numeric options a scheduler may rewrite (``lr``, ``momentum``, ``weight_decay``, the
+``adamw_*``) are re-validated at the start of every step (:func:`check_step_options`,
+host-side): a nonsense value raises :class:`InvalidInputError` before anything is computed.
+
 ``.grad`` is never written. Parameters that are not 2-D, or that sit in a group with
 ``manifold=None``, go to the internal AdamW (``torch.optim.adamw.adamw``, torch form MATH §9.8)
 with the group's ``adamw_lr``, ``adamw_betas``, ``adamw_eps`` and ``adamw_wd``.
@@ -24,6 +28,7 @@ with the group's ``adamw_lr``, ``adamw_betas``, ``adamw_eps`` and ``adamw_wd``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 
 from typing import Any, Callable, Iterable
@@ -39,7 +44,8 @@ from ..msign import AUTO, MsignPolicy, concrete_ns_dtype
 from .conventions import SCALE_RULES, shape_scale
 
 __all__ = ["MatrixOptimizer", "shape_scale", "SCALE_RULES", "Bucket", "finite_sum", "read_flags",
-           "resolve_auto_ns_dtype", "ns_dtype_used"]
+           "resolve_auto_ns_dtype", "ns_dtype_used", "checked_number", "check_step_options",
+           "check_initial_matrix"]
 
 
 ADAMW_DEFAULTS: dict[str, Any] = dict(adamw_lr=1e-3, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, adamw_wd=0.01)
@@ -50,6 +56,51 @@ def finite_sum(x: Tensor) -> Tensor:
     (barring an overflow of the sum itself beyond the float32/float64 range, which is treated as
     non-finite too). Far cheaper than ``isfinite(x).all()`` on CPU."""
     return x.sum(dtype=torch.float32) if x.dtype in (torch.float16, torch.bfloat16) else x.sum()
+
+
+def checked_number(value: Any, name: str, low: float = 0.0, high: float = math.inf, *,
+                   low_open: bool = False) -> float:
+    """``float(value)`` for a real number in [low, high) ((low, high) with ``low_open``; finite:
+    ``high`` is excluded); NaN, ±Inf, values out of range, bools and non-numbers raise
+    :class:`InvalidInputError` naming the option and the value (host-side, no device sync
+    for Python numbers)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        raise InvalidInputError(f"{name} must be a real number, got {value!r}") from None
+    if isinstance(value, bool) or not ((v > low) if low_open else (v >= low)) or not v < high:
+        raise InvalidInputError(f"{name} must be a finite number in {'(' if low_open else '['}{low:g}, {high:g}), "
+                                f"got {value!r}")
+    return v
+
+
+def check_step_options(group: dict[str, Any]) -> None:
+    """Validate the numeric options of a parameter group that an LR / momentum / weight-decay
+    scheduler may rewrite between steps: ``lr``, ``momentum`` and ``weight_decay`` (when the
+    group has them) and the internal AdamW's ``adamw_lr``, ``adamw_betas``, ``adamw_eps``,
+    ``adamw_wd``. Run at construction and at the start of every step (host-side Python)."""
+    checked_number(group["lr"], "lr")
+    if "momentum" in group:
+        checked_number(group["momentum"], "momentum", 0.0, 1.0)
+    if "weight_decay" in group:
+        checked_number(group["weight_decay"], "weight_decay")
+    checked_number(group["adamw_lr"], "adamw_lr")
+    betas = group["adamw_betas"]
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise InvalidInputError(f"adamw_betas must be a pair (beta1, beta2), got {betas!r}")
+    checked_number(betas[0], "adamw_betas[0]", 0.0, 1.0)
+    checked_number(betas[1], "adamw_betas[1]", 0.0, 1.0)
+    checked_number(group["adamw_eps"], "adamw_eps", low_open=True)
+    checked_number(group["adamw_wd"], "adamw_wd")
+
+
+def check_initial_matrix(W: Tensor, where: str) -> None:
+    """Refuse a matrix parameter that cannot be placed on its manifold at construction: empty, or
+    with NaN/Inf entries (:class:`InvalidInputError`; one sync, construction only)."""
+    if W.numel() == 0:
+        raise InvalidInputError(f"{where}: an empty matrix of shape {tuple(W.shape)} has no point on the manifold")
+    if not bool(torch.isfinite(W).all()):
+        raise InvalidInputError(f"{where}: the parameter of shape {tuple(W.shape)} has non-finite entries (NaN or Inf)")
 
 
 def read_flags(flags: list[Tensor]) -> list[bool]:
@@ -156,11 +207,7 @@ class MatrixOptimizer(Optimizer, ABC):
         for p in group["params"]:
             if p.is_complex():
                 raise InvalidInputError("complex parameters are not supported")
-        lr = group["adamw_lr"]
-        b1, b2 = group["adamw_betas"]
-        if not (lr >= 0 and 0 <= b1 < 1 and 0 <= b2 < 1 and group["adamw_eps"] > 0 and group["adamw_wd"] >= 0):
-            raise InvalidInputError("bad AdamW hyperparameters: need adamw_lr >= 0, 0 <= betas < 1, "
-                                    "adamw_eps > 0, adamw_wd >= 0")
+        check_step_options(group)
         resolve_auto_ns_dtype(group)
         self._check_group(group)
         with torch.no_grad():
@@ -207,6 +254,8 @@ class MatrixOptimizer(Optimizer, ABC):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One transactional step (see the module docstring). Returns the closure's loss."""
+        for group in self.param_groups:  # a scheduler may have written them since the last step
+            check_step_options(group)
         loss = None
         if closure is not None:
             with torch.enable_grad():

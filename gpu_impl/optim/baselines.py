@@ -45,9 +45,9 @@ from torch import Tensor
 from manifold_oracle.reference.errors import InvalidInputError, SolverError
 from manifold_oracle.reference.schedules import Schedule
 
-from ..manifolds import PAIR_STATE, THETA_SOURCES, SpectralSphere
+from ..manifolds import PAIR_STATE, THETA_SOURCES, SpectralSphere, check_count
 from ..msign import MsignPolicy, resolve_dtype
-from ._base import Bucket, MatrixOptimizer
+from ._base import Bucket, MatrixOptimizer, check_initial_matrix, checked_number
 from .conventions import decay_factor, momentum_buffer, shape_scale, update_momentum
 from .macro import msign_policy_of
 
@@ -143,8 +143,9 @@ class SSO(MatrixOptimizer):
         if not (rm in ("spectral_mup", "identity", "initialize") or (isinstance(rm, (int, float)) and rm > 0)):
             raise InvalidInputError("radius_mode must be 'spectral_mup', 'identity', 'initialize' or a positive "
                                     f"float, got {rm!r}")
-        if not float(group["retract_eps"]) >= 0:
-            raise InvalidInputError("retract_eps must be >= 0")
+        checked_number(group["retract_eps"], "retract_eps")
+        checked_number(group["radius_scale"], "radius_scale", low_open=True)
+        checked_number(group["retract_alpha"], "retract_alpha")
         if group["scale_mode"] not in SSO_SCALE_MODES:
             raise InvalidInputError(f"scale_mode must be one of {tuple(SSO_SCALE_MODES)}, got {group['scale_mode']!r}")
         if group["retract_mode"] not in ("hard", "dynamic"):
@@ -153,10 +154,10 @@ class SSO(MatrixOptimizer):
             raise InvalidInputError("on_bracket_failure must be 'zero' or 'raise'")
         if group.setdefault("theta", "power") not in THETA_SOURCES:
             raise InvalidInputError(f"theta must be one of {THETA_SOURCES}, got {group['theta']!r}")
-        if int(group["power_steps"]) < 1 or int(group["bisect_max_iter"]) < 1 or int(group["bracket_expansions"]) < 0:
-            raise InvalidInputError("power_steps and bisect_max_iter must be >= 1, bracket_expansions >= 0")
-        if not (float(group["bisect_tol"]) > 0 and float(group["bracket_step"]) > 0):
-            raise InvalidInputError("bisect_tol and bracket_step must be > 0")
+        for key, low in (("power_steps", 1), ("bisect_max_iter", 1), ("bracket_expansions", 0)):
+            check_count(group[key], key, low)
+        checked_number(group["bisect_tol"], "bisect_tol", low_open=True)
+        checked_number(group["bracket_step"], "bracket_step", low_open=True)
         if group["ns_dtype"] is not None:
             resolve_dtype(group["ns_dtype"], torch.float32)
         msign_policy_of(group)
@@ -173,6 +174,7 @@ class SSO(MatrixOptimizer):
 
     def _init_matrix(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         W = p.detach()
+        check_initial_matrix(W, type(self).__name__)
         s1 = float(torch.linalg.matrix_norm(W.to(torch.float64), ord=2))
         if s1 == 0:
             raise InvalidInputError("cannot place a zero matrix on the spectral sphere")
@@ -247,6 +249,7 @@ class SSO(MatrixOptimizer):
         Mh = M_new / _fro(M_new)[:, None, None].clamp_min(1e-8)
         theta = group.get("theta", "power")  # state dicts saved before the option: SSO's power iteration
         sph = SpectralSphere(R, theta=theta, power_steps=int(group["power_steps"]), gap_policy="off",
+                             check_radius=False,  # R: the state's radii, validated at construction (no sync)
                              **({"block": 1} if theta == "power" else {}))
         st: dict[str, Tensor] = {}
         if group["warm_start"]:

@@ -118,12 +118,14 @@ from ..manifolds import (
     SpectralSphere,
     TopPair,
     TorchManifold,
+    check_count,
     frobenius_project,
     make_manifold,
     spectral_project,
 )
 from ..msign import MsignPolicy, NSWorkspace, ns_normaliser, resolve_dtype
-from ._base import Bucket, MatrixOptimizer, finite_sum, read_flags
+from ._base import (Bucket, MatrixOptimizer, check_initial_matrix, check_step_options, checked_number, finite_sum,
+                    read_flags)
 from .conventions import canonical_scale_rule, macro_direction, shape_scale, update_momentum
 
 __all__ = ["MACRO", "MOMENTUM_FORMS", "REPROJECT_VARIANTS", "MACRO_MANIFOLDS", "RETRACTIONS", "msign_policy_of"]
@@ -147,7 +149,7 @@ _POLICY_CACHE: dict[tuple, MsignPolicy] = {}
 
 def msign_policy_of(group: dict[str, Any]) -> MsignPolicy:
     """The :class:`MsignPolicy` of a parameter group (``msign``, ``ns_steps``, ``ns_dtype``)."""
-    m = group["msign"]
+    m = group.get("msign")
     if isinstance(m, MsignPolicy):
         return m
     if isinstance(m, (str, Schedule)):
@@ -440,8 +442,7 @@ class MACRO(MatrixOptimizer):
                 bad(f"radius must be 'init', 'mup' or a positive float, got {r!r}")
         elif not (isinstance(r, (int, float)) and 0 < float(r) < float("inf")):
             bad(f"radius must be 'init', 'mup' or a positive float, got {r!r}")
-        if not (0 < float(group["radius_scale"]) < float("inf")):
-            bad("radius_scale must be positive")
+        checked_number(group["radius_scale"], "radius_scale", low_open=True)
         name = group["manifold"]
         if kind is not None and group["retraction"] is not None \
                 and group["retraction"] not in TORCH_KINDS[kind].retractions:
@@ -457,12 +458,9 @@ class MACRO(MatrixOptimizer):
             bad(f"cert_tol must be None or in (0, 1), got {tol!r}")
         if group.setdefault("cert_iteration", "chebyshev") not in CERT_ITERATIONS:
             bad(f"cert_iteration must be one of {CERT_ITERATIONS}, got {group['cert_iteration']!r}")
-        if int(group["power_steps"]) < 1:
-            bad("power_steps must be >= 1")
-        if int(group["power_block"]) < 2:
-            bad("power_block must be >= 2 (the second Ritz value estimates σ₂)")
-        if not float(group["gap_tol"]) > 0:
-            bad("gap_tol must be > 0")
+        check_count(group["power_steps"], "power_steps", 1)
+        check_count(group["power_block"], "power_block (the second Ritz value estimates σ₂)", 2)
+        checked_number(group["gap_tol"], "gap_tol", low_open=True)
         if group["ns_dtype"] is not None:
             resolve_dtype(group["ns_dtype"], torch.float32)
         msign_policy_of(group)
@@ -474,8 +472,9 @@ class MACRO(MatrixOptimizer):
                                   block=group["power_block"], gap_tol=group["gap_tol"],
                                   cert_tol=group.get("cert_tol"),
                                   cert_iteration=group.get("cert_iteration", "chebyshev"),
-                                  gap_policy="off" if group["gap_policy"] == "off" else "report")
-        return make_manifold(name, radius)
+                                  gap_policy="off" if group["gap_policy"] == "off" else "report",
+                                  check_radius=False)  # radii from the state (validated at construction): no sync
+        return make_manifold(name, radius, check_radius=False)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state; the saved spectral bases are trusted for the next step (see ``step``)."""
@@ -488,6 +487,8 @@ class MACRO(MatrixOptimizer):
         kind = _kind(group)
         W = p.detach()
         m, n = W.shape
+        if kind != "euclidean":
+            check_initial_matrix(W, f"MACRO on the {name} manifold")
         r = group["radius"]
         W64 = W.to(torch.float64)
         if kind == "spectral_sphere":
@@ -559,6 +560,8 @@ class MACRO(MatrixOptimizer):
         it non-finite (it makes ⟨U, W⟩ or uᵀUv, hence X, non-finite, and NS spreads NaN through its
         products), so the gradients are inspected only to name the error.
         """
+        for group in self.param_groups:  # a scheduler may have written them since the last step
+            check_step_options(group)
         if not self._fusable():
             return super().step(closure)
         loss = None
@@ -850,7 +853,10 @@ class MACRO(MatrixOptimizer):
             if pair is not None:
                 pair.retraction_residual = pY.residual  # type: ignore[attr-defined]
         else:
-            W_new = man.retract(W, Y - W, retraction)
+            try:
+                W_new = man.retract(W, Y - W, retraction)
+            except InvalidInputError:  # a non-finite Y (the Stiefel SVD refuses it): NaN, which the
+                W_new = torch.full_like(W, float("nan"))  # step's finiteness flags turn into its typed refusal
         new_state = {"momentum": M_new, **st}
         if diag is not None:
             diag.append(self._diagnose(group, bucket, man, W, W_new, X, D, pair))

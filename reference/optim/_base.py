@@ -21,13 +21,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._scaling import fro, pow2_scale
-from .._validate import as_matrix, count, flag, nonnegative_scalar, same_shape
+from .._validate import as_float64, as_matrix, count, flag, nonnegative_scalar, same_shape
 from ..errors import InvalidInputError
 from ..linalg import msign
 from ..kinds import KINDS, canonical_kind, manifold_from_kind
 from ..manifolds import Euclidean, Manifold, SpectralSphere
 from ..schedules import Schedule, get_schedule, ns_apply
-from .conventions import MOMENTUM_FORMS, SCALE_RULES, shape_scale, update_momentum
+from .conventions import MOMENTUM_FORMS, SCALE_RULES, check_beta, shape_scale, update_momentum
 
 F64 = NDArray[np.float64]
 LR = Union[float, Callable[[int], float]]
@@ -191,16 +191,6 @@ def validate_fields(opt: Any) -> None:
             count(v, name, minimum)
 
 
-def check_beta(beta: float, name: str = "beta") -> float:
-    try:
-        b = float(beta)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidInputError(f"{name} must be a real number in [0, 1), got {beta!r}") from exc
-    if not (0.0 <= b < 1.0):
-        raise InvalidInputError(f"{name} must be in [0, 1), got {beta!r}")
-    return b
-
-
 def apply_msign(X: F64, backend: Backend = "exact", steps: int | None = None,
                 rank_tol: F64 | float | None = None) -> F64:
     """msign(X) for ``backend="exact"`` (refined SVD), else the named NS schedule applied exactly.
@@ -225,12 +215,18 @@ def tangent_noise_floor(U: F64) -> F64:
 
     Singular values of X = P(U) below τ are indistinguishable from rounding (e.g. a trivial tangent
     space, or a gradient that is normal to working precision); MACRO treats them as zero, so that
-    msign does not turn rounding noise into unit singular values.
+    msign does not turn rounding noise into unit singular values. U must be finite, ``(..., m, n)``.
     """
+    U = as_float64(U, "U")
+    if U.ndim < 2:
+        raise InvalidInputError(f"U: expected a matrix of shape (..., m, n), got shape {U.shape}")
     us, e = pow2_scale(U)  # τ is representable even where ‖U‖_F is not (entries ~1e308)
     with np.errstate(over="ignore", under="ignore"):
-        return np.ldexp(max(U.shape[-2:]) * float(np.finfo(np.float64).eps)
-                        * np.sqrt(np.sum(us * us, axis=(-2, -1))), e)
+        tau = np.ldexp(max(U.shape[-2:]) * float(np.finfo(np.float64).eps)
+                       * np.sqrt(np.sum(us * us, axis=(-2, -1))), e)
+    if not np.all(np.isfinite(tau)):  # one value per matrix: no extra pass over U
+        raise InvalidInputError("U: non-finite entries (NaN or Inf)")
+    return tau
 
 
 def check_backend(backend: Backend) -> None:
@@ -240,13 +236,22 @@ def check_backend(backend: Backend) -> None:
 
 
 def frobenius_angle(W: F64, Wn: F64) -> F64:
-    """Angle between W and Wn in the Frobenius inner product, atan2(‖Wn⊥‖, ⟨Wn, Ŵ⟩)."""
+    """Angle between W and Wn in the Frobenius inner product, atan2(‖Wn⊥‖, ⟨Wn, Ŵ⟩).
+
+    W, Wn finite of one shape ``(..., m, n)`` (else :class:`InvalidInputError`)."""
+    W, Wn = as_float64(W, "W"), as_float64(Wn, "Wn")
+    same_shape(W, Wn, ("W", "Wn"))
+    if W.ndim < 2:
+        raise InvalidInputError(f"W: expected a matrix of shape (..., m, n), got shape {W.shape}")
     nw = _fro(W)
     safe = np.where(nw > 0, nw, 1.0)
     What = W / safe[..., None, None]
     par = _dot(Wn, What)
     perp = Wn - par[..., None, None] * What
-    return np.arctan2(_fro(perp), par)
+    ang = np.arctan2(_fro(perp), par)
+    if np.any(np.isnan(ang)):  # one value per matrix: no extra pass over the data
+        raise InvalidInputError("frobenius_angle: W or Wn has non-finite entries (NaN or Inf)")
+    return ang
 
 
 def _nuclear(x: F64) -> F64:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from .._validate import as_float64, check_finite, count, positive_scalar, same_shape
 from ..errors import InvalidInputError
 
 F64 = NDArray[np.float64]
@@ -90,7 +91,7 @@ def shape_scale(rule: str | float, shape: tuple[int, ...], radius: float | None 
     if name == "radius":
         if radius is None:
             raise InvalidInputError("scale rule 'radius' needs a scalar radius")
-        return float(radius)
+        return positive_scalar(radius, "radius")
     if name == "kj":
         return math.sqrt(max(1.0, m / n))
     if name == "moonlight":
@@ -112,8 +113,35 @@ BUFFER_FORMS = ("ema", "bias_corrected_ema", "accumulate", "none")
 NESTEROV_FORMS = ("ema", "accumulate", "grad_plus_ema", "bias_corrected", "none")
 
 
+def check_beta(beta: float, name: str = "beta") -> float:
+    """``beta`` as a float in [0, 1) (InvalidInputError otherwise)."""
+    try:
+        b = float(beta)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"{name} must be a real number in [0, 1), got {beta!r}") from exc
+    if not (0.0 <= b < 1.0):
+        raise InvalidInputError(f"{name} must be in [0, 1), got {beta!r}")
+    return b
+
+
+def _checked(beta: float, M: Any, G: Any) -> tuple[float, F64, F64]:
+    """β ∈ [0, 1) and finite float64 arrays M, G of one shape (InvalidInputError otherwise)."""
+    m, g = as_float64(M, "M"), as_float64(G, "G")
+    same_shape(m, g, ("M", "G"))
+    check_finite(m, "M")
+    check_finite(g, "G")
+    return check_beta(beta), m, g
+
+
 def momentum_buffer(form: str, beta: float, M: Any, G: Any) -> Any:
-    """M_t: ``ema`` / ``bias_corrected_ema`` βM + (1 − β)G; ``accumulate`` βM + G; ``none`` G."""
+    """M_t: ``ema`` / ``bias_corrected_ema`` βM + (1 − β)G; ``accumulate`` βM + G; ``none`` G.
+
+    β ∈ [0, 1); M, G finite of one shape (else :class:`InvalidInputError`)."""
+    return _momentum_buffer(form, *_checked(beta, M, G))
+
+
+def _momentum_buffer(form: str, beta: float, M: Any, G: Any) -> Any:
+    """The body of :func:`momentum_buffer` (inputs checked there)."""
     if form in ("ema", "bias_corrected_ema"):
         return beta * M + (1.0 - beta) * G
     if form == "accumulate":
@@ -129,8 +157,14 @@ def nesterov_input(form: str, beta: float, M: Any, G: Any, *, t: int = 1,
 
     ``ema`` (1 − β)G + βM; ``accumulate`` G + βM; ``grad_plus_ema`` G + M (HeavyBall's
     nesterov_ema); ``bias_corrected`` βM/(1 − β^{t+1}) + (1 − β)G/(1 − β^t) (optax); ``none`` M,
-    or M/(1 − β^t) after a ``bias_corrected_ema`` buffer.
+    or M/(1 − β^t) after a ``bias_corrected_ema`` buffer. β ∈ [0, 1); M, G finite of one shape.
     """
+    beta, M, G = _checked(beta, M, G)
+    return _nesterov_input(form, beta, M, G, t=count(t, "t"), buffer_form=buffer_form)
+
+
+def _nesterov_input(form: str, beta: float, M: Any, G: Any, *, t: int = 1,
+                    buffer_form: str = "ema") -> Any:
     if form == "ema":
         return (1.0 - beta) * G + beta * M
     if form == "accumulate":
@@ -149,14 +183,19 @@ def update_momentum(form: str, beta: float, M: F64, G: F64) -> tuple[F64, F64]:
 
     ema M = βM + (1 − β)G, U = M; accumulate M = βM + G, U = M; nesterov_ema U = (1 − β)G + βM;
     nesterov_accumulate U = G + βM (M already updated), MATH.md §9.1. ``projected_ema`` is
-    MACRO's tangent EMA and is formed by MACRO itself.
+    MACRO's tangent EMA and is formed by MACRO itself. β ∈ [0, 1); M, G finite of one shape.
     """
+    return _update_momentum(form, *_checked(beta, M, G))
+
+
+def _update_momentum(form: str, beta: float, M: F64, G: F64) -> tuple[F64, F64]:
+    """The body of :func:`update_momentum` (inputs checked there)."""
     if form not in MOMENTUM_FORMS or form == "projected_ema":
         raise InvalidInputError(f"unknown momentum form {form!r}; known: "
                                 f"{tuple(f for f in MOMENTUM_FORMS if f != 'projected_ema')}")
     buffer = "accumulate" if form.endswith("accumulate") else "ema"
-    Mn = momentum_buffer(buffer, beta, M, G)
-    U = nesterov_input(buffer, beta, Mn, G) if form.startswith("nesterov_") else Mn
+    Mn = _momentum_buffer(buffer, beta, M, G)
+    U = _nesterov_input(buffer, beta, Mn, G) if form.startswith("nesterov_") else Mn
     return Mn, U
 
 

@@ -40,9 +40,8 @@ from ._base import (
     resolve_lr,
     shape_scale,
     tangent_noise_floor,
-    update_momentum,
 )
-from .conventions import macro_direction
+from .conventions import update_momentum, macro_direction
 from .spectral import power_iteration
 
 __all__ = ["MACRO", "REPROJECT_VARIANTS", "RADIUS_RULES"]

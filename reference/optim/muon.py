@@ -37,9 +37,8 @@ from ._base import (
     resolve_lr,
     shape_scale,
     spectral_norm,
-    update_momentum,
 )
-from .conventions import apply_weight_decay, decay_factor
+from .conventions import update_momentum, apply_weight_decay, decay_factor
 
 __all__ = ["Muon", "MuonH", "MUON_PROFILES"]
 
@@ -173,7 +172,7 @@ class MuonH:
         eta = resolve_lr(self.lr, state.t)
         mu, lam = float(self.momentum), float(self.weight_decay)
         Mn, U = update_momentum("nesterov_accumulate" if self.nesterov else "accumulate", mu,
-                                state["momentum"], g)
+                                 state["momentum"], g)
         O = apply_msign(U, self.msign_backend, self.ns_steps)
         q = _fro(O)
         Xd = decay_factor("before_radius", eta, lam) * w

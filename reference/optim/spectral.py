@@ -16,12 +16,12 @@ diagnostics (tangency against the exact Θ, angle, relative update) refer to the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._validate import as_matrix, choice, positive_scalar
+from .._validate import as_matrix, as_vector, choice, count, nonnegative_scalar, positive_scalar
 from ..errors import InvalidInputError, SolverError
 from ..linalg import msign
 from ..manifolds import SpectralSphere
@@ -55,10 +55,15 @@ def power_iteration(W: ArrayLike, steps: int, v0: ArrayLike | None = None) -> tu
     Raises :class:`DegenerateGeometryError`-free :class:`InvalidInputError` if an iterate is 0.
     """
     w = as_matrix(W, "W", batched=False)
-    v = np.ones(w.shape[1]) if v0 is None else np.asarray(v0, dtype=np.float64).copy()
+    steps = count(steps, "steps")
+    v = np.ones(w.shape[1]) if v0 is None else as_vector(v0, "v0")
+    if v.shape != (w.shape[1],):
+        raise InvalidInputError(f"v0 must have shape ({w.shape[1]},) for W of shape {w.shape}, got {v.shape}")
+    if not np.any(v):
+        raise InvalidInputError("power iteration: v0 = 0 has no direction")
     v = v / np.linalg.norm(v)
     u = w @ v
-    for _ in range(max(1, int(steps))):
+    for _ in range(steps):
         u = w @ v
         nu = np.linalg.norm(u)
         if nu == 0:
@@ -75,7 +80,8 @@ def power_iteration(W: ArrayLike, steps: int, v0: ArrayLike | None = None) -> tu
 def sso_lambda(Mhat: F64, Theta: F64, *, tol: float = 1e-8, max_iter: int = 100,
                bracket_step: float = 1e-3, max_expansions: int | None = 10,
                on_bracket_failure: str = "raise", backend: Backend = "exact",
-               ns_steps: int | None = None) -> tuple[float, dict[str, Any]]:
+               ns_steps: int | None = None,
+               orth: Callable[[F64], F64] | None = None) -> tuple[float, dict[str, Any]]:
     """Root of h(λ) = ⟨Θ, msign(M̂ + λΘ)⟩ by SSO's bracket-and-bisect (MATH.md §9.4).
 
     Bracket from 0 with step ``bracket_step``, doubling, at most ``max_expansions`` expansions
@@ -83,13 +89,24 @@ def sso_lambda(Mhat: F64, Theta: F64, *, tol: float = 1e-8, max_iter: int = 100,
     the best point (h is evaluated with the unrefined SVD msign for the exact backend; its error
     ~u·κ is far below ``tol``). On a bracketing failure ``on_bracket_failure="zero"`` returns λ = 0 (the code's
     behaviour; reported in the info dict) and ``"raise"`` raises :class:`SolverError`.
+    ``orth`` (float64 (m, n) → float64 (m, n)), when given, is the orthogonaliser inside h in place
+    of ``backend`` (e.g. an implementation's own, replayed to find the root it finds).
     """
+    tol = nonnegative_scalar(tol, "tol")
+    max_iter = count(max_iter, "max_iter")
+    bracket_step = positive_scalar(bracket_step, "bracket_step")
+    if max_expansions is not None:
+        count(max_expansions, "max_expansions", 0)
+    choice(on_bracket_failure, ("raise", "zero"), "on_bracket_failure")
     exact = isinstance(backend, str) and backend == "exact"
 
     def h(lam: float) -> float:
         # exact backend: the plain SVD product U_rV_rᵀ (error ~u·κ, far below tol) for speed
         Z = Mhat + lam * Theta
-        S = msign(Z, refine=False) if exact else apply_msign(Z, backend, ns_steps)
+        if orth is not None:
+            S = orth(Z)
+        else:
+            S = msign(Z, refine=False) if exact else apply_msign(Z, backend, ns_steps)
         return float(np.sum(Theta * S))
 
     info: dict[str, Any] = {"status": "", "iterations": 0, "expansions": 0}
@@ -182,6 +199,7 @@ class SSO:
         choice(self.on_bracket_failure, ("raise", "zero"), "on_bracket_failure")
         positive_scalar(self.radius_scale, "radius_scale")
         positive_scalar(self.tol, "tol")
+        positive_scalar(self.bracket_step, "bracket_step")
         check_backend(self.msign_backend)
 
     def resolve_radius(self, W0: ArrayLike) -> float:
@@ -192,12 +210,18 @@ class SSO:
             return c * float(np.sqrt(m / n))
         if self.radius_mode == "identity":
             return c
-        return c * float(np.linalg.svd(w, compute_uv=False)[0])
+        s1 = float(np.linalg.svd(w, compute_uv=False)[0])
+        if s1 == 0:
+            raise InvalidInputError("radius_mode='initialize' needs W0 != 0 (σ₁(W0) = 0 gives R = 0)")
+        return c * s1
 
     def initial_point(self, W0: ArrayLike) -> F64:
         """W₀ ← R·W₀/‖W₀‖₂ (the code's initialisation)."""
         w = as_matrix(W0, "W0", batched=False)
-        return self.resolve_radius(w) * w / np.linalg.svd(w, compute_uv=False)[0]
+        s1 = float(np.linalg.svd(w, compute_uv=False)[0])
+        if s1 == 0:
+            raise InvalidInputError("W0 = 0 has no direction")
+        return self.resolve_radius(w) * w / s1
 
     def init_state(self, W: ArrayLike) -> State:
         """Zero momentum and the radius R of ``radius_mode`` (single matrices only)."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._validate import as_matrix, choice, positive_scalar
+from .._validate import as_matrix, choice, count, nonnegative_scalar, positive_scalar
 from ..errors import InvalidInputError
 from ..linalg import msign
 from ..manifolds import Stiefel
@@ -30,7 +30,7 @@ from ._base import (
     check_state,
     resolve_lr,
 )
-from .conventions import apply_weight_decay, momentum_buffer
+from .conventions import momentum_buffer, apply_weight_decay
 
 __all__ = ["ManifoldMuon", "SPEL", "dual_ascent"]
 
@@ -40,8 +40,22 @@ def dual_ascent(W: F64, G: F64, *, alpha: float = 0.01, steps: int = 100, tol: f
     """Manifold-Muon dual ascent (MATH.md §6.6 item 2) on a tall W with WᵀW = I.
 
     Λ₀ = −¼(WᵀG + GᵀW); Aⱼ = msign(G + 2WΛⱼ); Hⱼ = WᵀAⱼ + AⱼᵀW; stop when ‖Hⱼ‖_F/n < tol,
-    else Λⱼ₊₁ = Λⱼ − α(1 − j/J)Hⱼ. Returns the last A and {iterations, residual, converged}.
+    else Λⱼ₊₁ = Λⱼ − α(1 − j/J)Hⱼ. Returns the last A and {iterations, residual, converged}
+    (the fixed budget J = ``steps`` of the source code: not converging is reported, not raised).
+    Raises :class:`InvalidInputError` for bad constants or input, :class:`OffManifoldError` if
+    W is not tall with orthonormal columns (default tolerance of :class:`Stiefel`).
     """
+    w, g = check_pair(W, G)
+    if w.ndim != 2 or w.shape[0] < w.shape[1]:
+        raise InvalidInputError(f"dual_ascent needs one tall W (m >= n), got shape {w.shape}")
+    Stiefel(1.0).check_point(w)
+    return _dual_ascent(w, g, alpha=positive_scalar(alpha, "alpha"), steps=count(steps, "steps"),
+                        tol=nonnegative_scalar(tol, "tol"), backend=backend, ns_steps=ns_steps)
+
+
+def _dual_ascent(W: F64, G: F64, *, alpha: float, steps: int, tol: float,
+                 backend: Backend, ns_steps: int | None) -> tuple[F64, dict[str, Any]]:
+    """:func:`dual_ascent` without the checks (the Manifold Muon step: its W drifts under NS)."""
     n = W.shape[1]
     Lam = -0.25 * (W.T @ G + G.T @ W)
     A = np.zeros_like(G)
@@ -125,8 +139,8 @@ class ManifoldMuon:
             A = np.asarray(steepest_direction(man, wt, gt, norm="spectral").direction, dtype=np.float64)
             info: dict[str, Any] = {"iterations": 0, "converged": True}
         else:
-            A, info = dual_ascent(wt, gt, alpha=self.alpha, steps=self.steps, tol=self.tol,
-                                  backend=self.msign_backend, ns_steps=self.ns_steps)
+            A, info = _dual_ascent(wt, gt, alpha=self.alpha, steps=self.steps, tol=self.tol,
+                                   backend=self.msign_backend, ns_steps=self.ns_steps)
         W_pre_t = wt - eta * A
         if exact:
             W_next_t = man.project_point(W_pre_t)
