@@ -11,6 +11,7 @@ target raised, 2 the harness could not run (bad target or arguments, missing dep
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -46,10 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "--xfail-file is the former name of the same option")
     p.add_argument("--repro-dir", default=None, metavar="DIR",
                    help="where failing inputs go (default: next to --json, else ./conform-repro)")
-    p.add_argument("--list", action="store_true", help="list the checks and exit")
+    p.add_argument("--list", action="store_true", help="list the checks and exit (--target, --profile, --waive "
+                   "are still validated)")
     p.add_argument("-v", "--verbose", action="store_true", help="also show not-applicable checks")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _unwritable(path: str, is_dir: bool = False) -> str | None:
+    """Why ``path`` (a file, or a directory if ``is_dir``) cannot be written, None if it can.
+    Nothing is created: the nearest existing ancestor must be a writable directory."""
+    p = Path(path)
+    if p.exists():
+        if p.is_dir() != is_dir:
+            return "it is a directory" if p.is_dir() else "it is not a directory"
+        return None if os.access(p, os.W_OK) else "permission denied"
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{str(parent)!r} is not a directory"
+    return None if os.access(parent, os.W_OK | os.X_OK) else f"directory {str(parent)!r} is not writable"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,12 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help exits 0, bad arguments exit 2
         return int(exc.code or 0)
     from .checks import all_checks
-
-    if ns.list:
-        for c in all_checks():
-            print(f"{c.id:45s} [{', '.join(sorted(c.requires))}] {c.statement}")
-        return 0
     from . import report as rep
+    from .adapters import resolve_target
     from .runner import read_waiver_file, run
 
     try:
@@ -74,6 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, InvalidInputError) as exc:
         print(f"manifold-oracle conform: bad --waive file: {exc}", file=sys.stderr)
         return 2
+    for opt, path, is_dir in (("--json", ns.json, False), ("--junit", ns.junit, False),
+                              ("--repro-dir", ns.repro_dir, True)):
+        why = _unwritable(path, is_dir) if path else None
+        if why:  # checked before the run, not after it
+            print(f"manifold-oracle conform: cannot write {opt} {path!r}: {why}", file=sys.stderr)
+            return 2
+    if ns.list:  # the listing is independent of the target, but a bad --target/--profile is still an error
+        try:
+            resolve_target(ns.target, ns.profile)
+        except (NotAvailableError, InvalidInputError) as exc:
+            print(f"manifold-oracle conform: bad --target/--profile: {exc}", file=sys.stderr)
+            return 2
+        for c in all_checks():
+            print(f"{c.id:45s} [{', '.join(sorted(c.requires))}] {c.statement}")
+        return 0
     from .selection import validate_selection
 
     ids = [c.id for c in all_checks()]

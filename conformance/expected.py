@@ -142,9 +142,13 @@ def nesterov_input(profile: Profile, M: np.ndarray, G: np.ndarray, beta: float, 
 
 def momentum_step(profile: Profile, M: np.ndarray | None, G: np.ndarray, beta: float,
                   t: int) -> tuple[np.ndarray, np.ndarray]:
-    """(M_t, U_t): the new momentum and the orthogonaliser's input, t = 1-based step."""
+    """(M_t, U_t): the new momentum and the orthogonaliser's input, t = 1-based step (macro with
+    ``prenormalize``: U_t/max(‖U_t‖_F, 1e-8), before the projection, as ``reference.optim.MACRO``)."""
     Mt = momentum_update(profile, M, G, beta)
-    return Mt, nesterov_input(profile, Mt, G, beta, t)
+    U = nesterov_input(profile, Mt, G, beta, t)
+    if profile.rule == "macro" and profile.prenormalize:
+        U = U / max(float(np.linalg.norm(U)), 1e-8)
+    return Mt, U
 
 
 def _man(profile: Profile, manifold: Any) -> Any:
@@ -188,22 +192,36 @@ def orth_input(profile: Profile, W: np.ndarray, U: np.ndarray, *, manifold: Any 
     raise InvalidInputError(f"profile {profile.name!r} declares no optimizer rule")
 
 
-def sso_multiplier(profile: Profile, W: np.ndarray, U: np.ndarray, input_dtype: str = "float64") -> float:
-    """λ of the declared SSO rule: the root of h(λ) = ⟨Θ, msign(M̂ + λΘ)⟩ by the reference's
-    ``reference.optim.sso_lambda`` with the declared orthogonaliser (exact or the schedule's
-    exact map); bracket failures raise (the declared rule has a root: h is monotone)."""
+def sso_multiplier(profile: Profile, W: np.ndarray, U: np.ndarray, input_dtype: str = "float64",
+                   orth: Orth | None = None) -> float:
+    """λ of the declared SSO rule: the root of h(λ) = ⟨Θ, O(M̂ + λΘ)⟩ by the reference's
+    ``reference.optim.sso_lambda``.
+
+    ``orth`` None: O is the declared orthogonaliser's exact map (or msign), solved to 1e-11 with an
+    unbounded bracket; bracket failures raise (the declared rule has a root: h is monotone).
+    ``orth`` given (the target's own orthogonaliser, replayed): the declared bracket-and-bisect on
+    h_t(λ) = ⟨Θ, O_t(M̂ + λΘ)⟩ — SSO's defaults, which the profiles' descriptions declare: bracket
+    from 0 with step 1e-3, ≤ 10 doublings, |h| ≤ τ = 1e-8 in ≤ 100 bisections, the best point,
+    λ = 0 on a bracket failure. In a low compute dtype h_t is a step function (the input's cast
+    changes as λ moves) and the target's λ lands anywhere near a jump across 0; replaying its
+    bisection lands where it lands."""
     Uu, _, Vh = np.linalg.svd(W, full_matrices=False)
     Th = np.outer(Uu[:, 0], Vh[0])
     Mh = U / max(float(np.linalg.norm(U)), 1e-8)
+    if orth is not None:
+        lam, _ = RO.sso_lambda(Mh, Th, on_bracket_failure="zero", orth=orth)
+        return float(lam)
     backend: Any = "exact" if profile.schedule == "exact" else profile.ns_schedule()
     lam, _ = RO.sso_lambda(Mh, Th, tol=1e-11, max_iter=200, max_expansions=60, backend=backend)
     return float(lam)
 
 
-def sso_input(profile: Profile, W: np.ndarray, U: np.ndarray, manifold: Any = None) -> tuple[np.ndarray, float]:
-    """(M̂ + λΘ, λ): the orthogonaliser's input of the declared SSO step from W (retracted first)."""
+def sso_input(profile: Profile, W: np.ndarray, U: np.ndarray, manifold: Any = None,
+              orth: Orth | None = None) -> tuple[np.ndarray, float]:
+    """(M̂ + λΘ, λ): the orthogonaliser's input of the declared SSO step from W (retracted first);
+    λ as :func:`sso_multiplier` (``orth``: the target's orthogonaliser, its bisection replayed)."""
     Wr = _man(profile, manifold).radius * W / float(np.linalg.norm(W, 2))
-    lam = sso_multiplier(profile, Wr, U)
+    lam = sso_multiplier(profile, Wr, U, orth=orth)
     return orth_input(profile, Wr, U, lam=lam), lam
 
 

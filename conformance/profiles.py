@@ -37,6 +37,7 @@ Field vocabulary (values in brackets):
   skip (left untouched)]: how a 1-D parameter (bias, gain) in an optimizer group is stepped;
   ``adam_eps`` (vector_params='adamw': ε of the first step −a·G/(|G| + ε); None = undeclared);
   ``theta_source`` [undeclared, exact] (rule='sso': the top singular pair Θ of W);
+  ``prenormalize`` [False, True] (rule='macro': U ← U/max(‖U‖_F, 1e-8) before the projection);
 * ``mutation`` (which state a step writes, documentation only: a write into an input or into
   ``p.grad`` is a failure whatever is declared here), ``precision_dependencies``,
   ``nan_policy`` [propagate, raise, nan_to_num], ``zero_policy`` [zero, nan, raise, identity],
@@ -50,11 +51,14 @@ momentum form, axis, radius), never defects: a defect of the package is a FAIL o
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from manifold_oracle.reference.errors import InvalidInputError
-from manifold_oracle.reference.kinds import canonical_kind, manifold_from_kind
+from manifold_oracle.reference.kinds import KINDS, canonical_kind, manifold_from_kind
+
 
 __all__ = ["ManifoldDecl", "Profile", "PROFILES", "PROFILES_REGISTRY", "get_profile", "register_profile"]
 
@@ -89,6 +93,34 @@ class ManifoldDecl:
     #: geometry capabilities the target does not provide for this manifold (checks are N/A for it,
     #: with this declaration as the reason)
     unsupported: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Refuse nonsense declarations at construction (InvalidInputError naming field and value)."""
+        _text("ManifoldDecl", "name", self.name, nonempty=True)
+        who = f"manifold {self.name!r}"
+        try:
+            canon = canonical_kind(self.kind, self.axis)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{who}: {exc}") from None
+        _real(who, "radius", self.radius, 0.0, low_open=True)
+        allowed = KINDS[canon].cls.retractions
+        if not isinstance(self.retraction, str) or self.retraction not in allowed:
+            raise InvalidInputError(f"{who}: retraction={self.retraction!r} is not a retraction of {canon} "
+                                    f"(known: {allowed})")
+        _int(who, "retraction_order", self.retraction_order, allowed=(1, 2))
+        if self.dtype not in DTYPE_NAMES:
+            raise InvalidInputError(f"{who}: dtype={self.dtype!r} not in {DTYPE_NAMES}")
+        ok = isinstance(self.shapes, (tuple, list)) and len(self.shapes) > 0
+        for shp in self.shapes if ok else ():
+            ok = ok and isinstance(shp, (tuple, list)) and len(shp) == 2 and all(
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in shp)
+        if not ok:
+            raise InvalidInputError(f"{who}: shapes={self.shapes!r} must be a non-empty tuple of (m, n) "
+                                    "with integers m, n >= 1")
+        _seq(who, "extra_dtypes", self.extra_dtypes, DTYPE_NAMES)
+        if self.transport not in TRANSPORTS:
+            raise InvalidInputError(f"{who}: transport={self.transport!r} not in {TRANSPORTS}")
+        _seq(who, "unsupported", self.unsupported, GEOMETRY_CAPABILITIES)
 
     def reference(self, point_tol: float = 1e-8) -> Any:
         """The reference manifold of ``reference.manifolds`` with these conventions.
@@ -129,12 +161,64 @@ FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
         "nan_policy": ("propagate", "raise", "nan_to_num"),
         "zero_policy": ("zero", "nan", "raise", "identity"),
         "theta_source": ("undeclared", "exact"),
+        "prenormalize": (False, True),
 }
+
+#: dtype names a profile or manifold may declare: the compute dtypes (each has a unit roundoff in
+#: ``tolerances.UNIT_ROUNDOFF``; not imported from there: tolerances needs expected, which needs profiles)
+DTYPE_NAMES: tuple[str, ...] = tuple(d for d in FIELD_CHOICES["compute_dtype"] if d != "input")
+#: geometry capabilities a :class:`ManifoldDecl` may list as ``unsupported`` (checks/geometry.py)
+GEOMETRY_CAPABILITIES: tuple[str, ...] = ("dist", "log", "exp", "project_point", "riemannian_gradient",
+                                          "transport")
+#: ``ManifoldDecl.transport`` values
+TRANSPORTS: tuple[str, ...] = ("projection", "parallel")
+
+
+def _real(owner: str, fname: str, value: Any, low: float, *, low_open: bool = False,
+          high: float = math.inf, high_open: bool = True) -> None:
+    """Refuse a non-number (str, bool, None), NaN/±Inf, or a value outside the interval."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise InvalidInputError(f"{owner}: {fname}={value!r} must be a finite real number in {span}")
+
+
+def _int(owner: str, fname: str, value: Any, allowed: tuple[int, ...] | None = None, low: int = 1) -> None:
+    """Refuse a non-integer (float, bool, str) or one below ``low`` / outside ``allowed``."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if ok and (value not in allowed if allowed is not None else value < low):
+        ok = False
+    if not ok:
+        want = f"one of {allowed}" if allowed is not None else f"an integer >= {low}"
+        raise InvalidInputError(f"{owner}: {fname}={value!r} must be {want}")
+
+
+def _seq(owner: str, fname: str, value: Any, allowed: tuple[str, ...] | None = None,
+         nonempty: bool = False) -> None:
+    """A tuple/list of strings (each in ``allowed`` if given; at least one if ``nonempty``)."""
+    ok = isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+    if ok and allowed is not None:
+        ok = all(v in allowed for v in value)
+    if not ok or (nonempty and not value):
+        what = f"names from {allowed}" if allowed is not None else "strings"
+        raise InvalidInputError(f"{owner}: {fname}={value!r} must be a {'non-empty ' if nonempty else ''}"
+                                f"tuple of {what}")
+
+
+def _text(owner: str, fname: str, value: Any, nonempty: bool = False) -> None:
+    if not isinstance(value, str) or (nonempty and not value):
+        raise InvalidInputError(f"{owner}: {fname}={value!r} must be a {'non-empty ' if nonempty else ''}string")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Declared conventions of one implementation (every CONVENTIONS.md §1 field)."""
+    """Declared conventions of one implementation (every CONVENTIONS.md §1 field).
+
+    Every field is validated at construction (and by :meth:`with_options`): an enumerated field
+    outside :data:`FIELD_CHOICES`, a NaN/Inf/out-of-range number, a non-integer ``steps`` or a
+    malformed tuple raises :class:`InvalidInputError` naming the field and the value."""
 
     name: str
     description: str = ""
@@ -185,6 +269,9 @@ class Profile:
     #: (an SVD, as the harness computes it) or "undeclared" (e.g. SSO's fixed-step power iteration:
     #: the replayed step is then judged with the orthogonaliser's worst-case bound)
     theta_source: str = "undeclared"
+    #: rule='macro': the momentum input U is divided by max(‖U‖_F, 1e-8) before the projection
+    #: (gpu_impl/reference MACRO's documented ``prenormalize`` option; exact msign: no change)
+    prenormalize: bool = False
     nan_policy: str = "propagate"
     zero_policy: str = "zero"
     routing: str = "every 2-D parameter"
@@ -204,8 +291,62 @@ class Profile:
         if self.schedule is not None and self.schedule != "exact":
             from manifold_oracle.reference import SCHEDULES
 
+            _text(f"profile {self.name!r}", "schedule", self.schedule, nonempty=True)
             if self.schedule not in SCHEDULES and self.coefficients is None:
                 raise InvalidInputError(f"profile {self.name!r}: unknown schedule {self.schedule!r}")
+        self._check_values()
+
+    def _check_values(self) -> None:
+        """Types and numeric sanity of every non-enumerated field (InvalidInputError naming the
+        field and the value): finite numbers in their ranges, integer steps, (a, b, c) coefficient
+        tuples, known dtypes, :class:`ManifoldDecl` manifolds, an increasing scale_range."""
+        _text("Profile", "name", self.name, nonempty=True)
+        who = f"profile {self.name!r}"
+        for fname in ("description", "source", "routing"):
+            _text(who, fname, getattr(self, fname))
+        if self.schedule is not None:
+            _text(who, "schedule", self.schedule, nonempty=True)
+        if self.coefficients is not None:
+            c = self.coefficients
+            if not (isinstance(c, (tuple, list)) and len(c) > 0 and all(
+                    isinstance(t, (tuple, list)) and len(t) == 3 and all(
+                        isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in t)
+                    for t in c)):
+                raise InvalidInputError(f"{who}: coefficients={c!r} must be a non-empty tuple of (a, b, c) "
+                                        "tuples of finite real numbers")
+        _int(who, "steps", self.steps)
+        _real(who, "eps", self.eps, 0.0)
+        _real(who, "safety", self.safety, 1.0)  # reference.Schedule: s >= 1
+        if self.coefficient_safety is not None:
+            _real(who, "coefficient_safety", self.coefficient_safety, 0.0, low_open=True)
+        _real(who, "momentum", self.momentum, 0.0, high=1.0)  # β ∈ [0, 1)
+        _real(who, "scale", self.scale, 0.0, low_open=True)
+        _real(who, "weight_decay", self.weight_decay, 0.0)
+        _real(who, "lr", self.lr, 0.0, low_open=True)
+        _seq(who, "param_dtypes", self.param_dtypes, DTYPE_NAMES, nonempty=True)
+        if not (isinstance(self.manifolds, (tuple, list)) and all(isinstance(m, ManifoldDecl) for m in self.manifolds)):
+            raise InvalidInputError(f"{who}: manifolds={self.manifolds!r} must be a tuple of ManifoldDecl")
+        if not isinstance(self.direction_tangent, bool):
+            raise InvalidInputError(f"{who}: direction_tangent={self.direction_tangent!r} must be True or False")
+        if not isinstance(self.prenormalize, bool):
+            raise InvalidInputError(f"{who}: prenormalize={self.prenormalize!r} must be True or False")
+        if self.prenormalize and self.rule != "macro":
+            raise InvalidInputError(f"{who}: prenormalize=True is MACRO's option (rule='macro'), not "
+                                    f"rule={self.rule!r}")
+        for fname in ("mutation", "precision_dependencies", "notes"):
+            _seq(who, fname, getattr(self, fname))
+        if self.scale_range is not None:
+            r = self.scale_range
+            ok = isinstance(r, (tuple, list)) and len(r) == 2 and all(
+                isinstance(x, numbers.Real) and not isinstance(x, bool) for x in r)
+            if not (ok and math.isfinite(r[0]) and 0 <= r[0] < r[1]):  # NaN fails every comparison
+                raise InvalidInputError(f"{who}: scale_range={r!r} must be (lo, hi) with finite lo >= 0 and "
+                                        "hi > lo (hi may be inf)")
+        if self.has_ns:
+            try:
+                self.ns_schedule()  # reference.Schedule validates the combination (e.g. steps <= MAX_STEPS)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{who}: {exc}") from None
 
     # ------------------------------------------------------------------ derived helpers
     @property
@@ -228,7 +369,10 @@ class Profile:
 
     def with_options(self, **changes: Any) -> "Profile":
         """A copy with fields replaced (used by ``--profile`` overrides and by meta-tests)."""
-        return replace(self, **changes)
+        try:
+            return replace(self, **changes)
+        except TypeError as exc:  # an unknown field name
+            raise InvalidInputError(f"profile {self.name!r} options: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -246,6 +390,8 @@ PROFILES_REGISTRY = _PROFILES
 
 def register_profile(p: Profile) -> Profile:
     """Add a profile to :data:`PROFILES` (names are unique)."""
+    if not isinstance(p, Profile):
+        raise InvalidInputError(f"register_profile needs a Profile, got {type(p).__name__} {p!r}")
     if p.name in _PROFILES:
         raise InvalidInputError(f"profile {p.name!r} already registered")
     _PROFILES[p.name] = p

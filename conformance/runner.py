@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from manifold_oracle.reference.errors import InvalidInputError
 from manifold_oracle.reference.serialization import JsonRecord, to_jsonable
 
 from .adapters import Adapter, resolve_target
@@ -24,7 +25,7 @@ from .checks import Case, Check, Context, Declared, Measurement, NotApplicable, 
 from .profiles import Profile
 
 __all__ = ["CheckResult", "Report", "run", "run_check", "select_checks", "read_xfail_file", "read_waiver_file",
-           "target_name", "SCHEMA_VERSION", "precision_state"]
+           "resolve", "target_name", "SCHEMA_VERSION", "precision_state"]
 
 #: version of the JSON report schema (conformance/schemas/report_schema.json)
 SCHEMA_VERSION = "1.1.0"
@@ -145,12 +146,14 @@ def read_waiver_file(path: str | Path) -> dict[str, str]:
     """Read a waiver file: one ``check-id  reason`` per line (the reason is mandatory; ``#``
     starts a comment; blank lines are ignored). The id is an exact check id or an fnmatch
     pattern; it must name at least one registered check. Raises :class:`InvalidInputError` on a
-    missing reason, an unknown id or a duplicate (the CLI exits 2)."""
-    from manifold_oracle.reference.errors import InvalidInputError
-
+    missing reason, an unknown id or a duplicate, and on a file that cannot be read (the CLI exits 2)."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"waiver file {str(path)!r} cannot be read: {exc}") from None
     known = [c.id for c in all_checks()]
     out: dict[str, str] = {}
-    for no, raw in enumerate(Path(path).read_text().splitlines(), 1):
+    for no, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

@@ -158,7 +158,12 @@ def resolve_target(spec: str | Adapter | type, profile: str | Profile | None = N
         elif isinstance(obj, Adapter):
             adapter = obj
         elif callable(obj):
-            adapter = obj()
+            try:
+                adapter = obj()
+            except TypeError as exc:  # e.g. a plain function msign(G): not an adapter factory
+                raise InvalidInputError(f"target {text!r} is not an Adapter (calling it with no arguments to "
+                                        f"build one raised TypeError: {exc}); see docs/conformance.md for "
+                                        "the protocol") from None
         else:
             adapter = obj
         if not isinstance(adapter, Adapter):

@@ -111,7 +111,10 @@ class GpuImplAdapter(Adapter):
         beta = p.momentum
         M = torch.zeros_like(G) if state is None else state["momentum"]
         M_new = torch.lerp(M, G, 1.0 - beta) if p.momentum_form == "ema" else torch.add(G, M, alpha=beta)
-        X = man.project_tangent(W, M_new)
+        # MACRO's prenormalize: U/max(‖U‖_F, 1e-8) before the projection (the state keeps M_new)
+        U = (M_new / torch.linalg.vector_norm(M_new, dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+             if p.prenormalize else M_new)
+        X = man.project_tangent(W, U)
         D = man.project_tangent(W, self.msign(X))
         s = p.scale * shape_scale(_SCALE[p.shape_scale], *W.shape[-2:])
         return s * D, {"momentum": M_new}
@@ -122,8 +125,11 @@ class GpuImplAdapter(Adapter):
 
         p = self.get_profile()
         decl = p.manifolds[0]
-        kw: dict[str, Any] = dict(manifold=decl.name, radius=decl.radius, momentum_form=p.momentum_form,
-                                  scale=_SCALE[p.shape_scale], retraction=decl.retraction)
+        # radius_source='init': MACRO's radius='init' (‖W₀‖_F, σ₁(W₀), each row's/column's own norm)
+        kw: dict[str, Any] = dict(manifold=decl.name, radius="init" if p.radius_source == "init" else decl.radius,
+                                  momentum_form=p.momentum_form,
+                                  scale=_SCALE[p.shape_scale], retraction=decl.retraction,
+                                  prenormalize=p.prenormalize)
         if p.schedule == "exact":
             kw["msign"] = "exact"
         else:

@@ -26,6 +26,7 @@ Figures are Frobenius norms (the rounding model is entrywise); tightness = bound
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import zlib
 from typing import Any, Callable
@@ -123,6 +124,34 @@ def start_point(ctx: Context, rng: np.random.Generator, shp: tuple[int, int]) ->
             return decl.radius * matrix_with_spectrum(rng, s, shp)
         return decl.reference().random_point(rng, shp)
     return rng.standard_normal(shp) / np.sqrt(shp[1])
+
+
+#: σ₂/σ₁ of the SSO start that rule.step adds when Θ is declared exact (a trained or random-init
+#: matrix's top gap): there a 10-step power iteration from v₀ = 1 is off by ~0.95^20 ≈ 0.36 in its
+#: Rayleigh quotient's convergence factor, i.e. NOT the exact pair the profile declares
+SSO_GAP_RATIO = 0.95
+
+
+def sso_gap_cases(ctx: Context, rng: np.random.Generator, shapes: tuple[tuple[int, int], ...], dt: str,
+                  steps: int) -> list[Case]:
+    """rule.step's case for ``theta_source='exact'`` SSO: two parameters of the first shape with
+    both sides ≥ 2, on the sphere with σ₂/σ₁ = ``SSO_GAP_RATIO`` (the other starts compress σ₂/σ₁
+    ≤ 0.3 so that a power-iteration pair agrees, which leaves a power σ₁ or Θ declared exact unseen:
+    audit 4, 2.6× the update on Gaussian matrices). Other profiles: no case."""
+    p = ctx.profile
+    shp = next((s for s in shapes if min(s) >= 2), None)
+    if p.rule != "sso" or p.theta_source != "exact" or not p.manifolds or shp is None:
+        return []
+    from manifold_oracle.reference.generators import matrix_with_spectrum
+
+    k = min(shp)
+    sv = np.concatenate([[1.0, SSO_GAP_RATIO], np.linspace(0.3, 0.1, k - 2)])
+    arrays: dict[str, np.ndarray] = {}
+    for name in ("a0", "a1"):
+        arrays[f"W_{name}"] = p.manifolds[0].radius * matrix_with_spectrum(rng, sv, shp)
+        arrays[f"G_{name}"] = np.stack([dyadic(rng, shp) for _ in range(steps)])
+    return [Case(f"shape {shp} ×2 params, {dt}, {steps} step(s), σ₂/σ₁ = {SSO_GAP_RATIO:g} (exact Θ declared)",
+                 arrays, {"dtype": dt, "steps": steps, "groups": 1})]
 
 
 def manifold_of(ctx: Context) -> Any:
@@ -249,6 +278,19 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
     else:  # per entry: (|U| + |U − X|)/|X| (an exactly zero entry of X is cast exactly)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel_in = (2.0 + rd * L) * u * np.where(X != 0, (np.abs(U) + np.abs(U - X)) / np.abs(X), 0.0)
+            if p.prenormalize:  # U/max(‖U‖_F, 1e-8) in dt: the norm's reduction, the square root, the division
+                rel_in = rel_in + (L + 2.0) * u * np.where(X != 0, np.abs(U) / np.abs(X), 0.0)
+    if p.rule == "sso" and p.theta_source != "exact" and p.schedule is not None:
+        # sso with a top pair Θ the profile does not declare exact: the target's Θ (e.g. SSO's
+        # 10-step power iteration, σ₂/σ₁ ≈ 0.6 on a trained matrix) differs from the harness's exact
+        # one by more than rounding, and every later bisection decision with it (measured: ‖ΔΦ‖_F ≈
+        # 4e-3 on the full-mode transformer): proj·2·√k·(orthogonaliser bound), as after an
+        # ambiguous cast. With the exact Θ declared, the measured model below plus step_bound's λ
+        # term (the root moves by the orthogonaliser's noise over h′) apply. Before the cast branch:
+        # a bf16-compute target with an undeclared Θ is covered by this model, not by the cast's.
+        o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
+        return (scale * proj * 2.0 * o.bound * np.sqrt(k),
+                f" + lr·s·{proj:g}·2·√k·[{o.formula}] (sso: Θ not declared exact)", 0)
     if E.compute_dtype_for(p, dt) != dt:
         ntc = p.cast_point == "normalise_then_cast" and p.has_ns
         if ntc:
@@ -271,16 +313,6 @@ def input_term(ctx: Context, U: np.ndarray, X: np.ndarray, dt: str, scale: float
                 f" + lr·s·{proj:g}·2·√k·[{o.formula}] ({n_amb} ambiguous casts)", n_amb)
     if p.schedule is None:
         return 0.0, "", 0
-    if p.rule == "sso" and p.theta_source != "exact":
-        # sso with a top pair Θ the profile does not declare exact: the target's Θ (e.g. SSO's
-        # 10-step power iteration, σ₂/σ₁ ≈ 0.6 on a trained matrix) differs from the harness's exact
-        # one by more than rounding, and every later bisection decision with it (measured: ‖ΔΦ‖_F ≈
-        # 4e-3 on the full-mode transformer): proj·2·√k·(orthogonaliser bound), as after an
-        # ambiguous cast. With the exact Θ declared, the measured model below plus step_bound's λ
-        # term (the root moves by the orthogonaliser's noise over h′) apply.
-        o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
-        return (scale * proj * 2.0 * o.bound * np.sqrt(k),
-                f" + lr·s·{proj:g}·2·√k·[{o.formula}] (sso: Θ not declared exact)", 0)
     # no cast: the target computes X in the parameter dtype and its orthogonaliser, run on X + δ,
     # rounds differently inside the iteration than the replay on fl(X). Measured on the target's own
     # orthogonaliser rather than bounded by twice its worst-case forward error (10²× what a correct
@@ -465,10 +497,20 @@ def step_bound(ctx: Context, W: np.ndarray, Wexp: np.ndarray, U: np.ndarray, X: 
     extra, fextra, n_amb = input_term(ctx, U, X, dt, lr * s, exact_input)
     b += extra
     formula += fextra
-    if p.rule == "sso":
+    if p.rule == "sso" and E.compute_dtype_for(p, dt) != dt:
+        # cast to a lower compute dtype: h_t is constant between changes of the input's cast, and the
+        # replayed bisection (``E.sso_input`` with O_t) evaluates it on the same cast inputs, so it
+        # takes the target's decisions and lands on its λ_t (the declared bisection in float64 scalar
+        # arithmetic; an input entry at a rounding midpoint is input_term's ambiguous cast). The first-
+        # order λ term below does not describe a step function (audit 4: a bisection ending elsewhere
+        # differs by the whole orthogonaliser's noise) and would only hide defects: none is added.
+        formula += " (λ: the target's bisection replayed on its cast input)"
+    elif p.rule == "sso":
         # the target solves λ on h_t(λ) = ⟨Θ, O_t(M̂ + λΘ)⟩ (its orthogonaliser O_t) to |h_t| ≤ τ = 1e-8
-        # (SSO's code; reference.optim.SSO), the harness replays O_t at the exact map's root λ*:
-        # |h(λ_t)| ≤ τ + ν with ν = max|h_t − h| measured on 5 points around λ* (×3), so Φ moves by
+        # (SSO's code; reference.optim.SSO), the harness replays O_t at the root of the same bisection
+        # on the replayed O_t (``E.sso_input``; λ_t itself when both take the same decisions; a noisy
+        # fp32 h_t and other λ arithmetic may decide otherwise: both roots satisfy |h(λ)| ≤ τ + ν with
+        # ν = max|h_t − h| measured on 5 points around the root (×3)), so Φ moves by
         # lr·s·√2·(τ + 3ν)·‖dΦ/dλ‖_F/|h′(λ*)| (first order)
         ratio = _sso_sensitivity(p, W, X, dt)
         nu = sso_noise(ctx, p, W, X, dt)
@@ -526,10 +568,14 @@ def sso_noise(ctx: Context, p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> fl
 
 
 def _sso_sensitivity(p: Any, W: np.ndarray, X: np.ndarray, dt: str) -> float:
-    """‖dΦ/dλ‖_F / |dh/dλ| at the declared root (X = M̂ + λ*Θ), Θ = u₁v₁ᵀ of the retracted W."""
+    """‖dΦ/dλ‖_F / |dh/dλ| at the declared root (X = M̂ + λ*Θ), Θ = u₁v₁ᵀ of the retracted W:
+    central differences of the declared map WITHOUT its input cast (computed in float64; ``dt``
+    unused): the cast to a bf16 compute dtype rounds the ±1e-6·‖X‖ probe away (dΦ = 0, ratio 0,
+    and the λ-solve terms vanished), and the derivative is a property of the exact map anyway."""
     Th = theta_of(W)
+    q = p.with_options(compute_dtype="float64")
     d = 1e-6 * max(float(np.linalg.norm(X)), 1e-300)
-    Pp, Pm = E.orthogonalise(p, X + d * Th, dt), E.orthogonalise(p, X - d * Th, dt)
+    Pp, Pm = E.orthogonalise(q, X + d * Th, "float64"), E.orthogonalise(q, X - d * Th, "float64")
     dPhi = (Pp - Pm) / (2 * d)
     dh = float(np.sum(Th * dPhi))
     return float(np.linalg.norm(dPhi)) / max(abs(dh), 1e-12)
@@ -573,6 +619,8 @@ def _scenario_cases(ctx: Context, salt: str, steps: int, groups: int) -> list[Ca
                 arrays[f"G_{name}"] = np.stack([dyadic(rng, shp) for _ in range(steps)])
             out.append(Case(f"shape {shp} ×2 params, {dt}, {steps} step(s), start ×0.5 off the manifold", arrays,
                             {"dtype": dt, "steps": steps, "groups": groups, "off_start": True}))
+        if groups == 1 and steps == 1:
+            out += sso_gap_cases(ctx, rng, shapes, dt, steps)
         # one group holding a matrix and its transposed shape (same numel): an implementation that
         # batches the parameters of a group by numel (views one as the other's shape) fails here
         mixed = next((s for s in shapes if s[0] != s[1] and (s[1], s[0]) in shapes), None)
@@ -616,6 +664,13 @@ def run_scenario(ctx: Context, case: Case) -> Measurement:
     replay = can_replay(ctx, seeded_exact_input=exact)
     orth = replay_orth(ctx, dt) if replay else None
     man = manifold_of(ctx)
+    if case.params.get("off_start") and p.radius_source == "init":
+        # radius 'init': the iterates keep the manifold through the starting weights, here half the
+        # declared radius (every row and column of the start equally scaled): the case is a step on
+        # a manifold of radius ≠ 1, where ⟨G, w⟩/‖w‖² and ⟨G, w⟩/‖w‖ still differ (audit 4: the
+        # declared radius here failed gpu_impl's own radius='init' by 1.7e6×)
+        decl = p.manifolds[0]
+        man = dataclasses.replace(decl, radius=0.5 * decl.radius).reference(point_tol=1e-3)
     M: dict[str, np.ndarray | None] = {n: None for n in prm}
     worst, worst_tol, rows, amb_total, degenerate = -1.0, None, [], 0, 0
     for t in range(1, case.params["steps"] + 1):
@@ -643,7 +698,7 @@ def run_scenario(ctx: Context, case: Case) -> Measurement:
                 # the bound: at a jump of h(λ) the tangent LMO is ill-conditioned)
                 lam = None
                 if p.rule == "sso":
-                    X, lam = E.sso_input(p, Wcur[n], U, manifold=man)
+                    X, lam = E.sso_input(p, Wcur[n], U, manifold=man, orth=orth)  # λ: the target's bisection replayed
                 else:
                     X = E.orth_input(p, Wcur[n], U, manifold=man)
                 if p.rule == "sso" and E.sso_degenerate(X):
@@ -855,12 +910,14 @@ def _tensor_cases(ctx: Context) -> list[Case]:
 
 @register("optimizer.rule.tensor_params", "optimizer",
           "A parameter with more than 2 dimensions is treated as the profile declares "
-          "(Profile.tensor_params): 'flatten'/'flatten_4d' — one step equals the declared rule on its "
-          "(shape[0], −1) view (shape scale of the view; the target's orthogonaliser replayed on the "
-          "view), within the parameter dtype's rounding; 'refuse' — a clear error, never a silent step.",
+          "(Profile.tensor_params): 'flatten'/'flatten_4d' — two steps (G₁, then G₂ from the target's W₁ "
+          "with the declared momentum of step 1) each equal the declared rule on the (shape[0], −1) view "
+          "(shape scale of the view; the target's orthogonaliser replayed on the view), within the "
+          "parameter dtype's rounding; 'refuse' — a clear error, never a silent step.",
           requires={"optimizer"}, cases=_tensor_cases, applies=_tensor_applies,
           catches=("shape scale from the last two axes of a conv filter", "3-D parameter orthogonalised as a "
-                   "batch of matrices", "a >2-D parameter silently stepped by an optimizer declared to refuse it"))
+                   "batch of matrices", "a >2-D parameter's momentum lost or re-zeroed between steps",
+                   "a >2-D parameter silently stepped by an optimizer declared to refuse it"))
 def tensor_params(ctx: Context, case: Case) -> Measurement:
     p = ctx.profile
     dt = case.params["dtype"]
@@ -879,31 +936,65 @@ def tensor_params(ctx: Context, case: Case) -> Measurement:
     m = W.shape[0]
     raised = None
     try:
-        W0, W1 = one_step(ctx, W, G, dt, **hyp)
+        W0, Ws, states = _tensor_steps(ctx, W, (G, _second_gradient(G)), dt, **hyp)
     except Exception as exc:  # noqa: BLE001 - the profile declares that the step supports this shape
         # a defect of the target (e.g. a flattened update added to the unflattened parameter): judged
         # against the declared step and its bound below, with the error as the measured figure ∞
         raised = f"{type(exc).__name__}: {exc}"
         W0 = E.round_to(W, dt)
-        W1 = np.full_like(W0, np.nan)
-    W2, G2 = W0.reshape(m, -1), E.round_to(G, dt).reshape(m, -1)
+        Ws, states = [np.full_like(W0, np.nan)] * 2, [torch.get_rng_state()] * 2
     exact = exact_rule_input(p)
     replay = can_replay(ctx, seeded_exact_input=exact)
     orth = replay_orth(ctx, dt) if replay else None
-    _, U = E.momentum_step(p, None, G2, hyp["momentum"], 1)
-    torch.manual_seed(ctx.seed)  # the RNG state of the target's step (_one_step): a stochastic rounding repeats
-    Wexp, _ = E.step(p, W2, G2, None, lr=hyp["lr"], weight_decay=hyp["weight_decay"], t=1, beta=hyp["momentum"],
-                     input_dtype=dt, orth=orth)
-    got = W1.reshape(m, -1)
-    err = float(np.linalg.norm(got - Wexp)) if np.all(np.isfinite(got)) else float("inf")
-    # the bound of optimizer.rule.step on the (shape[0], −1) view (the same rounding model)
-    tol, _ = step_bound(ctx, W2, Wexp, U, U, dt, hyp["lr"], replay, exact_input=exact)
-    figure = "‖W₁ − W₁*‖_F on the (shape[0], −1) view" + (
+    # step 1 from zero momentum at W₀, then step 2 with G₂ from the TARGET's W₁ (teacher forcing) and the
+    # declared momentum of step 1: a >2-D parameter's momentum lost or re-zeroed between steps shows
+    start, M, steps = W0.reshape(m, -1), None, []
+    for t, (Gt, Wt, st) in enumerate(zip((G, _second_gradient(G)), Ws, states), start=1):
+        Gv = E.round_to(Gt, dt).reshape(m, -1)
+        _, U = E.momentum_step(p, M, Gv, hyp["momentum"], t)
+        torch.set_rng_state(st)  # the RNG state of the target's step t: a stochastic rounding repeats
+        Wexp, M = E.step(p, start, Gv, M, lr=hyp["lr"], weight_decay=hyp["weight_decay"], t=t,
+                         beta=hyp["momentum"], input_dtype=dt, orth=orth)
+        got = Wt.reshape(m, -1)
+        err = float(np.linalg.norm(got - Wexp)) if np.all(np.isfinite(got)) else float("inf")
+        # the bound of optimizer.rule.step on the (shape[0], −1) view (the same rounding model)
+        tol, _ = step_bound(ctx, start, Wexp, U, U, dt, hyp["lr"], replay, exact_input=exact)
+        steps.append((err, tol, Wexp, start))
+        if not np.all(np.isfinite(got)):
+            break
+        start = got
+    k = max(range(len(steps)), key=lambda i: steps[i][0] / max(steps[i][1].bound, 1e-300))
+    err, tol, Wexp, start = steps[k]
+    figure = f"‖W_t − W_t*‖_F on the (shape[0], −1) view, worst of steps 1–2 (here t = {k + 1})" + (
         f" (∞: step() raised on a shape the profile declares supported — {raised})" if raised else "")
-    return Measurement(figure, err, tol, err <= tol.bound,
-                       {"view": list(W2.shape), "declared": p.tensor_params, "replay": replay, "raised": raised,
-                        "expected_step_norm": float(np.linalg.norm(Wexp - W2)),
-                        "shape_scale_view": E.shape_scale(p, W2.shape), **power_note(ctx, replay)})
+    return Measurement(figure, err, tol, err <= tol.bound and all(e <= b.bound for e, b, _, _ in steps),
+                       {"view": [m, int(start.shape[1])], "declared": p.tensor_params, "replay": replay,
+                        "raised": raised, "worst_step": k + 1,
+                        "ratio_per_step": [e / max(b.bound, 1e-300) for e, b, _, _ in steps],
+                        "expected_step_norm": float(np.linalg.norm(Wexp - start)),
+                        "shape_scale_view": E.shape_scale(p, start.shape), **power_note(ctx, replay)})
+
+
+def _second_gradient(G: np.ndarray) -> np.ndarray:
+    """The gradient of the tensor check's second step: −G rolled by one along axis 0 (dyadic like G,
+    not parallel to it, so the declared momentum M₂ = f(M₁, G₂) differs from a fresh one)."""
+    return -np.roll(G, 1, axis=0)
+
+
+def _tensor_steps(ctx: Context, W: np.ndarray, Gs: tuple[np.ndarray, ...], dt: str,
+                  **hyper: Any) -> tuple[np.ndarray, list[np.ndarray], list[torch.Tensor]]:
+    """(W₀ as the target holds it, [W_t after step t], [torch's RNG state before step t]) of one fresh
+    optimizer stepped with the gradients ``Gs`` in turn (torch's RNG seeded first, as :func:`one_step`)."""
+    torch.manual_seed(ctx.seed)
+    x = torch.nn.Parameter(tensor(E.round_to(W, dt), dt))
+    opt = call(ctx, "optimizer", [x], **hyper)
+    W0, Ws, states = to_numpy(x.data), [], []
+    for G in Gs:
+        x.grad = tensor(G, dt)
+        states.append(torch.get_rng_state())
+        opt.step()
+        Ws.append(to_numpy(x.data))
+    return W0, Ws, states
 
 
 # --------------------------------------------------------------- momentum self-consistency (no msign)

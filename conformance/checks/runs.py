@@ -290,7 +290,8 @@ def nonfinite_gradient(ctx: Context, case: Case) -> Measurement:
 # ----------------------------------------------------------------------------------- constrained rules
 def _radius_target(ctx: Context, W0: np.ndarray) -> Any:
     """The manifold the iterates must lie on: the declared one, or (radius_source='init') the
-    one through the starting weights (Frobenius norm, σ₁, row/column norms)."""
+    one through the starting weights (Frobenius norm, σ₁; oblique: each row's (column's) own norm,
+    so W₀ is already on it — the 'init' convention gpu_impl and reference.optim.MACRO document)."""
     p = ctx.profile
     from manifold_oracle.reference import FrobeniusSphere, Oblique, SpectralSphere
 
@@ -306,14 +307,18 @@ def _radius_target(ctx: Context, W0: np.ndarray) -> Any:
         return SpectralSphere(float(np.linalg.norm(W0, 2)))
     if decl.kind == "oblique":
         ax = -1 if (decl.axis or "rows") == "rows" else -2
-        return Oblique(float(np.linalg.norm(W0, axis=ax).mean()), axis=decl.axis or "rows")
+        return Oblique(np.linalg.norm(W0, axis=ax), axis=decl.axis or "rows")
     raise NotApplicable(f"radius_source='init' is not defined for {decl.kind}")
 
 
-def feasibility_bound(ctx: Context, W: np.ndarray, lr: float, dt: str, man: Any) -> Tolerance:
-    """Feasibility model of one step: retract-then-step rules (sso) are off by the second-order
-    term of a tangent step E (‖E‖₂ = lr·s·‖Φ‖₂ ≤ 1.2·lr·s): σ₁(W_r + E) − R ≤ ‖E‖₂²/(σ₁ − σ₂)
-    (Weyl + the gap; the first-order term ⟨Θ, E⟩ is 0); the others only by rounding of the
+def feasibility_bound(ctx: Context, W: np.ndarray, lr: float, dt: str, man: Any,
+                      U: np.ndarray | None = None) -> Tolerance:
+    """Feasibility model of one step: retract-then-step rules (sso) are off by the first- and
+    second-order terms of a step E = −lr·s·Φ from the retracted W_r (‖E‖₂ ≤ 1.2·lr·s):
+    σ₁(W_r + E) − R ≤ |⟨Θ, E⟩| + ‖E‖₂²/(σ₁ − σ₂)(W_r) (Weyl + the gap of the RETRACTED W_r,
+    R·(σ₁ − σ₂)/σ₁ of W: an off-manifold start ×1.7 inflated W's own gap by 1.7) and
+    ⟨Θ, E⟩ = −lr·s·h_t(λ_t) (:func:`sso_first_order`, from the step's orthogonaliser input
+    ``U``, the harness's momentum); the others only by rounding of the
     retraction. Per norm-and-rescale: the norm's relative error ≤ ⌈log₂mn⌉·u/2 + u/2 (pairwise
     sum of squares, square root), the scalar and the product 2u, the stored entries u: (L/2 + 4)·u;
     muonh rescales with two norms (r and ‖Y‖): (L + 5)·u. The spectral sphere's σ₁ and the Stiefel
@@ -331,12 +336,59 @@ def feasibility_bound(ctx: Context, W: np.ndarray, lr: float, dt: str, man: Any)
     formula += f" + {fnu} (measured in float64)"
     if ctx.profile.rule == "sso":
         s = ctx.profile.scale * E.shape_scale(ctx.profile, W.shape)
+        R = float(getattr(man, "radius", 1.0))
         sv = np.linalg.svd(W, compute_uv=False)
-        gap = max(float(sv[0] - (sv[1] if sv.size > 1 else 0.0)), 1e-12)
+        gap = max(R * float(sv[0] - (sv[1] if sv.size > 1 else 0.0)) / float(sv[0]), 1e-12)
         e = 1.2 * lr * s
-        b += e * e / gap / float(getattr(man, "radius", 1.0))
-        formula += f" + (1.2·lr·s)²/(σ₁ − σ₂)/R (second order of a tangent step; gap {gap:.3g})"
+        b += e * e / gap / R
+        formula += f" + (1.2·lr·s)²/(σ₁ − σ₂)(W_r)/R (second order of a tangent step; gap {gap:.3g})"
+        f1, ff1 = sso_first_order(ctx, W, U, dt, man)
+        b += lr * s * f1 / R
+        formula += f" + lr·s·{ff1}/R (first order: the λ solve's residual ⟨Θ, Φ⟩)"
     return Tolerance(b, formula, "CLAIMS X-2, V-5 (feasibility); MATH §9.4 retract-then-step", dt)
+
+
+#: draws of the orthogonaliser's error seen through Θ in :func:`sso_first_order`
+N_THETA = 16
+
+
+def sso_first_order(ctx: Context, W: np.ndarray, U: np.ndarray | None, dt: str, man: Any) -> tuple[float, str]:
+    """(bound, formula) on |⟨Θ, Φ_t⟩| after the target's λ solve (sso, Θ = u₁v₁ᵀ of W).
+
+    The target bisects h_t(λ) = ⟨Θ, O_t(M̂ + λΘ)⟩ = h(λ) + e(λ), h the declared map without its
+    input cast (continuous, increasing) and e its orthogonaliser's error seen through Θ (rounding
+    inside the iteration and the cast of the input; h_t is a step function in bf16). It stops at
+    |h_t| ≤ τ = 1e-8 or ends on two neighbouring λ with h_t of opposite signs and returns the one of
+    smaller |h_t|: at most half the jump, ≤ max|e| near the root. e is measured on the target's
+    own orthogonaliser (replayed) at N_THETA points λ_r + δ, δ uniform in ±2e-3·‖X‖_F (several
+    bf16 cast patterns of X; the root zone |h| ≤ max|e| of the bf16 PE×5 target is ±3e-3 wide)
+    around the root λ_r of the replayed bisection (X = M̂ + λ_rΘ, ``U`` the step's momentum), its
+    bound ε the 1 − 5.7e-7 prediction bound of |e| (``rules.chi2_prediction``); without a replay
+    (or without ``U``) ε = the orthogonaliser's worst-case ‖E‖₂ ≥ |⟨Θ, E⟩| at X (or at W). The
+    target's own evaluation of h (Θ stored and ⟨Θ, Φ⟩ summed in the parameter dtype) adds
+    (⌈log₂mn⌉ + 1)·u·1.2·√k."""
+    from .rules import can_replay, case_rng, chi2_prediction, replay_orth, theta_of
+
+    p = ctx.profile
+    m, n = W.shape[-2:]
+    L = float(np.ceil(np.log2(max(m * n, 2))))
+    h_round = (L + 1.0) * T.unit_roundoff(dt) * 1.2 * np.sqrt(min(m, n))
+    replay = U is not None and can_replay(ctx)
+    orth = replay_orth(ctx, dt) if replay else None
+    X = W if U is None else E.sso_input(p, W, U, manifold=man, orth=orth)[0]
+    if orth is not None:
+        Th = theta_of(W)
+        q = p.with_options(compute_dtype="float64")
+        nx = float(np.linalg.norm(X))
+        rng = case_rng("sso.theta", X)
+        e2 = np.array([float(np.sum(Th * (orth(Z) - E.orthogonalise(q, Z, "float64")))) ** 2
+                       for Z in (X + d * nx * Th for d in rng.uniform(-2e-3, 2e-3, N_THETA))])
+        eps, _ = chi2_prediction(e2)
+        what = f"ε = {eps:.2e}: |⟨Θ, O_t − map⟩| near the root, {N_THETA} draws"
+    else:
+        o = T.orth_tolerance(p, X, E.orthogonalise(p, X, dt), dt)
+        eps, what = o.bound, f"ε = ‖E‖₂ ≤ [{o.formula}]"
+    return 1e-8 + eps + h_round, f"(τ + ε + (⌈log₂mn⌉ + 1)·u·1.2·√k) ({what})"
 
 
 def _feas_cases(ctx: Context, salt: str, off: float) -> list[Case]:
@@ -349,6 +401,16 @@ def _feas_cases(ctx: Context, salt: str, off: float) -> list[Case]:
             W = start_point(ctx, rng, s) * off
             out.append(Case(f"shape {s}, {dt}, {steps} steps" + (f", start ×{off:g} off the manifold" if off != 1 else ""),
                             {"W": W, "Gs": np.stack([dyadic(rng, s) for _ in range(steps)])}, {"dtype": dt}))
+    decl = ctx.profile.manifolds[0] if ctx.profile.manifolds else None
+    if off == 1 and ctx.profile.radius_source == "init" and decl is not None and decl.kind == "oblique":
+        # 'init' on an oblique manifold keeps each row's (column's) own starting norm: a start whose
+        # norms spread ×0.5–1.5 (a raw init) shows one radius taken for all of them
+        ax = 1 if (decl.axis or "rows") == "rows" else 0
+        for dt in _dts(ctx):
+            s = shapes[0]
+            W = start_point(ctx, rng, s) * np.expand_dims(np.linspace(0.5, 1.5, s[1 - ax]), ax)
+            out.append(Case(f"shape {s}, {dt}, {steps} steps, {'row' if ax else 'column'} norms spread ×0.5–1.5",
+                            {"W": W, "Gs": np.stack([dyadic(rng, s) for _ in range(steps)])}, {"dtype": dt}))
     return out
 
 
@@ -358,13 +420,16 @@ def _feasibility(ctx: Context, case: Case) -> Measurement:
     man = _radius_target(ctx, E.round_to(W0, dt))
     opt, (x,) = _fresh(ctx, [W0], dt, **hyper(ctx, LR_A, BETA_A, 0.0))
     worst, worst_tol, rows = -1.0, None, []
+    M, U = None, None
     for t, G in enumerate(case.arrays["Gs"], start=1):
         Wt = to_numpy(x.data)
         x.grad = tensor(G, dt)
         opt.step()
         Y = to_numpy(x.data)
         v = float(np.max(man.violation(Y))) if np.all(np.isfinite(Y)) else float("inf")
-        tol = feasibility_bound(ctx, Wt if np.all(np.isfinite(Wt)) else Y, LR_A, dt, man)
+        if ctx.profile.rule == "sso":  # the step's orthogonaliser input (first-order term of the bound)
+            M, U = E.momentum_step(ctx.profile, M, E.round_to(G, dt), BETA_A, t)
+        tol = feasibility_bound(ctx, Wt if np.all(np.isfinite(Wt)) else Y, LR_A, dt, man, U=U)
         rows.append({"step": t, "violation": v, "bound": tol.bound})
         if worst_tol is None or v / tol.bound > worst / worst_tol.bound:
             worst, worst_tol = v, tol

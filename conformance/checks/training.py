@@ -102,7 +102,7 @@ def transformer_steps(ctx: Context, case: Case) -> Measurement:
             Mt, U = E.momentum_step(p, Ms[n], grads[n], p.momentum, t)
             lam = None
             if p.rule == "sso":
-                X, lam = E.sso_input(p, Wcur[n], U, manifold=decl_man)
+                X, lam = E.sso_input(p, Wcur[n], U, manifold=decl_man, orth=orth)  # the target's bisection replayed
                 if E.sso_degenerate(X):  # set-valued tangent LMO: no single expected step
                     Ms[n] = Mt
                     continue

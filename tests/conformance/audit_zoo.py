@@ -13,7 +13,8 @@ import torch
 
 import conformance_zoo as Z
 from manifold_oracle.conformance.adapters import Adapter
-from manifold_oracle.conformance.profiles import ManifoldDecl
+from manifold_oracle.conformance.adapters.gpu_impl import GpuImplAdapter
+from manifold_oracle.conformance.profiles import ManifoldDecl, get_profile
 
 
 # ---------------------------------------------------------------- Muon batching a group by numel
@@ -398,3 +399,199 @@ class GoodUnitMacroBall32(GoodUnitMacroBall16):
 class NormNotSquared32(GoodUnitMacroBall32):
     def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
         return MacroBallNormNotSquared(params, lr, momentum, 1.0, ns_dtype=self.ns_dtype)
+
+
+# ---------------------------------------------------------------- Muon losing a conv filter's momentum (audit 4)
+class ConvBufferLostMuon(Z.Muon2):
+    """Muon whose >2-D parameters get a fresh zero momentum buffer at every step (a buffer keyed by the
+    flattened view, rebuilt each call): correct at step 1, 82 % off a conv filter's update from step 2."""
+
+    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
+        if p.ndim > 2:
+            self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        return super()._buffer(p)
+
+
+class ConvBufferLost32(Z.GoodMuon32):
+    name = "audit zoo: Muon (fp32 NS) re-zeroing a >2-D parameter's momentum every step"
+
+    def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
+        return ConvBufferLostMuon(params, lr, momentum, weight_decay, ns_dtype=self.ns_dtype)
+
+
+class ConvBufferLost16(ConvBufferLost32):
+    name = "audit zoo: Muon (bf16 NS) re-zeroing a >2-D parameter's momentum every step"
+    profile = Z.MUON16_PROFILE
+    ns_dtype = torch.bfloat16
+
+
+# ---------------------------------------------------------------- gpu_impl MACRO with prenormalize=True (audit 4, FF3)
+class GpuPrenormDeclared(GpuImplAdapter):
+    """The built-in gpu_impl MACRO (Frobenius sphere, bf16 KJ×5) run with its documented
+    ``prenormalize=True`` and declaring it (Profile.prenormalize)."""
+
+    name = "audit zoo: gpu_impl MACRO, prenormalize=True declared"
+    profile = get_profile("gpu_impl").with_options(name="audit_zoo_gpu_impl_prenorm", prenormalize=True)
+
+
+class GpuPrenormUndeclared(GpuImplAdapter):
+    """gpu_impl MACRO run with ``prenormalize=True`` while its profile declares False: in bf16 the
+    Newton–Schulz input P(U/‖U‖) rounds differently from P(U) (exact arithmetic: the same step)."""
+
+    name = "audit zoo: gpu_impl MACRO, prenormalize=True run, False declared"
+
+    def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
+                  **extra: Any) -> Any:
+        opt = super().optimizer(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
+        for g in opt.param_groups:
+            g["prenormalize"] = True
+        return opt
+
+
+# ---------------------------------------------------------------- row-oblique MACRO with radius 'init' (audit 4, missed 2)
+class GpuObliqueInit(GpuImplAdapter):
+    """gpu_impl MACRO on the row-oblique manifold with radius='init' (each row keeps its own starting
+    norm, as gpu_impl and reference.optim.MACRO document), declared radius_source='init'."""
+
+    name = "audit zoo: gpu_impl MACRO, oblique rows, radius='init'"
+    profile = get_profile("gpu_impl_oblique").with_options(name="audit_zoo_gpu_impl_oblique_init",
+                                                           radius_source="init")
+
+
+class GpuObliqueInitGlobal(GpuObliqueInit):
+    """The defect: one radius ‖W₀‖_F/√m for every row (the mean-square row norm), so rows that start
+    longer or shorter than it are moved to it at the first step."""
+
+    name = "audit zoo: gpu_impl MACRO, oblique rows, one 'init' radius for all rows"
+
+    def optimizer(self, params: list, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
+                  **extra: Any) -> Any:
+        W0 = params[0].detach()
+        p = self.get_profile()
+        inner = GpuImplAdapter()
+        R = float(torch.linalg.vector_norm(W0.double())) / W0.shape[0] ** 0.5
+        inner.profile = p.with_options(radius_source="declared",
+                                       manifolds=(dataclasses.replace(p.manifolds[0], radius=R),) + p.manifolds[1:])
+        return inner.optimizer(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
+
+
+# ---------------------------------------------------------------- SSO in bf16 and fp32 (audit 4, FF1 and missed 1)
+#: Polar Express (EO list), 5 steps (the SSO code's schedule; reference.schedules 'polar_express_eo')
+_PE = ((8.2051, -22.9019, 16.4607), (4.0664, -2.8612, 0.5184), (3.9096, -2.8234, 0.5250),
+       (3.2856, -2.4153, 0.4853), (2.2779, -1.6198, 0.3985))
+
+
+def pe_msign(G: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+    """PE×5 on a 2-D G in compute dtype ``dt``: cast, X/max(‖X‖_F, 1e-15) (fp32 norm), tall
+    inputs transposed; returned in G's dtype."""
+    X = G.to(dt).float()
+    amax = X.abs().max().clamp_min(1e-30)  # ‖X‖_F scaled by max|X|: no overflow at ‖G‖_F = 1e30
+    X = (X / (amax * torch.linalg.vector_norm(X / amax)).clamp_min(1e-15)).to(dt)
+    tall = X.shape[0] > X.shape[1]
+    X = X.mT if tall else X
+    for a, b, c in _PE:
+        A = X @ X.mT
+        X = a * X + (b * A + c * A @ A) @ X
+    return (X.mT if tall else X).to(G.dtype)
+
+
+def sso_bisect(h: Any) -> float:
+    """SSO's bracket-and-bisect on h (bracket from 0, step 1e-3, ≤ 10 doublings, |h| ≤ 1e-8 in ≤ 100
+    bisections, the best point, λ = 0 on a bracket failure), written as an implementation would."""
+    h0 = h(0.0)
+    if abs(h0) <= 1e-8:
+        return 0.0
+    sgn = -1.0 if h0 > 0 else 1.0
+    step, near, far = 1e-3, 0.0, sgn * 1e-3
+    hfar = h(far)
+    for _ in range(10):
+        if (hfar > 0) != (h0 > 0) or hfar == 0:
+            break
+        near, step = far, 2.0 * step
+        far = sgn * step
+        hfar = h(far)
+    else:
+        if (hfar > 0) == (h0 > 0) and hfar != 0:
+            return 0.0
+    lo, hi = (near, far) if sgn > 0 else (far, near)
+    best, hb = (far, hfar) if abs(hfar) < abs(h0) else (0.0, h0)
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        hm = h(mid)
+        if abs(hm) < abs(hb):
+            best, hb = mid, hm
+        if abs(hm) <= 1e-8:
+            break
+        lo, hi = (mid, hi) if hm < 0 else (lo, mid)
+    return best
+
+
+class SSOOptimizer(torch.optim.Optimizer):
+    """A user's SSO (MATH §9.4): EMA momentum, retract W ← R·W/σ₁(W), Θ = u₁v₁ᵀ exact (float64 SVD),
+    λ by :func:`sso_bisect` on its own orthogonaliser, W ← W − lr·0.2·√max(m, n)·Φ. ``sigma_power``:
+    the defect — σ₁ of the retraction by 10 fp32 power steps from v₀ = 1 (the exact pair declared)."""
+
+    def __init__(self, params: Any, lr: float, momentum: float, dt: torch.dtype, sigma_power: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+        self.dt, self.sigma_power = dt, sigma_power
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g in self.param_groups:
+            for p in (q for q in g["params"] if q.grad is not None):
+                M = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                M.lerp_(p.grad, 1 - g["momentum"])
+                U, S, Vh = torch.linalg.svd(p.double(), full_matrices=False)
+                s1 = S[0]
+                if self.sigma_power:
+                    v = torch.ones(p.shape[1]) / p.shape[1] ** 0.5
+                    for _ in range(10):
+                        v = p.mT @ (p @ v)
+                        v = v / v.norm()
+                    s1 = (p @ v).norm().double()
+                W = (p.double() / s1).float()
+                Th = torch.outer(U[:, 0], Vh[0]).float()
+                Mh = M / torch.linalg.vector_norm(M).clamp_min(1e-8)
+                lam = sso_bisect(lambda x: float((Th * pe_msign(Mh + x * Th, self.dt)).sum()))
+                Phi = pe_msign(Mh + lam * Th, self.dt)
+                p.copy_(W - g["lr"] * 0.2 * max(p.shape) ** 0.5 * Phi)
+
+
+class GoodSSO16(Adapter):
+    """Correct SSO with bf16 PE×5 (audit 4 FF1: it failed rule.step at 1.6e4× before the fix)."""
+
+    name = "audit zoo: SSO, bf16 PE×5"
+    dt = torch.bfloat16
+    sigma_power = False
+    profile = get_profile("gpu_impl_sso").with_options(
+        name="audit_zoo_sso_bf16", compute_dtype="bfloat16", nan_policy="propagate", vector_params="unsupported",
+        mutation=("momentum_buffer",))
+    capabilities = frozenset({"msign", "optimizer"})
+    requires = ("torch",)
+
+    def msign(self, G: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.msign(g) for g in G]) if G.ndim > 2 else pe_msign(G, self.dt)
+
+    def optimizer(self, params: Any, lr: float = 0.02, momentum: float = 0.9, weight_decay: float = 0.0) -> Any:
+        return SSOOptimizer(params, lr, momentum, self.dt, self.sigma_power)
+
+    def momentum_buffer(self, opt: Any, p: Any) -> Any:
+        return opt.state[p].get("momentum_buffer")
+
+
+class GoodSSO32(GoodSSO16):
+    name = "audit zoo: SSO, fp32 PE×5"
+    dt = torch.float32
+    profile = GoodSSO16.profile.with_options(name="audit_zoo_sso_fp32", compute_dtype="float32")
+
+
+class SigmaPowerSSO32(GoodSSO32):
+    """Defect (audit 4 missed 1): the retraction's σ₁ by 10 power steps while the exact pair is declared."""
+
+    name = "audit zoo: SSO, fp32 PE×5, power-iteration σ₁"
+    sigma_power = True
+
+
+class SigmaPowerSSO16(GoodSSO16):
+    name = "audit zoo: SSO, bf16 PE×5, power-iteration σ₁"
+    sigma_power = True
