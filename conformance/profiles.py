@@ -265,6 +265,11 @@ class Profile:
     #: −a·G/(|G| + ε) (torch AdamW and optax adam add ε to √v̂: ε itself); None = undeclared (the
     #: check then judges with the loose sign-like model and says "reduced power")
     adam_eps: float | None = None
+    #: vector_params='adamw': the step size a of that first step, −a·G/(|G| + ε) with Adam's bias
+    #: correction (a = the element-wise rule's learning rate): a number, "lr" (the lr the optimizer
+    #: is constructed with, e.g. optax muon's adam) or None (undeclared: only the spread of a over
+    #: the entries is judged, so a step scaled as a whole, e.g. a missing bias correction, passes)
+    adam_lr: float | str | None = None
     #: rule='sso': where the optimizer's top singular pair Θ = u₁v₁ᵀ of W comes from — "exact"
     #: (an SVD, as the harness computes it) or "undeclared" (e.g. SSO's fixed-step power iteration:
     #: the replayed step is then judged with the orthogonaliser's worst-case bound)
@@ -288,6 +293,11 @@ class Profile:
                                               and 0 <= self.adam_eps < float("inf")):
             raise InvalidInputError(f"profile {self.name!r}: adam_eps={self.adam_eps!r} must be a finite "
                                     "ε ≥ 0 or None (undeclared)")
+        if self.adam_lr is not None and self.adam_lr != "lr" and not (
+                isinstance(self.adam_lr, (int, float)) and not isinstance(self.adam_lr, bool)
+                and 0 < self.adam_lr < float("inf")):
+            raise InvalidInputError(f"profile {self.name!r}: adam_lr={self.adam_lr!r} must be a finite step size "
+                                    "> 0, 'lr' (the optimizer's lr) or None (undeclared)")
         if self.schedule is not None and self.schedule != "exact":
             from manifold_oracle.reference import SCHEDULES
 
@@ -473,6 +483,9 @@ register_profile(Profile(
     vector_params="adamw",  # optax/contrib/_muon.py muon(): `'muon' if x.ndim == 2 else 'adam'` (adamw)
     # muon(eps=1e-8, adam_eps_root=0.0) passes eps to alias.adamw: scale_by_adam's m̂/(√(v̂ + 0) + ε)
     adam_eps=1e-8,
+    # adam_lr undeclared: optax's adam_learning_rate defaults to muon's learning_rate, but through this
+    # adapter's injected hyperparameters the first Adam step measured 1.47× (or 0.53×) the lr set;
+    # not resolved yet, so only the spread is judged
 ))
 register_profile(Profile(
     name="modula_ns6", description="Modula orthogonalize (NS6, no eps, transposes wide inputs)",
@@ -548,6 +561,7 @@ def _gpu_macro(name: str, first: str, *, schedule: str = "keller_jordan", comput
         nan_policy="raise", zero_policy="zero", routing="2-D parameters of constrained groups; rest AdamW",
         vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D parameters → the internal AdamW
         adam_eps=1e-8,  # _base.py ADAMW_DEFAULTS adamw_eps; torch.optim.adamw adds it to √v̂
+        adam_lr=1e-3,  # _base.py ADAMW_DEFAULTS adamw_lr (the adapters do not set it)
     )
 
 
@@ -580,6 +594,7 @@ register_profile(Profile(
     param_dtypes=("float32",), mutation=("momentum_buffer",), nan_policy="raise", zero_policy="zero",
     radius_source="init", vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D → internal AdamW
     adam_eps=1e-8,  # _base.py ADAMW_DEFAULTS adamw_eps; torch.optim.adamw adds it to √v̂
+    adam_lr=1e-3,  # _base.py ADAMW_DEFAULTS adamw_lr (the adapters do not set it)
     notes=("with weight_decay > 0 the radius shrinks by (1 − ηλ) per step (CONVENTIONS §10 #13)",),
 ))
 register_profile(Profile(
@@ -597,6 +612,7 @@ register_profile(Profile(
     direction_tangent=True, nan_policy="raise",
     vector_params="adamw",  # gpu_impl/optim/_base.py: non-2-D parameters → the internal AdamW
     adam_eps=1e-8,  # _base.py ADAMW_DEFAULTS adamw_eps; torch.optim.adamw adds it to √v̂
+    adam_lr=1e-3,  # _base.py ADAMW_DEFAULTS adamw_lr (the adapters do not set it)
     notes=("the declared direction is the exact tangent LMO (⟨Θ, Φ⟩ = 0 up to the bisection tolerance)",),
 ))
 

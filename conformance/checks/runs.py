@@ -485,16 +485,23 @@ def _vector_cases(ctx: Context) -> list[Case]:
     return out
 
 
-def _adam_spread(db: np.ndarray, g: np.ndarray, dt: str, eps: float | None) -> tuple[float, Tolerance]:
+def _adam_spread(db: np.ndarray, g: np.ndarray, dt: str, eps: float | None,
+                 a_decl: float | None = None) -> tuple[float, Tolerance]:
     """Relative spread of the step size a_i = −Δb_i·(|G_i| + ε)/G_i over the entries with G ≠ 0
     (a sign flip counts as 2): Adam's first step from zero moments is −a·G/(|G| + ε), the same a
-    for every entry. ``eps`` the declared ε (``Profile.adam_eps``), None when undeclared."""
+    for every entry. ``eps`` the declared ε (``Profile.adam_eps``), None when undeclared;
+    ``a_decl`` the declared a (``Profile.adam_lr``): then also |median a/a_decl − 1| (a step
+    scaled as a whole, e.g. without Adam's bias correction: ×(1 − β₁)/√(1 − β₂) = 3.2)."""
     nz = g != 0
     a = -db[nz] * (np.abs(g[nz]) + (eps or 0.0)) / g[nz]
     c = float(np.median(a)) if a.size else 0.0
     if not np.all(np.isfinite(db)) or c <= 0.0:
         return float("inf"), T.bitwise()
     spread = float(np.max(np.abs(a / c - 1.0)))
+    if a_decl is not None:
+        # the median's own rounding (≤ 8u, below) plus the scalars common to every entry (lr over
+        # the bias correction, √ of the second one: ≤ 4u) stay inside the same bound
+        spread = max(spread, abs(c / a_decl - 1.0))
     u = T.unit_roundoff(dt)
     if eps is not None:
         # declared ε: a_i = a·(1 + θ_i) with θ_i the rounding of entry i's own operations, |θ_i| ≤ 8u
@@ -502,7 +509,8 @@ def _adam_spread(db: np.ndarray, g: np.ndarray, dt: str, eps: float | None) -> t
         # 2; the bias-correction division and + ε: 2; m/denom and the product with the step size: 2;
         # the store in the parameter dtype: 1); the scalars (lr, bias corrections) are common to all
         # entries and cancel in a_i/c; |a_i/c − 1| ≤ |θ_i| + |θ_median| ≤ 16u (Higham Thm 2.2)
-        return spread, Tolerance(16.0 * u, f"2·8·u = 16·{u:.3e} (declared ε = {eps:g})",
+        return spread, Tolerance(16.0 * u, f"2·8·u = 16·{u:.3e} (declared ε = {eps:g}"
+                                 + (f", declared a = {a_decl:g})" if a_decl is not None else ")"),
                                  "Adam first step −a·G/(|G| + ε) from zero moments (Kingma & Ba, Alg. 1); "
                                  "elementwise rounding (Higham Thm 2.2)", dt)
     # ε undeclared: relative spread ≤ ε_eff/min|G| with ε_eff ≤ 1e-6 (torch/optax ε = 1e-8,
@@ -552,7 +560,8 @@ def vector_params(ctx: Context, case: Case) -> Measurement:
     if pol == "skip":
         err, tol = float(np.abs(db).max()), T.bitwise()
     elif pol == "adamw":
-        err, tol = _adam_spread(db, gd, dt, p.adam_eps)
+        a_decl = None if p.adam_lr is None else float(hyp["lr"]) if p.adam_lr == "lr" else float(p.adam_lr)
+        err, tol = _adam_spread(db, gd, dt, p.adam_eps, a_decl)
     elif pol == "sgd":
         _, U = E.momentum_step(p, None, gd, BETA_A, 1)
         exp = -LR_A * U

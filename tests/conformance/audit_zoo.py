@@ -117,6 +117,9 @@ class AdamVectorMuon(VectorMuon):
         if self.bug == "eps_inside":
             denom = v.sqrt().add_(eps)
             step = g["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
+        elif self.bug == "no_bias_correction":  # first step ×(1 − β₁)/√(1 − β₂) ≈ 3.2 on every entry
+            denom = v.sqrt().add_(eps)
+            step = g["lr"]
         else:
             denom = (v.sqrt() / (1 - b2**t) ** 0.5).add_(eps)
             step = g["lr"] / (1 - b1**t)
@@ -125,7 +128,8 @@ class AdamVectorMuon(VectorMuon):
 
 class GoodVectorAdam32(Z.GoodMuon32):
     name = "audit zoo: Muon (fp32 NS), 1-D parameters by Adam (ε = 1e-8 on √v̂)"
-    profile = Z.MUON32_PROFILE.with_options(name="audit_zoo_muon_adam_fp32", vector_params="adamw", adam_eps=1e-8)
+    profile = Z.MUON32_PROFILE.with_options(name="audit_zoo_muon_adam_fp32", vector_params="adamw", adam_eps=1e-8,
+                                            adam_lr="lr")
 
     def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
         return AdamVectorMuon(params, lr, momentum, weight_decay, ns_dtype=self.ns_dtype, bug=self.bug)
@@ -133,7 +137,8 @@ class GoodVectorAdam32(Z.GoodMuon32):
 
 class GoodVectorAdam16(GoodVectorAdam32):
     name = "audit zoo: Muon (bf16 NS), 1-D parameters by Adam (ε = 1e-8 on √v̂)"
-    profile = Z.MUON16_PROFILE.with_options(name="audit_zoo_muon_adam_bf16", vector_params="adamw", adam_eps=1e-8)
+    profile = Z.MUON16_PROFILE.with_options(name="audit_zoo_muon_adam_bf16", vector_params="adamw", adam_eps=1e-8,
+                                            adam_lr="lr")
     ns_dtype = torch.bfloat16
 
 
@@ -143,6 +148,17 @@ class VectorAdamEpsInside32(GoodVectorAdam32):
 
 class VectorAdamEpsInside16(GoodVectorAdam16):
     bug = "eps_inside"
+
+
+class VectorAdamNoBiasCorrection32(GoodVectorAdam32):
+    """Adam without the bias correction (audit 4): every entry's first step 3.2× too large, the
+    same factor on all of them (caught through the declared adam_lr, not the spread)."""
+
+    bug = "no_bias_correction"
+
+
+class VectorAdamNoBiasCorrection16(GoodVectorAdam16):
+    bug = "no_bias_correction"
 
 
 # ---------------------------------------------------------------- MACRO retracting by clipping to the ball

@@ -86,6 +86,24 @@ def test_declared_adam_eps_sharpens_the_vector_check() -> None:
     assert loose.status == "pass" and "adam_eps" in loose.details["reduced_power"], (loose.status, loose.details)
 
 
+@pytest.mark.parametrize("bits", [32, 16])
+def test_declared_adam_lr_catches_a_missing_bias_correction(bits: int) -> None:
+    """Audit 4: Adam without its bias correction scales every entry's first step by
+    (1 − β₁)/√(1 − β₂) ≈ 3.2, which leaves the spread of the step size unchanged; with the declared
+    adam_lr ('lr': the optimizer's own) the median step size is judged too (measured 2.16 = 3.16 − 1).
+    With neither adam_lr nor adam_eps declared it passes (before: caught only through ε's share of
+    the spread, 4.5e-6 against 1.9e-6, and not at all with ε = 0); the correct optimizer passes."""
+    sel = ["optimizer.run.vector_params"]
+    bad = getattr(A, f"VectorAdamNoBiasCorrection{bits}")
+    r = run(bad, mode="quick", seed=0, select=sel).results[0]
+    assert r.status == "fail" and r.measured > 2.0, (r.status, r.measured)
+    loose = run(bad, bad.profile.with_options(name="audit_zoo_adam_undeclared", adam_lr=None, adam_eps=None), mode="quick",
+                seed=0, select=sel).results[0]
+    assert loose.status == "pass", (loose.status, loose.measured)
+    good = run(getattr(A, f"GoodVectorAdam{bits}"), mode="quick", seed=0, select=sel).results[0]
+    assert good.status == "pass", (good.measured, good.tolerance)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_normalise_then_cast_declared_conforms(seed: int) -> None:
     """Audit 2 false failure: a correct Muon normalising in fp32 before its bf16 cast, declared

@@ -173,3 +173,18 @@ def test_declarable_dtypes_are_those_with_a_unit_roundoff() -> None:
     from manifold_oracle.conformance.tolerances import UNIT_ROUNDOFF
 
     assert set(DTYPE_NAMES) == set(UNIT_ROUNDOFF)
+
+
+def test_adam_lr_accepts_a_step_size_or_lr_and_refuses_nonsense() -> None:
+    import pytest as _pytest
+
+    from manifold_oracle.conformance.profiles import get_profile
+    from manifold_oracle.reference.errors import InvalidInputError as _Invalid
+
+    base = get_profile("gpu_impl")
+    assert base.adam_lr == 1e-3
+    for ok in (None, "lr", 0.5, 1):
+        assert base.with_options(adam_lr=ok).adam_lr == ok
+    for bad in (0.0, -1e-3, float("nan"), float("inf"), "bogus", True):
+        with _pytest.raises(_Invalid, match="adam_lr"):
+            base.with_options(adam_lr=bad)
