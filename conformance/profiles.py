@@ -483,9 +483,9 @@ register_profile(Profile(
     vector_params="adamw",  # optax/contrib/_muon.py muon(): `'muon' if x.ndim == 2 else 'adam'` (adamw)
     # muon(eps=1e-8, adam_eps_root=0.0) passes eps to alias.adamw: scale_by_adam's m̂/(√(v̂ + 0) + ε)
     adam_eps=1e-8,
-    # adam_lr undeclared: optax's adam_learning_rate defaults to muon's learning_rate, but through this
-    # adapter's injected hyperparameters the first Adam step measured 1.47× (or 0.53×) the lr set;
-    # not resolved yet, so only the spread is judged
+    # adam_lr undeclared: muon(nesterov=True) passes nesterov to its adamw, so the 1-D step is NAdam's,
+    # whose first step is (1 + β₁/(1 + β₁))·lr = 1.4737·lr (measured 1.47368 through this adapter;
+    # 1.0 with nesterov=False): "lr" cannot express it, so only the spread is judged
 ))
 register_profile(Profile(
     name="modula_ns6", description="Modula orthogonalize (NS6, no eps, transposes wide inputs)",
