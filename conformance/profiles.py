@@ -289,22 +289,12 @@ class Profile:
             if getattr(self, fname) not in allowed:
                 raise InvalidInputError(f"profile {self.name!r}: {fname}={getattr(self, fname)!r} "
                                         f"not in {allowed}")
-        if self.adam_eps is not None and not (isinstance(self.adam_eps, (int, float))
-                                              and 0 <= self.adam_eps < float("inf")):
-            raise InvalidInputError(f"profile {self.name!r}: adam_eps={self.adam_eps!r} must be a finite "
-                                    "ε ≥ 0 or None (undeclared)")
-        if self.adam_lr is not None and self.adam_lr != "lr" and not (
-                isinstance(self.adam_lr, (int, float)) and not isinstance(self.adam_lr, bool)
-                and 0 < self.adam_lr < float("inf")):
-            raise InvalidInputError(f"profile {self.name!r}: adam_lr={self.adam_lr!r} must be a finite step size "
-                                    "> 0, 'lr' (the optimizer's lr) or None (undeclared)")
+        self._check_values()
         if self.schedule is not None and self.schedule != "exact":
             from manifold_oracle.reference import SCHEDULES
 
-            _text(f"profile {self.name!r}", "schedule", self.schedule, nonempty=True)
             if self.schedule not in SCHEDULES and self.coefficients is None:
                 raise InvalidInputError(f"profile {self.name!r}: unknown schedule {self.schedule!r}")
-        self._check_values()
 
     def _check_values(self) -> None:
         """Types and numeric sanity of every non-enumerated field (InvalidInputError naming the
@@ -333,6 +323,10 @@ class Profile:
         _real(who, "scale", self.scale, 0.0, low_open=True)
         _real(who, "weight_decay", self.weight_decay, 0.0)
         _real(who, "lr", self.lr, 0.0, low_open=True)
+        if self.adam_eps is not None:  # None: undeclared
+            _real(who, "adam_eps", self.adam_eps, 0.0)
+        if self.adam_lr is not None and self.adam_lr != "lr":  # "lr": the optimizer's own; None: undeclared
+            _real(who, "adam_lr", self.adam_lr, 0.0, low_open=True)
         _seq(who, "param_dtypes", self.param_dtypes, DTYPE_NAMES, nonempty=True)
         if not (isinstance(self.manifolds, (tuple, list)) and all(isinstance(m, ManifoldDecl) for m in self.manifolds)):
             raise InvalidInputError(f"{who}: manifolds={self.manifolds!r} must be a tuple of ManifoldDecl")

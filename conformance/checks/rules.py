@@ -935,8 +935,9 @@ def tensor_params(ctx: Context, case: Case) -> Measurement:
                            {"moved": float(np.linalg.norm(W1 - W0))})
     m = W.shape[0]
     raised = None
+    Gs = (G, _second_gradient(G))
     try:
-        W0, Ws, states = _tensor_steps(ctx, W, (G, _second_gradient(G)), dt, **hyp)
+        W0, Ws, states = _tensor_steps(ctx, W, Gs, dt, **hyp)
     except Exception as exc:  # noqa: BLE001 - the profile declares that the step supports this shape
         # a defect of the target (e.g. a flattened update added to the unflattened parameter): judged
         # against the declared step and its bound below, with the error as the measured figure ∞
@@ -949,7 +950,7 @@ def tensor_params(ctx: Context, case: Case) -> Measurement:
     # step 1 from zero momentum at W₀, then step 2 with G₂ from the TARGET's W₁ (teacher forcing) and the
     # declared momentum of step 1: a >2-D parameter's momentum lost or re-zeroed between steps shows
     start, M, steps = W0.reshape(m, -1), None, []
-    for t, (Gt, Wt, st) in enumerate(zip((G, _second_gradient(G)), Ws, states), start=1):
+    for t, (Gt, Wt, st) in enumerate(zip(Gs, Ws, states), start=1):
         Gv = E.round_to(Gt, dt).reshape(m, -1)
         _, U = E.momentum_step(p, M, Gv, hyp["momentum"], t)
         torch.set_rng_state(st)  # the RNG state of the target's step t: a stochastic rounding repeats

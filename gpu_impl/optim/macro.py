@@ -561,7 +561,7 @@ class MACRO(MatrixOptimizer):
         products), so the gradients are inspected only to name the error.
         """
         for group in self.param_groups:  # a scheduler may have written them since the last step
-            check_step_options(group)
+            check_step_options(group)  # (before _fusable reads them; the reference step checks again)
         if not self._fusable():
             return super().step(closure)
         loss = None
