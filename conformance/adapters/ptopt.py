@@ -58,6 +58,10 @@ class PtoptMuonAdapter(_PtoptBase):
 
     name = "pytorch_optimizer.Muon"
     profile = "ptopt_muon"
+
+    def group_hyper(self, lr: float, momentum: float, weight_decay: float) -> dict[str, Any]:
+        # a group routed to the Muon rule carries use_muon=True (as the constructor's groups do)
+        return {**super().group_hyper(lr, momentum, weight_decay), "use_muon": True}
     nesterov_toggle = True
     #: the pytorch_optimizer class (Muon and NorMuon share the constructor arguments used here)
     cls_name = "Muon"
@@ -83,7 +87,7 @@ class PtoptAdaMuonAdapter(_PtoptBase):
         return AdaMuon(_groups(params, use_muon=True), lr=lr, betas=(momentum, 0.95), weight_decay=weight_decay)
 
     def group_hyper(self, lr: float, momentum: float, weight_decay: float) -> dict[str, Any]:
-        return {"lr": lr, "betas": (momentum, 0.95), "weight_decay": weight_decay}
+        return {"lr": lr, "betas": (momentum, 0.95), "weight_decay": weight_decay, "use_muon": True}
 
 
 class PtoptNorMuonAdapter(PtoptMuonAdapter):

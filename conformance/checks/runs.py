@@ -1,5 +1,5 @@
 """Optimizer runs as real training code drives them (issue 12 item 2): resuming from a state
-dict, determinism, lr = 0, parameters without a gradient, all-zero and non-finite gradients, a
+dict, determinism, lr = 0, parameters without a gradient, step(closure), add_param_group, all-zero and non-finite gradients, a
 start off the manifold and the declared radius source, feasibility along a run for every
 constrained rule.
 
@@ -9,6 +9,7 @@ weights only (a target may set ``p.grad`` to None after a step; nothing here rea
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..adapters import to_numpy
 from ..tolerances import Tolerance
 from . import Case, Context, Measurement, NotApplicable, register
 from ._util import boolean, call, tensor
-from .rules import BETA_A, LR_A, WD_A, hyper, dyadic, run_scenario, start_point
+from .rules import BETA_A, BETA_B, LR_A, LR_B, WD_A, WD_B, hyper, dyadic, run_scenario, start_point
 
 CONSTRAINED = ("macro", "muonh", "sso")
 
@@ -178,16 +179,20 @@ def lr_zero(ctx: Context, case: Case) -> Measurement:
     _run(opt, ps, case.arrays["Gs"], dt, 0, 2)
     W2 = to_numpy(ps[0].data)
     d = float(np.linalg.norm(W2 - W0)) if np.all(np.isfinite(W2)) else float("inf")
-    if ctx.profile.rule in CONSTRAINED:
-        # retraction of a feasible point: a norm (⌈log₂N⌉·u relative, N the entries it sums: the whole
-        # matrix, or one row/column on the oblique manifold) and a rescale (u) per step
-        m, n = W0.shape
-        decl = ctx.profile.manifolds[0] if ctx.profile.manifolds else None
-        N = m * n if decl is None or decl.kind != "oblique" else (n if (decl.axis or "rows") == "rows" else m)
-        tol = T.param_rounding(dt, 2 * (1 + np.ceil(np.log2(max(N, 2)))), float(np.linalg.norm(W0)))
-    else:
-        tol = T.bitwise()
+    tol = _reretraction(ctx, W0, dt, 2)
     return Measurement("‖W₂ − W₀‖_F (lr = 0)", d, tol, d <= tol.bound)
+
+
+def _reretraction(ctx: Context, W0: np.ndarray, dt: str, k: int) -> Tolerance:
+    """What ``k`` retractions of a feasible point W₀ may change (constrained rules; bit-exact
+    otherwise): each a norm (⌈log₂N⌉·u relative, N the entries it sums: the whole matrix, or one
+    row/column on the oblique manifold) and a rescale (u)."""
+    if ctx.profile.rule not in CONSTRAINED:
+        return T.bitwise()
+    m, n = W0.shape
+    decl = ctx.profile.manifolds[0] if ctx.profile.manifolds else None
+    N = m * n if decl is None or decl.kind != "oblique" else (n if (decl.axis or "rows") == "rows" else m)
+    return T.param_rounding(dt, k * (1 + np.ceil(np.log2(max(N, 2)))), float(np.linalg.norm(W0)))
 
 
 # ----------------------------------------------------------------------------------- grad None
@@ -219,6 +224,134 @@ def grad_none(ctx: Context, case: Case) -> Measurement:
     ok = d_skip == 0.0 and d_other == 0.0
     return Measurement("max(|W_skipped − W₀|, |W_other − W_solo|)", max(d_skip, d_other), T.bitwise(), ok,
                        {"skipped_param_change": d_skip, "other_param_vs_solo": d_other})
+
+
+# ----------------------------------------------------------------------------------- step(closure)
+@register("optimizer.run.closure", "optimizer",
+          "step(closure) keeps torch.optim's contract: the closure is called exactly once, with "
+          "gradient mode enabled (its backward() computes p.grad), before the update; step returns "
+          "the closure's loss; and the weights equal those of step() after the same gradient was "
+          "set by hand (bit-identical). Not applicable to a step() that takes no closure argument.",
+          requires={"optimizer"}, cases=lambda c: _cases(c, "run.closure", 1), applies=_rule,
+          catches=("closure called under torch.no_grad (backward fails or p.grad stays stale)",
+                   "closure ignored or called after the update", "loss not returned"))
+def closure(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    hyp = hyper(ctx, LR_A, BETA_A, WD_A)
+    W, G = case.arrays["W"], case.arrays["Gs"][0]
+    opt, (p,) = _fresh(ctx, [W], dt, **hyp)
+    try:
+        params = inspect.signature(opt.step).parameters
+    except (TypeError, ValueError):  # a builtin or C-implemented step: no signature to read
+        params = {}
+    if "closure" not in params and not any(q.kind in (q.VAR_POSITIONAL, q.VAR_KEYWORD) for q in params.values()):
+        raise NotApplicable("the target's step() takes no closure argument")
+    Gt = tensor(G, dt)
+    grad_modes: list[bool] = []
+    losses: list[torch.Tensor] = []
+
+    def closure_fn() -> torch.Tensor:
+        # what a training loop's closure does: clear the gradient, evaluate, backward. The loss
+        # ⟨p, G⟩ has gradient exactly G (the product's backward multiplies G by ones).
+        grad_modes.append(torch.is_grad_enabled())
+        p.grad = None
+        loss = (p * Gt).sum()
+        loss.backward()
+        losses.append(loss)
+        return loss
+
+    try:
+        ret = opt.step(closure_fn)
+    except Exception as exc:  # noqa: BLE001 - a closure run without gradients raises in backward(): the defect
+        return boolean("step(closure) raised", False, "the closure runs once with gradients enabled",
+                       "torch.optim.Optimizer.step contract", raised=f"{type(exc).__name__}: {exc}",
+                       calls=len(grad_modes), grad_enabled=grad_modes)
+    Wc = to_numpy(p.data)
+    ref, (q,) = _fresh(ctx, [W], dt, **hyp)
+    q.grad = tensor(G, dt)
+    ref.step()
+    d = _maxdiff(Wc, to_numpy(q.data))
+    returned = bool(losses) and (ret is losses[-1] or (isinstance(ret, torch.Tensor) and ret.shape == losses[-1].shape
+                                                      and bool(torch.equal(ret.detach(), losses[-1].detach()))))
+    once = grad_modes == [True]
+    details = {"calls": len(grad_modes), "grad_enabled": grad_modes, "loss_returned": returned,
+               "max_abs_diff_vs_step": d}
+    if not (once and returned):
+        what = ("closure not called" if not grad_modes else f"closure called {len(grad_modes)} times" if len(grad_modes) != 1
+                else "closure called with gradients disabled" if not grad_modes[0] else "step did not return the loss")
+        return boolean(f"step(closure): {what}", False, "the closure runs once with gradients enabled and its "
+                       "loss is returned", "torch.optim.Optimizer.step contract", **details)
+    return Measurement("max |W(step(closure)) − W(step() with the same gradient)|", d, T.bitwise(), d == 0.0, details)
+
+
+# ----------------------------------------------------------------------------------- add_param_group
+@register("optimizer.run.add_param_group", "optimizer",
+          "A parameter group added after a step (add_param_group, with its own lr, momentum and weight "
+          "decay; a shape the first group does not have) is stepped by its own hyperparameters from "
+          "fresh state: after one more step it equals a fresh optimizer's first step on it, and the "
+          "first group equals its run without the added group (bit-identical; for a constrained rule the "
+          "added group within one retraction's rounding, as a fresh optimizer may place its parameters on "
+          "the manifold at construction; torch's RNG is re-seeded before the compared steps, so a "
+          "stochastic rounding draws alike).",
+          requires={"optimizer"}, cases=lambda c: _cases(c, "run.addgroup", 2), applies=_rule,
+          catches=("per-parameter state or buckets built only in __init__ (an added group skipped or crashing)",
+                   "an added group stepped with the defaults instead of its own hyperparameters",
+                   "an optimizer-wide step counter used as the added parameters' step"))
+def add_param_group(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    ha, hb = hyper(ctx, LR_A, BETA_A, WD_A), hyper(ctx, LR_B, BETA_B, WD_B)
+    W, Gs = case.arrays["W"], case.arrays["Gs"]
+    rng = np.random.default_rng(11)
+    shape_b = (W.shape[0] + 3, W.shape[1] + 1)  # neither W's shape nor its transpose: no shared batch
+    Wb, Gb = start_point(ctx, rng, shape_b), dyadic(rng, shape_b)
+
+    def combined(first_steps: bool) -> tuple[np.ndarray, np.ndarray]:
+        opt, (a,) = _fresh(ctx, [W], dt, **ha)
+        if not hasattr(opt, "add_param_group"):
+            raise NotApplicable("the target's optimizer has no add_param_group")
+        _run(opt, [a], Gs, dt, 0, 1)
+        b = torch.nn.Parameter(tensor(E.round_to(Wb, dt), dt))
+        opt.add_param_group({"params": [b], **ctx.adapter.group_hyper(**hb)})
+        a.grad, b.grad = tensor(Gs[1], dt) if first_steps else None, tensor(Gb, dt)
+        torch.manual_seed(ctx.seed + 1)
+        opt.step()
+        return to_numpy(a.data), to_numpy(b.data)
+
+    # the references: the added group's parameter in a fresh optimizer, the first group's alone
+    sb = torch.nn.Parameter(tensor(E.round_to(Wb, dt), dt))
+    torch.manual_seed(ctx.seed)
+    fresh = call(ctx, "optimizer", [{"params": [sb], **ctx.adapter.group_hyper(**hb)}], **ha)
+    sb.grad = tensor(Gb, dt)
+    torch.manual_seed(ctx.seed + 1)
+    rng0 = torch.get_rng_state()
+    fresh.step()
+    draws = not torch.equal(torch.get_rng_state(), rng0)  # a stochastic rounding, declared or not
+    solo, (sa,) = _fresh(ctx, [W], dt, **ha)
+    _run(solo, [sa], Gs, dt, 0, 1)
+    sa.grad = tensor(Gs[1], dt)
+    torch.manual_seed(ctx.seed + 1)
+    solo.step()
+    try:
+        # both groups step; a target that draws random numbers (re-seeded before the compared
+        # step) is compared on the added group in a second run where the first group has no
+        # gradient, so that the added group draws first, as in the fresh optimizer
+        Wa, Wb_added = combined(True)
+        if draws:
+            Wb_added = combined(False)[1]
+    except NotApplicable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the defect this check names: say so, not a traceback
+        return boolean("add_param_group, then step(), raised", False, "an added group is stepped like the others",
+                       "torch.optim.Optimizer.add_param_group", raised=f"{type(exc).__name__}: {exc}")
+    d_a, d_b = _maxdiff(Wa, to_numpy(sa.data)), _maxdiff(Wb_added, to_numpy(sb.data))
+    moved = _maxdiff(Wb_added, E.round_to(Wb, dt)) > 0.0
+    # a constrained optimizer that places its parameters on the manifold at construction retracts
+    # the fresh optimizer's start once more than the added group's (placed at its first step)
+    tol = _reretraction(ctx, Wb, dt, 1)
+    ok = d_a == 0.0 and d_b <= tol.bound and moved
+    return Measurement("max(|W_added − W_fresh|, |W_first − W_solo|)", max(d_a, d_b) if moved else float("inf"),
+                       tol, ok, {"added_group_vs_fresh": d_b, "first_group_vs_solo": d_a,
+                                 "added_group_moved": moved})
 
 
 # ----------------------------------------------------------------------------------- zero / non-finite gradients

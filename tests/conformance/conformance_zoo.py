@@ -445,6 +445,9 @@ class Muon2(torch.optim.Optimizer):
         self.ns_dtype, self.bug, self.stochastic = ns_dtype, bug, stochastic
         self.release_grad = False
         self._outside: dict[int, torch.Tensor] = {}
+        # "hyper_cached_at_init": the groups' hyperparameters read once here; a group added later
+        # falls back to the constructor's defaults
+        self._cached = [(g["lr"], g["momentum"], g["weight_decay"]) for g in self.param_groups]
 
     def _buffer(self, p: torch.Tensor) -> torch.Tensor:
         if self.bug == "momentum_outside_state":  # kept on the optimizer object: lost by state_dict()
@@ -469,11 +472,27 @@ class Muon2(torch.optim.Optimizer):
         return ns_stochastic(U) if self.stochastic else ns(U, dtype=self.ns_dtype)
 
     @torch.no_grad()
-    def step(self) -> None:
-        for g in self.param_groups:
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None and self.bug == "closure_no_grad":  # under step's no_grad: backward() raises
+            loss = closure()
+        elif closure is not None and self.bug != "closure_after_update":
+            with torch.enable_grad():
+                loss = closure()
+        self._update()
+        if closure is not None and self.bug == "closure_after_update":  # the update used the stale p.grad
+            with torch.enable_grad():
+                loss = closure()
+        return None if self.bug == "closure_loss_dropped" else loss
+
+    def _update(self) -> None:
+        for i, g in enumerate(self.param_groups):
             lr = self.defaults["lr"] if self.bug == "ignore_group_lr" else g["lr"]
             b = self.defaults["momentum"] if self.bug == "ignore_group_momentum" else g["momentum"]
             wd = g["weight_decay"]
+            if self.bug == "hyper_cached_at_init":
+                d = self.defaults
+                lr, b, wd = self._cached[i] if i < len(self._cached) else (d["lr"], d["momentum"], d["weight_decay"])
             if self.bug == "lr_floor":
                 lr = max(lr, 1e-3)
             for p in g["params"]:
@@ -571,6 +590,10 @@ MUON_BUGS: dict[str, str] = {
     "nan_to_num": "safety.nonfinite_gradient",
     "lr_floor": "optimizer.run.lr_zero",
     "grad_none_crash": "optimizer.run.grad_none",
+    "closure_no_grad": "optimizer.run.closure",
+    "closure_after_update": "optimizer.run.closure",
+    "closure_loss_dropped": "optimizer.run.closure",
+    "hyper_cached_at_init": "optimizer.run.add_param_group",
     "kernel_axes_scale": "optimizer.rule.tensor_params",
 }
 STEP_DEFECTS: dict[type, tuple[str, type]] = {}
@@ -607,16 +630,22 @@ class MacroNS(torch.optim.Optimizer):
         self.radius, self.bug = radius, bug
         for g in self.param_groups:
             for p in g["params"]:
-                st = self.state[p]
-                # construction moves W onto the sphere of the declared radius (or, buggy: keeps its own)
-                st["radius"] = float(torch.linalg.norm(p.detach())) if bug == "radius_from_init" else radius
-                with torch.no_grad():
-                    p.mul_(st["radius"] / torch.linalg.norm(p))
+                self._place(p)
+
+    @torch.no_grad()
+    def _place(self, p: torch.Tensor) -> None:
+        """Construction (and the first step of a parameter added later) moves W onto the sphere of
+        the declared radius (or, buggy: keeps its own)."""
+        st = self.state[p]
+        st["radius"] = float(torch.linalg.norm(p.detach())) if self.bug == "radius_from_init" else self.radius
+        p.mul_(st["radius"] / torch.linalg.norm(p))
 
     @torch.no_grad()
     def step(self) -> None:
         for g, p, M in ema_params(self):
             st = self.state[p]
+            if "radius" not in st:
+                self._place(p)
             W = p.detach()
             P = lambda Z: Z - (Z * W).sum() / (W * W).sum() * W  # noqa: E731
             X = P(M)

@@ -126,6 +126,31 @@ def test_target_that_releases_grad_after_step_is_handled() -> None:
     assert not bad, bad
 
 
+@pytest.mark.parametrize("bug, says", [("closure_no_grad", "raised"), ("closure_loss_dropped", "did not return the loss"),
+                                       ("closure_after_update", "step() with the same gradient")])
+def test_closure_defects_are_named(bug: str, says: str) -> None:
+    """optimizer.run.closure names what broke the step(closure) contract: a closure run under
+    step's no_grad (its backward() raises), a loss not returned, a closure evaluated after the
+    update (the weights differ from step() with the closure's gradient)."""
+    bad = type(bug, (Z.GoodMuon16,), {"bug": bug})
+    r = run(bad, mode="quick", seed=0, select=["optimizer.run.closure"]).results[0]
+    assert r.status == "fail" and says in (r.figure or ""), (r.status, r.figure, r.details)
+
+
+def test_closure_check_is_not_applicable_without_a_closure_argument() -> None:
+    """A step() with no closure parameter (KJ's SingleDeviceMuon) is N/A with the reason, never a pass."""
+    class NoClosureMuon(torch.optim.Optimizer):
+        def __init__(self, params, **kw) -> None:
+            super().__init__(params, {})
+
+        def step(self) -> None:
+            pass
+
+    no_closure = type("NoClosure", (Z.GoodMuon16,), {"optimizer": lambda self, params, **kw: NoClosureMuon(params)})
+    r = run(no_closure, mode="quick", seed=0, select=["optimizer.run.closure"]).results[0]
+    assert r.status == "not_applicable" and "no closure argument" in r.reason, (r.status, r.reason)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_declared_polar_factor_passes_spec_checks(seed: int) -> None:
     """exact_form='polar': a correct SVD polar factor (rank-deficient square cases included, where it
