@@ -60,9 +60,24 @@ from manifold_oracle.reference.errors import InvalidInputError
 from manifold_oracle.reference.kinds import KINDS, canonical_kind, manifold_from_kind
 
 
-__all__ = ["ManifoldDecl", "Profile", "PROFILES", "PROFILES_REGISTRY", "get_profile", "register_profile"]
+__all__ = ["ManifoldDecl", "Profile", "PROFILES", "PROFILES_REGISTRY", "get_profile", "register_profile",
+           "OTHER_RETRACTION", "declarable_retractions"]
 
 Coeffs = tuple[tuple[float, float, float], ...]
+
+
+#: a declared retraction the reference has no formula for (any kind): the harness then checks
+#: feasibility and the declared order only; geometry.retraction.value is N/A with this reason
+OTHER_RETRACTION = "other"
+
+
+def declarable_retractions(canon: str) -> tuple[str, ...]:
+    """Retraction names a ManifoldDecl of canonical kind ``canon`` may declare: the reference
+    class's ``retractions``, ``"cayley"`` on Stiefel/O(n) (reference ``Stiefel.cayley``) and
+    ``"other"``."""
+    cls = KINDS[canon].cls
+    extra = ("cayley",) if hasattr(cls, "cayley") else ()
+    return tuple(cls.retractions) + extra + (OTHER_RETRACTION,)
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,8 @@ class ManifoldDecl:
 
     ``kind``: frobenius_sphere | spectral_sphere | oblique | stiefel | sphere (vector) |
     euclidean. ``axis`` (oblique): rows | cols. ``radius`` (spheres, oblique) or Stiefel scale.
-    ``retraction``: the reference retraction name it implements; ``retraction_order``: 1 or 2
+    ``retraction``: the reference retraction name it implements (``declarable_retractions``:
+    the reference class's names, "cayley" on Stiefel, "other"); ``retraction_order``: 1 or 2
     (the tangent part of R(tξ) − W − tξ is O(t^{order+1})). ``name`` is how the adapter calls it.
     ``dtype``: the dtype the adapter computes in (float64 for numpy libraries).
     ``extra_dtypes``, ``transport``, ``unsupported``: see the fields (geometry capabilities).
@@ -103,7 +119,7 @@ class ManifoldDecl:
         except InvalidInputError as exc:
             raise InvalidInputError(f"{who}: {exc}") from None
         _real(who, "radius", self.radius, 0.0, low_open=True)
-        allowed = KINDS[canon].cls.retractions
+        allowed = declarable_retractions(canon)
         if not isinstance(self.retraction, str) or self.retraction not in allowed:
             raise InvalidInputError(f"{who}: retraction={self.retraction!r} is not a retraction of {canon} "
                                     f"(known: {allowed})")
@@ -330,6 +346,13 @@ class Profile:
         _seq(who, "param_dtypes", self.param_dtypes, DTYPE_NAMES, nonempty=True)
         if not (isinstance(self.manifolds, (tuple, list)) and all(isinstance(m, ManifoldDecl) for m in self.manifolds)):
             raise InvalidInputError(f"{who}: manifolds={self.manifolds!r} must be a tuple of ManifoldDecl")
+        if self.rule in ("macro", "sso") and self.manifolds:
+            decl = self.manifolds[0]
+            steps = KINDS[canonical_kind(decl.kind, decl.axis)].cls.retractions
+            if decl.retraction not in steps:  # "cayley", "other": geometry declarations only
+                raise InvalidInputError(f"{who}: the expected {self.rule} steps retract with the reference's "
+                                        f"{steps}; manifold {decl.name!r} declares retraction={decl.retraction!r}, "
+                                        "which only geometry targets (rule='none') can declare")
         if not isinstance(self.direction_tangent, bool):
             raise InvalidInputError(f"{who}: direction_tangent={self.direction_tangent!r} must be True or False")
         if not isinstance(self.prenormalize, bool):

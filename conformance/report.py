@@ -162,6 +162,10 @@ def failure_text(r: Any, indent: str = "") -> str:
                      f"[{tol.get('formula', '')}; {tol.get('provenance', '')}]")
     if r.reason:
         lines.append(f"{indent}{r.reason.splitlines()[0]}")
+    details = r.details or {}
+    for key in ("raised", "hint"):  # what the target raised (a boolean check's failure), and a check's hint
+        if details.get(key):
+            lines.append(f"{indent}{key}: {str(details[key]).splitlines()[0][:300]}")
     lines.append(f"{indent}worst case: {r.worst_case}")
     groups = failing_case_groups(r)
     if groups:

@@ -821,6 +821,24 @@ class Stiefel(Manifold):
             return _T(out) if wide else out
         return self._project_point(y)
 
+    def cayley(self, W: ArrayLike, A: ArrayLike) -> F64:
+        """The Cayley retraction of Wen and Yin (Math. Program. 142, 2013, §2) for the embedded
+        metric, shape of ``W``: on the tall form with w = W/s, a = A/s, P = I − ½wwᵀ and the
+        skew K = Pa·wᵀ − w·(Pa)ᵀ, R_W(A) = s·(I − ½K)⁻¹(I + ½K)·w. For tangent A the derivative
+        at 0 is K·w = A (first order; not second order in general); a normal part W·S (S
+        symmetric) gives K = 0 and is ignored. Not in ``retractions`` (no mpmath twin in
+        ``reference.precise``); the conformance harness maps a declared ``"cayley"`` onto it.
+        """
+        w, a = self._pair(W, A, "A")
+        t, wide = self._tall(w / self.scale)
+        at = _T(a) if wide else a
+        at = at / self.scale
+        eye = np.eye(t.shape[-2])
+        pa = at - 0.5 * t @ (_T(t) @ at)
+        K = pa @ _T(t) - t @ _T(pa)
+        out = self.scale * np.linalg.solve(eye - 0.5 * K, (eye + 0.5 * K) @ t)
+        return _T(out) if wide else out
+
     def _project_point(self, y: F64) -> F64:
         s = np.linalg.svd(y, compute_uv=False)
         smin = s[..., -1] / np.where(s[..., 0] > 0, s[..., 0], 1.0)

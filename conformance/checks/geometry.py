@@ -1,5 +1,5 @@
-"""Geometry: tangency of projections, feasibility and order of retractions, axis correctness,
-membership (MATH.md §4; CLAIMS G-5; CONVENTIONS.md §12.5, §12.7).
+"""Geometry: tangency of projections, feasibility, order and values of retractions, axis
+correctness, membership (MATH.md §4; CLAIMS G-5; CONVENTIONS.md §12.5, §12.7).
 
 Every manifold the profile declares (``Profile.manifolds``) is checked against the reference
 manifold with the same kind, axis and radius. Tolerances: exact-identity bound of the declared
@@ -8,7 +8,7 @@ dtype, scaled by 1/gap on the spectral sphere (projector regularity, MATH §4.4)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -89,20 +89,27 @@ def projection_orthogonal(ctx: Context, case: Case) -> Measurement:
     return Measurement("‖P(G) − P_ref(G)‖_F/‖G‖_F", err, tol, err <= tol.bound)
 
 
-def _retr_cases(ctx: Context) -> list[Case]:
-    rng = ctx.rng("geo.retr")
-    out = []
+def _shape_points(ctx: Context, salt: str) -> Iterator[tuple[Any, Any, tuple[int, int], np.ndarray,
+                                                            np.random.Generator]]:
+    """(decl, reference manifold, shape, random point, generator) for every declared manifold and
+    shape; the caller draws its tangent vectors from the same generator, after the point."""
+    rng = ctx.rng(salt)
     for d in _decls(ctx):
         man = d.reference()
         for shp in d.shapes:
-            W = man.random_point(rng, shp)
-            xi = man.random_tangent(rng, W)
-            for t in (1e-3, 0.1, 0.5) if ctx.full else (0.1, 0.5):
-                out.append(Case(f"{d.name} {shp} t={t}", {"W": W, "A": t * xi}, {"manifold": d.name, "t": t}))
-            # a non-tangent ξ with W + ξ inside the ball (every declared retraction normalises W + ξ):
-            # clipping to the ball, W/max(1, ‖W‖/R), agrees with rescaling for tangent ξ only
-            out.append(Case(f"{d.name} {shp} non-tangent ξ = −W/2 + 0.1·tangent (W + ξ inside the ball)",
-                            {"W": W, "A": -0.5 * W + 0.1 * xi}, {"manifold": d.name, "t": 0.5}))
+            yield d, man, shp, man.random_point(rng, shp), rng
+
+
+def _retr_cases(ctx: Context) -> list[Case]:
+    out = []
+    for d, man, shp, W, rng in _shape_points(ctx, "geo.retr"):
+        xi = man.random_tangent(rng, W)
+        for t in (1e-3, 0.1, 0.5) if ctx.full else (0.1, 0.5):
+            out.append(Case(f"{d.name} {shp} t={t}", {"W": W, "A": t * xi}, {"manifold": d.name, "t": t}))
+        # a non-tangent ξ with W + ξ inside the ball (every declared retraction normalises W + ξ):
+        # clipping to the ball, W/max(1, ‖W‖/R), agrees with rescaling for tangent ξ only
+        out.append(Case(f"{d.name} {shp} non-tangent ξ = −W/2 + 0.1·tangent (W + ξ inside the ball)",
+                        {"W": W, "A": -0.5 * W + 0.1 * xi}, {"manifold": d.name, "t": 0.5}))
     return out
 
 
@@ -121,6 +128,73 @@ def retraction_feasibility(ctx: Context, case: Case) -> Measurement:
     return Measurement("c_M(R_W(ξ))", v, tol, v <= tol.bound, {"manifold": d.name})
 
 
+def _flip_first(W: np.ndarray) -> np.ndarray:
+    """W with the first column of its tall form negated (tall: W·diag(−1, 1, …); wide:
+    diag(−1, 1, …)·W), an isometry of every declared manifold. Applied to W and ξ together it
+    negates the first column of W + ξ, so a Householder QR (R₁₁ = −sign(y₁₁)·‖y₁‖) returns R₁₁
+    of opposite signs at the two points: a QR retraction without the diag(R) > 0 fix is wrong
+    at one of them, whatever the seed."""
+    out = W.copy()
+    if W.shape[-2] >= W.shape[-1]:
+        out[..., :, 0] *= -1.0
+    else:
+        out[..., 0, :] *= -1.0
+    return out
+
+
+def _value_cases(ctx: Context) -> list[Case]:
+    out = []
+    for d, man, shp, W0, rng in _shape_points(ctx, "geo.retr.value"):
+        xi0 = man.random_tangent(rng, W0)
+        for label, W, xi in (("W", W0, xi0), ("W·diag(−1, 1, …)", _flip_first(W0), _flip_first(xi0))):
+            for t in (1e-3, 0.1, 0.5, 1.0) if ctx.full else (0.1, 0.5):
+                out.append(Case(f"{d.name} {shp} {d.dtype} {label} ‖ξ‖={t:g}·r",
+                                {"W": W, "A": t * d.radius * xi}, {"manifold": d.name, "t": t}))
+    return out
+
+
+def _reference_retraction(d: Any, man: Any, W: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """The float64 reference retraction the declaration names (N/A for "other")."""
+    from ..profiles import OTHER_RETRACTION
+
+    if d.retraction == OTHER_RETRACTION:
+        raise NotApplicable(f"{d.name!r} declares retraction={OTHER_RETRACTION!r}: the reference has no formula "
+                            "to compare values with (feasibility and order are still checked)")
+    if d.retraction == "cayley":
+        return man.cayley(W, A)
+    return man.retract(W, A, d.retraction)
+
+
+@register("geometry.retraction.value", "geometry",
+          "retract(W, ξ) equals the reference retraction the declaration names (ManifoldDecl."
+          "retraction: rescale/normalize/projection/polar/qr/cayley) for tangent ξ of sizes "
+          "0.1·r, 0.5·r (full: also 1e-3·r, r), on every declared shape, at (W, ξ) and at (W, ξ) "
+          "with the first column of their tall form negated, in the declared dtype.",
+          requires={"retract"}, cases=_value_cases, applies=_applies,
+          catches=("QR retraction without the sign fix (also on the wide path only)",
+                   "a first-order retraction declared polar", "Cayley retraction with the ½ missing",
+                   "retraction other than the declared one, in float32 too"))
+def retraction_value(ctx: Context, case: Case) -> Measurement:
+    d = _decl(ctx, case)
+    man = d.reference()
+    W, A = case.arrays["W"], case.arrays["A"]
+    want = _reference_retraction(d, man, W, A)
+    got = _call_man(ctx, "retract", d, W, A)
+    err = _err(got, want)
+    # Error model: the exact-identity bound c·u·n_eff·scale (c = 100, n_eff = the larger side) of
+    # the declared dtype with scale = ‖W‖_F + ‖ξ‖_F ≥ ‖W + ξ‖_F, the size of the matrix every
+    # declared retraction normalises; the rounding of W and ξ to the dtype (u·scale) is inside
+    # it. At a tangent ξ each declared map is well conditioned in W + ξ: σ_min(W + ξ) ≥ s on
+    # Stiefel ((W + ξ)ᵀ(W + ξ) = s²I + ξᵀξ: polar and QR factors), ‖W + ξ‖ ≥ R on the spheres
+    # (normalisation 1-Lipschitz), σ₁(W + ξ) ≥ R on the spectral sphere (clip = projection onto a
+    # convex ball; rescale Lipschitz ≤ 1 + √min(m, n)), I − ½K with K skew has σ_min ≥ 1
+    # (Cayley); c = 100 absorbs these constants (measured, seeds 0–4: correct fp64 retractions —
+    # gpu_impl, geoopt, pymanopt, audit 5b's torch one — ≤ 0.05 of the bound, fp32 ≤ 0.01).
+    tol = T.exact_identity(d.dtype, max(W.shape), scale=float(np.linalg.norm(W) + np.linalg.norm(A)))
+    return Measurement("‖R_W(ξ) − R*_W(ξ)‖_F", err, tol, err <= tol.bound,
+                       {"manifold": d.name, "retraction": d.retraction})
+
+
 def _order_cases(ctx: Context) -> list[Case]:
     rng = ctx.rng("geo.order")
     out = []
@@ -133,9 +207,23 @@ def _order_cases(ctx: Context) -> list[Case]:
     return out
 
 
+def _order_t_scale(d: Any, W: np.ndarray, xi: np.ndarray) -> float:
+    """Factor on the t-range of the slope fit: 1, except on the spectral sphere, where σ₁(W + tξ)
+    has Taylor coefficients ∝ ‖ξ‖^k/(σ₁ − σ₂)^{k−1}: once t‖ξ‖ approaches the gap the t³ terms
+    bend the log-log fit (audit 5b: gap 0.025 → slope 1.908 for the reference's OWN rescale on
+    t ∈ [1e-3, 1e-1]), so t is scaled by min(1, (σ₁ − σ₂)/‖ξ‖_F) — with random_point's relative
+    gap ≥ 1e-2 the smallest t is ≥ 1e-5·R, where e(t) ≥ t²‖ξ‖²/(2R) stays far above the floor."""
+    if d.kind != "spectral_sphere":
+        return 1.0
+    s = np.linalg.svd(W, compute_uv=False)
+    gap = float(s[0] - s[1]) if s.size > 1 else float(s[0])
+    return min(1.0, gap / max(float(np.linalg.norm(xi)), 1e-300))
+
+
 @register("geometry.retraction.order", "geometry",
           "Taylor slopes of the retraction (CLAIMS G-5): ‖R(tξ) − W − tξ‖ = O(t²) (slope 2) and the "
-          "tangent part is O(t^{order+1}) for the declared order, t ∈ [1e-3, 1e-1].",
+          "tangent part is O(t^{order+1}) for the declared order, t ∈ [1e-3, 1e-1] (× min(1, "
+          "(σ₁ − σ₂)/‖ξ‖_F) on the spectral sphere).",
           requires={"retract"}, cases=_order_cases, applies=_applies,
           catches=("retraction skipped", "first-order retraction declared second order"))
 def retraction_order(ctx: Context, case: Case) -> Measurement:
@@ -144,7 +232,7 @@ def retraction_order(ctx: Context, case: Case) -> Measurement:
         raise NotApplicable("Taylor slopes need float64 (e(t) ≥ 10³·u·scale down to t = 1e-3)")
     man = d.reference()
     W, xi = case.arrays["W"], case.arrays["xi"]
-    ts = np.geomspace(1e-3, 1e-1, 7)
+    ts = np.geomspace(1e-3, 1e-1, 7) * _order_t_scale(d, W, xi)
     dist, tang = [], []
     for t in ts:
         Y = _call_man(ctx, "retract", d, W, t * xi)
@@ -169,7 +257,7 @@ def retraction_order(ctx: Context, case: Case) -> Measurement:
                     tol.provenance)
     return Measurement("max slope deviation", dev, tol, dev <= 0.05,
                        {"slope_distance": s_dist, "slope_tangent_part": s_tan,
-                        "declared_order": d.retraction_order})
+                        "declared_order": d.retraction_order, "t_max": float(ts[-1])})
 
 
 def _membership_cases(ctx: Context) -> list[Case]:
@@ -342,10 +430,12 @@ def _geo_applies(cap: str) -> Any:
 
 def _geo_iter(ctx: Context, cap: str) -> Any:
     """(decl, reference manifold, dtype, shape) for every declared manifold offering ``cap``
-    (the spectral sphere has no closed-form geodesics: only its projection and gradient are
-    checked), every checked dtype and shape."""
+    (the spectral sphere has no closed-form geodesics: only its projection, gradient and — when
+    declared "projection" — its vector transport P_Y(A) are checked), every checked dtype and
+    shape."""
     for d in _decls(ctx):
-        if cap in d.unsupported or (d.kind == "spectral_sphere" and cap not in _SPECTRAL_CAPS):
+        spectral_ok = cap in _SPECTRAL_CAPS or (cap == "transport" and d.transport == "projection")
+        if cap in d.unsupported or (d.kind == "spectral_sphere" and not spectral_ok):
             continue
         man = d.reference()
         for dt in _geo_dtypes(d):
@@ -360,8 +450,11 @@ def _err(got: np.ndarray, want: np.ndarray) -> float:
 
 def _pair_cases(ctx: Context, salt: str, cap: str) -> list[Case]:
     """(X, Y) pairs: coincident, nearby (geodesic distance 1e-6, 1e-3), moderate (0.7·R/√rows)
-    and — on spheres and oblique — antipodal."""
+    and — on spheres and oblique — antipodal and near-antipodal (every sphere at angle π − δ,
+    δ = 1e-2, 1e-5: Y = exp_X((1 − δ/π)·half turn), drawn from a second generator so the other
+    pairs stay those of earlier versions)."""
     rng = ctx.rng(salt)
+    rng_near = ctx.rng(salt + ".near")
     out = []
     for d, man, dt, shp in _geo_iter(ctx, cap):
         X = man.random_point(rng, shp)
@@ -371,6 +464,11 @@ def _pair_cases(ctx: Context, salt: str, cap: str) -> list[Case]:
             pairs.append((f"nearby {t:g}" if t < 0.1 else f"apart {t:g}", man.exp(X, t * xi)))
         if d.kind in _SPHERICAL:
             pairs.append(("antipodal", -X))
+            half = _half_turn(d, X, man.random_tangent(rng_near, X), rng_near)
+            # only where the dtype resolves δ (δ ≥ 100·u): in bf16/fp16 the rounded pair IS the
+            # antipode (−x + δ·z rounds to −x entrywise), which the "antipodal" case already covers
+            for delta in (d_ for d_ in (1e-2, 1e-5) if d_ >= 100.0 * T.unit_roundoff(dt)):
+                pairs.append((f"near-antipodal π−{delta:g}", man.exp(X, (1.0 - delta / np.pi) * half)))
         Xr = _round(X, dt)
         for label, Y in pairs:
             Yr = Xr.copy() if label == "coincident" else _round(Y, dt)
@@ -395,7 +493,8 @@ def _truth_points(d: Any, case: Case) -> tuple[Any, np.ndarray, np.ndarray, floa
 
 @register("geometry.dist", "geometry",
           "dist(X, Y) equals the geodesic distance of the reference (2·atan2 form, float64) for "
-          "coincident, nearby (1e-6, 1e-3), distant and antipodal points, in float64 and in the "
+          "coincident, nearby (1e-6, 1e-3), distant, antipodal and near-antipodal (π − 1e-2, "
+          "π − 1e-5 where the dtype resolves it) points, in float64 and in the "
           "declared dtypes, accurate RELATIVE to a small distance (geodesic error model).",
           requires={"dist"}, cases=lambda c: _pair_cases(c, "geo.dist", "dist"), applies=_geo_applies("dist"),
           catches=("arccos of a clamped inner product (clamp floor)", "NaN at the antipode",
@@ -434,11 +533,12 @@ def _refusal(exc: Exception) -> bool:
 
 @register("geometry.log", "geometry",
           "log(X, Y) equals the reference logarithm (the minimising geodesic's initial velocity) for "
-          "coincident (exactly 0), nearby, distant points; at the antipode (log not unique) a clear "
-          "error or a tangent vector of length π·r is accepted, a NaN is not.",
+          "coincident (exactly 0), nearby, distant and near-antipodal (π − 1e-2, π − 1e-5) points; at "
+          "the antipode (log not unique) a clear error or a tangent vector of length π·r is "
+          "accepted, a NaN is not.",
           requires={"log"}, cases=lambda c: _pair_cases(c, "geo.log", "log"), applies=_geo_applies("log"),
           catches=("NaN at coincident points (arccos(1 + δ))", "NaN or garbage at the antipode",
-                   "log not tangent"))
+                   "log not tangent", "refusal of valid input near the cut locus"))
 def geo_log(ctx: Context, case: Case) -> Measurement:
     d, dt = _setup(ctx, case, "log")
     man, Xs, Ys, e_in = _truth_points(d, case)
@@ -473,20 +573,29 @@ def _tangent_cases(ctx: Context, salt: str, cap: str, lengths: tuple[float, ...]
     for d, man, dt, shp in _geo_iter(ctx, cap):
         X = man.random_point(rng, shp)
         xi = man.random_tangent(rng, X)
+        uniform = None
         for t in lengths:
             if t < 0 and d.kind not in _SPHERICAL:
                 continue
-            # t < 0 encodes "length π·R" (reaches the antipode on a sphere)
-            s = np.pi * float(np.linalg.norm(X)) if t < 0 else t
-            if d.kind == "oblique" and t < 0:
-                s = np.pi * float(np.sqrt(_count(d, X))) * float(np.max(d.radius))
-                xi_case = _oblique_uniform(d, X, rng)
+            if t < 0:  # t < 0 encodes "length |t|·π·R" (t = −1 reaches the antipode on a sphere)
+                if uniform is None:
+                    uniform = _half_turn(d, X, xi, rng)
+                A = -t * uniform
             else:
-                xi_case = xi
-            label = "zero" if t == 0 else ("to the antipode" if t < 0 else f"‖A‖={t:g}")
-            out.append(Case(f"{d.name} {shp} {dt} {label}", {"X": _round(X, dt), "A": _round(s * xi_case, dt)},
+                A = t * xi
+            label = ("zero" if t == 0 else "to the antipode" if t == -1 else f"‖A‖={-t:g}·π·r" if t < 0
+                     else f"‖A‖={t:g}")
+            out.append(Case(f"{d.name} {shp} {dt} {label}", {"X": _round(X, dt), "A": _round(A, dt)},
                             {"manifold": d.name, "dtype": dt, "kind": label}))
     return out
+
+
+def _half_turn(d: Any, X: np.ndarray, xi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A tangent vector at X that reaches the antipode at time 1: length π·R along the unit ``xi``
+    on a single sphere; on oblique, length π·r on EVERY row/column (``_oblique_uniform``, one draw)."""
+    if d.kind == "oblique":
+        return np.pi * float(np.sqrt(_count(d, X))) * float(np.max(d.radius)) * _oblique_uniform(d, X, rng)
+    return np.pi * float(np.linalg.norm(X)) * xi
 
 
 def _count(d: Any, X: np.ndarray) -> int:
@@ -513,10 +622,11 @@ def _truth_tangent(d: Any, case: Case) -> tuple[Any, np.ndarray, np.ndarray, flo
 
 @register("geometry.exp", "geometry",
           "exp(X, A) equals the reference exponential map (float64) for A = 0 (exactly X), tiny "
-          "(1e-6, 1e-3), moderate and antipode-reaching (‖A‖ = π·r) tangent vectors, in float64 and "
-          "the declared dtypes.", requires={"exp"},
-          cases=lambda c: _tangent_cases(c, "geo.exp", "exp", (0.0, 1e-6, 1e-3, 0.7, -1.0)),
-          applies=_geo_applies("exp"), catches=("0/0 at A = 0", "sin(t)/t with t in the wrong units"))
+          "(1e-6, 1e-3), moderate, antipode-reaching (‖A‖ = π·r) and past-the-antipode (1.5·π·r) "
+          "tangent vectors, in float64 and the declared dtypes.", requires={"exp"},
+          cases=lambda c: _tangent_cases(c, "geo.exp", "exp", (0.0, 1e-6, 1e-3, 0.7, -1.0, -1.5)),
+          applies=_geo_applies("exp"), catches=("0/0 at A = 0", "sin(t)/t with t in the wrong units",
+                                                "geodesic length clamped to π·r"))
 def geo_exp(ctx: Context, case: Case) -> Measurement:
     d, dt = _setup(ctx, case, "exp")
     man, Xs, As, e_in = _truth_tangent(d, case)
@@ -624,12 +734,17 @@ def geo_project_point(ctx: Context, case: Case) -> Measurement:
 
 def _transport_cases(ctx: Context) -> list[Case]:
     rng = ctx.rng("geo.transp")
+    rng_spec = ctx.rng("geo.transp.spectral")  # own generator: the other manifolds' cases unchanged
     out = []
     for d, man, dt, shp in _geo_iter(ctx, "transport"):
-        X = man.random_point(rng, shp)
-        xi, A = man.random_tangent(rng, X), man.random_tangent(rng, X)
-        for label, Y, a in (("coincident", X, A), ("nearby 1e-3", man.exp(X, 1e-3 * xi), A),
-                            ("apart 0.7", man.exp(X, 0.7 * xi), A), ("zero vector", man.exp(X, 0.7 * xi), 0 * A)):
+        spectral = d.kind == "spectral_sphere"
+        r = rng_spec if spectral else rng
+        X = man.random_point(r, shp)
+        xi, A = man.random_tangent(r, X), man.random_tangent(r, X)
+        # Y along the geodesic; the spectral sphere has none: its default retraction (rescale)
+        move = man.retract if spectral else man.exp
+        for label, Y, a in (("coincident", X, A), ("nearby 1e-3", move(X, 1e-3 * xi), A),
+                            ("apart 0.7", move(X, 0.7 * xi), A), ("zero vector", move(X, 0.7 * xi), 0 * A)):
             out.append(Case(f"{d.name} {shp} {dt} {label}",
                             {"X": _round(X, dt), "Y": _round(Y, dt), "A": _round(a, dt)},
                             {"manifold": d.name, "dtype": dt, "kind": label}))
@@ -640,7 +755,8 @@ def _transport_cases(ctx: Context) -> list[Case]:
           "transport(X, Y, A) equals the declared vector transport of the reference (ManifoldDecl."
           "transport: projection P_Y(A) or parallel transport) and lies in T_Y M; zero goes to zero.",
           requires={"transport"}, cases=_transport_cases, applies=_geo_applies("transport"),
-          catches=("transport not tangent at Y (projection at X)", "parallel/projection confused"))
+          catches=("transport not tangent at Y (projection at X), spectral sphere included",
+                   "parallel/projection confused"))
 def geo_transport(ctx: Context, case: Case) -> Measurement:
     d, dt = _setup(ctx, case, "transport")
     man = d.reference(point_tol=1e-1)
@@ -654,5 +770,7 @@ def geo_transport(ctx: Context, case: Case) -> Measurement:
     R = float(np.linalg.norm(Xs))
     e_in = float(np.linalg.norm(A - As)) + (float(np.linalg.norm(X - Xs) + np.linalg.norm(Y - Ys)) * nA
                                             / max(R, 1e-300))
-    tol = _geo_tol(d, dt, nA, float(np.linalg.norm(want)), e_in, n=_group_size(d, Xs.shape))
+    # spectral sphere: P_Y moves by 1/gap(Y) per unit perturbation of Y or A's rounding (MATH §4.4)
+    tol = _geo_tol(d, dt, nA, float(np.linalg.norm(want)), e_in, kappa=_gap_scale(d, Ys),
+                   n=_group_size(d, Xs.shape))
     return Measurement("‖T(A) − T*(A)‖_F", err, tol, err <= tol.bound, {"manifold": d.name})

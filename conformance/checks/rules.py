@@ -205,8 +205,9 @@ def power_note(ctx: Context, replay: bool) -> dict[str, str]:
     p = ctx.profile
     if "msign" not in ctx.adapter.capabilities:
         why = ("the target declares no 'msign' capability: the expected step is the declared map and the "
-               "bound is the orthogonaliser's error model; declare msign (the orthogonaliser the optimizer "
-               "uses) for the bit replay")
+               "bound is the orthogonaliser's error model, which in bf16 can exceed the step itself (a "
+               "direction or step-size error below it passes these checks); declare msign (the "
+               "orthogonaliser the optimizer uses) for the bit replay")
     elif p.cast_point == "stochastic_rounding":
         why = ("stochastic rounding on an input the target computes with rounding: no seeded replay is "
                "possible, the bound is the orthogonaliser's error model")
@@ -214,8 +215,10 @@ def power_note(ctx: Context, replay: bool) -> dict[str, str]:
         why = "the profile's rule or schedule admits no replay: the bound is the orthogonaliser's error model"
     if p.rule in ("muon", "macro", "muonh") and p.has_ns:
         why += ("; optimizer.rule.update_norm restores part of the power (the step's Frobenius norm against a "
-                "probabilistic rounding model: a 10 % step or an inverted shape scale fails) and "
-                "optimizer.rule.equivariance the position-dependent ones (a sign flip on fixed entries)")
+                "probabilistic rounding model: a 10 % step or an inverted shape scale fails; in bf16 it resolves "
+                "the step size to about 1 %, audit 5) and optimizer.rule.equivariance the position-dependent "
+                "ones (a sign flip on fixed entries); optimizer.rule.gradient_scale, run.* and the feasibility "
+                "checks are exact or rounding-tight with or without msign")
     return {"reduced_power": why}
 
 
@@ -792,6 +795,82 @@ def lr_linearity(ctx: Context, case: Case) -> Measurement:
                        {"relative": err / max(float(np.linalg.norm(d1)), 1e-300)})
 
 
+#: exponents k of the gradient scalings 2^k·G tried by optimizer.rule.gradient_scale
+GRADIENT_SCALES: tuple[int, ...] = (-24, -12, 12, 24)
+#: normal ranges (smallest normal, largest finite) of the dtypes a step may compute in
+_RANGES: dict[str, tuple[float, float]] = {"float64": (2.0**-1022, 1.8e308), "float32": (2.0**-126, 3.4e38),
+                                          "bfloat16": (2.0**-126, 3.4e38), "float16": (2.0**-14, 65504.0)}
+
+
+def _gscale_applies(ctx: Context) -> str | None:
+    p = ctx.profile
+    if p.rule not in ("muon", "macro", "muonh", "sso"):
+        return "profile declares no msign rule"
+    if p.eps_form == "+eps":
+        return "the declared ‖X‖_F + ε normaliser is not homogeneous in G (ε enters at every scale)"
+    return None
+
+
+def _gscale_cases(ctx: Context) -> list[Case]:
+    rng = ctx.rng("rule.gscale")
+    p = ctx.profile
+    dts = tuple(p.param_dtypes) if ctx.full else tuple(p.param_dtypes)[:1]
+    shapes: tuple[tuple[int, ...], ...] = ((12, 8), (64, 24), (1, 16))
+    if p.rule in ("macro", "sso") and p.manifolds:
+        shapes = tuple(tuple(sh) for sh in p.manifolds[0].shapes)[:2]
+    return [Case(f"shape {sh}, {dt}", {"W": start_point(ctx, rng, sh), "G": dyadic(rng, sh)}, {"dtype": dt})  # type: ignore[arg-type]
+            for dt in dts for sh in shapes]
+
+
+def gradient_scales(ctx: Context, G: np.ndarray, dt: str) -> list[int]:
+    """The k of GRADIENT_SCALES at which the declared step from 2^k·G is the step from G exactly:
+    ‖U‖_F ≥ 2¹⁰·ε (the clamp max(‖·‖, ε) inactive; U the first momentum, ≥ (1 − β)²·‖G‖ for
+    the EMA and Nesterov forms), within the profile's promised ``scale_range``, and every entry,
+    its square sum and the momentum normal in the parameter and compute dtypes."""
+    p = ctx.profile
+    nz = np.abs(G[G != 0])
+    lo_g, hi_g, fro = float(nz.min()), float(nz.max()), float(np.linalg.norm(G))
+    shrink = (1.0 - BETA_A) ** 2
+    out = []
+    for k in GRADIENT_SCALES:
+        c = 2.0**k
+        ok = fro * c * shrink >= 2.0**10 * (p.eps if p.eps_form == "clamp" else 0.0)
+        if p.scale_range is not None:
+            ok &= p.scale_range[0] <= fro * c <= p.scale_range[1]
+        for d in {dt, E.compute_dtype_for(p, dt)}:
+            tiny, big = _RANGES.get(d, _RANGES["float32"])
+            ok &= lo_g * c * shrink >= 2.0**8 * tiny and (hi_g * c) ** 2 * G.size <= big / 2.0**8
+        if ok:
+            out.append(k)
+    return out
+
+
+@register("optimizer.rule.gradient_scale", "optimizer",
+          "One step from fresh state on G and on 2^k·G (k = ±12, ±24 where the declared ε clamp stays "
+          "inactive and every value normal) gives bit-identical weights: the declared rules are "
+          "homogeneous of degree 0 in G and a power-of-two scaling commutes with every rounding, so any "
+          "difference is a scale-dependent term the profile does not declare (ε inside a square root, an "
+          "undeclared ‖X‖ + ε, an absolute threshold).", requires={"optimizer"}, cases=_gscale_cases,
+          applies=_gscale_applies, catches=("ε inside the norm's square root", "an undeclared ‖X‖_F + ε",
+                                            "an absolute threshold on the gradient or momentum"))
+def gradient_scale(ctx: Context, case: Case) -> Measurement:
+    dt = case.params["dtype"]
+    W, G = case.arrays["W"], case.arrays["G"]
+    hyp = hyper(ctx, LR_A, BETA_A, WD_A)
+    ks = gradient_scales(ctx, G, dt)
+    if not ks:
+        raise NotApplicable("no power-of-two scaling keeps the ε clamp inactive and the values normal "
+                            "within the promised scale range")
+    _, W1 = one_step(ctx, W, G, dt, **hyp)
+    diffs = {}
+    for k in ks:
+        _, Wk = one_step(ctx, W, np.ldexp(G, k), dt, **hyp)
+        diffs[f"2^{k}"] = float(np.max(np.abs(Wk - W1))) if np.all(np.isfinite(Wk)) else float("inf")
+    worst = max(diffs.values())
+    return Measurement("max |W₁(2^k·G) − W₁(G)|", worst, T.bitwise(), worst == 0.0,
+                       {"per_scale": diffs, "relative": worst / max(float(np.max(np.abs(W1 - W))), 1e-300)})
+
+
 def _wd_applies(ctx: Context) -> str | None:
     if ctx.profile.rule != "muon":
         return "weight-decay isolation is defined for the unconstrained rule (muon)"
@@ -874,8 +953,13 @@ def shape_scale_ratio(ctx: Context, case: Case) -> Measurement:
     b += 2 * ur * (float(np.linalg.norm(d)) + ratio * float(np.linalg.norm(e)))
     tol = Tolerance(b, "u·(‖W₁‖ + 2‖Δ‖) + r·u·(‖V₁‖ + 2‖Δᵀ‖) + 2·u_ret·(‖Δ‖ + r‖Δᵀ‖)",
                     "elementwise rounding (Higham Thm 2.2); CONVENTIONS §6", dt)
-    return Measurement("‖Δ(G) − r·Δ(Gᵀ)ᵀ‖_F", err, tol, err <= b,
-                       {"declared_ratio": ratio, "measured_ratio": float(np.sum(d * e) / max(np.sum(e * e), 1e-300))})
+    measured = float(np.sum(d * e) / max(np.sum(e * e), 1e-300))
+    details: dict[str, Any] = {"declared_ratio": ratio, "measured_ratio": measured}
+    if err > b and abs(measured / ratio - 1.0) < 0.01:
+        details["hint"] = ("the scales agree but the two updates are not transposes: an orthogonaliser that does "
+                           "not transpose to a fixed orientation (O(Gᵀ) ≠ O(G)ᵀ in floating point) must declare "
+                           "transpose_rule='none', where this check does not apply")
+    return Measurement("‖Δ(G) − r·Δ(Gᵀ)ᵀ‖_F", err, tol, err <= b, details)
 
 
 # ------------------------------------------------------------------------ 3-D / 4-D parameters

@@ -63,7 +63,10 @@ def ns(G: torch.Tensor, coeffs=KJ, steps: int = 5, eps: float = 1e-7, dtype=torc
     m = X.abs().amax(dim=(-2, -1), keepdim=True)
     m = torch.where(m > 0, m, torch.ones_like(m))
     n = m * torch.linalg.vector_norm(X / m, dim=(-2, -1), keepdim=True)
-    X = (X / (n.clamp(min=eps) if eps_form == "clamp" else n + eps)).to(dtype)
+    if eps_form == "sqrt":  # a defect's normaliser: ε inside the square root, √(‖X‖²_F + ε)
+        X = (X / torch.sqrt(n * n + eps)).to(dtype)
+    else:
+        X = (X / (n.clamp(min=eps) if eps_form == "clamp" else n + eps)).to(dtype)
     a, b, c = coeffs
     for _ in range(steps):
         A = X @ X.mT
@@ -469,6 +472,8 @@ class Muon2(torch.optim.Optimizer):
             return U / torch.linalg.norm(U).clamp_min(1e-7)
         if self.bug == "big_matrix_fast_path" and max(A, B) >= 64:  # 3 NS steps "are enough" for big ones
             return ns(U, steps=3, dtype=self.ns_dtype)
+        if self.bug == "eps_in_sqrt":  # U/√(‖U‖² + 1e-7) in place of the declared max(‖U‖, 1e-7)
+            return ns(U, dtype=self.ns_dtype, eps_form="sqrt")
         return ns_stochastic(U) if self.stochastic else ns(U, dtype=self.ns_dtype)
 
     @torch.no_grad()
@@ -594,6 +599,7 @@ MUON_BUGS: dict[str, str] = {
     "closure_after_update": "optimizer.run.closure",
     "closure_loss_dropped": "optimizer.run.closure",
     "hyper_cached_at_init": "optimizer.run.add_param_group",
+    "eps_in_sqrt": "optimizer.rule.gradient_scale",
     "kernel_axes_scale": "optimizer.rule.tensor_params",
 }
 STEP_DEFECTS: dict[type, tuple[str, type]] = {}

@@ -188,3 +188,17 @@ def test_adam_lr_accepts_a_step_size_or_lr_and_refuses_nonsense() -> None:
     for bad in (0.0, -1e-3, float("nan"), float("inf"), "bogus", True):
         with _pytest.raises(_Invalid, match="adam_lr"):
             base.with_options(adam_lr=bad)
+
+
+def test_optimizer_profile_refuses_a_geometry_only_retraction() -> None:
+    """'cayley' and 'other' are declarable for geometry targets; an optimizer rule's expected steps
+    retract with the reference's own retractions, so a MACRO profile declaring them is refused at
+    construction (not an error in the middle of a run)."""
+    from manifold_oracle.conformance.profiles import ManifoldDecl, get_profile
+
+    base = get_profile("gpu_impl")
+    for retraction in ("cayley", "other"):
+        with pytest.raises(InvalidInputError, match="only geometry targets"):
+            base.with_options(name="x", manifolds=(ManifoldDecl("st", "stiefel", retraction=retraction),))
+    geometry_only = base.with_options(name="y", rule="none", manifolds=(ManifoldDecl("st", "stiefel", retraction="cayley"),))
+    assert geometry_only.manifolds[0].retraction == "cayley"
