@@ -44,7 +44,11 @@ class MyMuon(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:  # the closure runs its backward(): gradients on, before the update
+            with torch.enable_grad():
+                loss = closure()
         for g in self.param_groups:
             for p in g["params"]:
                 if p.grad is None:
@@ -59,6 +63,7 @@ class MyMuon(torch.optim.Optimizer):
                 A, B = p.shape
                 p.mul_(1 - g["lr"] * g["weight_decay"])
                 p.add_(O, alpha=-g["lr"] * max(1.0, A / B) ** 0.5)
+        return loss
 
 
 PROFILE = get_profile("torch_muon").with_options(
