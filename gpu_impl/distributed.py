@@ -23,6 +23,7 @@ import faulthandler
 import importlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -135,13 +136,70 @@ class RankOutcome:
 
 def _secondary(stderr: str) -> bool:
     """A failure that only reports a peer's death (gloo/NCCL connection closed)."""
-    last = stderr.strip().splitlines()[-1:] or [""]
-    return any(k in last[0] for k in ("Connection closed by peer", "Connection reset by peer",
-                                      "remote worker crashing"))
+    cause = _cause(stderr)  # the error line, not faulthandler's dump that may follow it
+    return any(k in cause for k in ("Connection closed by peer", "Connection reset by peer",
+                                    "remote worker crashing"))
+
+
+#: lines faulthandler writes when a rank dies on a signal (module list, thread headers, frames)
+_FAULTHANDLER = ("Extension modules:", "Fatal Python error", "Thread 0x", "Current thread 0x", "  File ",
+                 "Timeout (", "Stack (most recent call first)", "<no Python frame>")
+#: the header of faulthandler's deadline dump (``dump_traceback_later`` in :func:`_rank_main`)
+HANG_MARK = "Timeout ("
+
+
+def _frame(line: str) -> str:
+    """``  File "/a/b/c.py", line 12 in fn`` → ``fn (c.py:12)``."""
+    try:
+        path, rest = line.strip()[len('File "'):].split('", line ', 1)
+        lineno, fn = rest.split(" in ", 1)
+        return f"{fn.strip()} ({Path(path).name}:{lineno.strip()})"
+    except ValueError:
+        return line.strip()
+
+
+def _waiting_at(stderr: str) -> str | None:
+    """Where the main thread of a hung rank waits: its innermost frames from the faulthandler dump
+    written after :data:`HANG_MARK` (the thread whose stack reaches ``_rank_main``), or None."""
+    if HANG_MARK not in stderr:
+        return None
+    blocks: list[list[str]] = []
+    for line in stderr.split(HANG_MARK, 1)[1].splitlines():
+        if line.startswith(("Thread 0x", "Current thread 0x")):
+            blocks.append([])
+        elif line.startswith("  File ") and blocks:
+            blocks[-1].append(line)
+    main = next((b for b in blocks if any(" in _rank_main" in f for f in b)), None)
+    if not main:
+        return None
+    inner = main[:next(i for i, f in enumerate(main) if " in _rank_main" in f)]  # innermost first
+    return "waiting in " + " ← ".join(_frame(f) for f in inner[:4])
+
+
+def _cause(stderr: str) -> str:
+    """The line of a rank's stderr that names the cause: a C++ exception's ``what():`` text, else
+    the last ``...Error: ...`` / ``...Exception: ...`` line, else the last line that faulthandler did
+    not write (its module list and stack dumps follow the cause and hide it)."""
+    before_dump = stderr.split(HANG_MARK, 1)[0]
+    # without torch's "[rank0]: " prefix of a rank's traceback lines
+    lines = [re.sub(r"^\[rank\d+\]: ?", "", ln) for ln in before_dump.splitlines() if ln.strip()]
+    own = [ln for ln in lines if not ln.startswith(_FAULTHANDLER) and not ln.startswith("    ")]
+    for ln in reversed(own):
+        if "what():" in ln:
+            return ln.split("what():", 1)[1].strip()
+    for ln in reversed(own):
+        head = ln.split(":", 1)[0]
+        if ":" in ln and " " not in head.strip() and head.strip().endswith(("Error", "Exception", "Exit",
+                                                                           "Interrupt")):
+            return ln.strip()
+    return own[-1].strip() if own else ""
 
 
 def launch_failure(outcomes: list[RankOutcome]) -> str | None:
-    """One line describing the first failed rank (signal / exit code / timeout + message), or None."""
+    """One line describing the first failed rank (signal / exit code / timeout + message), or None.
+
+    The message is the cause found in that rank's stderr (:func:`_cause`); for a rank that timed
+    out, where its main thread was waiting at the deadline (:func:`_waiting_at`)."""
     bad = [o for o in outcomes if not o.ok]
     if not bad:
         return None
@@ -149,8 +207,8 @@ def launch_failure(outcomes: list[RankOutcome]) -> str | None:
     first = min(bad, key=lambda o: (o.killed_by_launcher, _secondary(o.stderr_tail), o.ended_s, o.rank))
     how = ("timed out" if first.timed_out else f"died from {first.signal}" if first.signal
            else f"exited with code {first.returncode}")
-    msg = first.stderr_tail.strip().splitlines()[-1:] or [""]
-    return f"rank {first.rank} {how}: {msg[0][:300]}"
+    msg = (_waiting_at(first.stderr_tail) if first.timed_out else None) or _cause(first.stderr_tail)
+    return f"rank {first.rank} {how}: {msg[:300]}"
 
 
 def run_ranks(target: str, world_size: int, payload: dict[str, Any] | None = None, *, timeout: float = 120.0,
@@ -169,7 +227,7 @@ def run_ranks(target: str, world_size: int, payload: dict[str, Any] | None = Non
         spec = Path(tmp) / "spec.json"
         spec.write_text(json.dumps({"target": target, "payload": payload or {}, "port": port,
                                     "world_size": world_size, "backend": backend, "threads": threads,
-                                    "timeout": timeout, "out": tmp}))
+                                    "timeout": timeout, "deadline": time.time() + timeout, "out": tmp}))
         # the ranks import what this process can import (targets defined next to a test, say)
         path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
@@ -210,7 +268,7 @@ def run_ranks(target: str, world_size: int, payload: dict[str, Any] | None = Non
         out = []
         for r, (p, err) in enumerate(zip(procs, errs)):
             err.seek(0)
-            tail = err.read()[-4000:].decode(errors="replace")
+            tail = err.read()[-16000:].decode(errors="replace")  # a hang's stack dump of every thread
             err.close()
             res_path = Path(tmp) / f"rank{r}.pt"
             result = torch.load(res_path, weights_only=False) if (p.returncode == 0 and res_path.exists()) else None
@@ -223,6 +281,12 @@ def run_ranks(target: str, world_size: int, payload: dict[str, Any] | None = Non
 def _rank_main(spec_path: str, rank: int) -> None:
     faulthandler.enable(all_threads=True)  # a rank dying on a signal reports its Python stacks
     spec = json.loads(Path(spec_path).read_text())
+    # a rank still running shortly before the launcher's deadline prints where it waits (every
+    # thread's Python stack) before the launcher kills it: a hang is reported with its location
+    left = float(spec.get("deadline", float("inf"))) - time.time()
+    if left < float("inf"):
+        margin = min(5.0, 0.1 * float(spec["timeout"]))
+        faulthandler.dump_traceback_later(max(left - margin, 0.1), exit=False)  # header "Timeout (h:mm:ss)!"
     torch.set_num_threads(int(spec["threads"]))
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(spec["world_size"]), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(spec["port"]))

@@ -486,15 +486,18 @@ class ShardedOptimizer:
 
 # -- fixed-gradient runs (the tests and the conformance ``distributed`` family) --------------------
 
-def fixed_gradients(shapes: list[tuple[int, ...]], steps: int, seed: int, dtype: torch.dtype
-                    ) -> tuple[list[Tensor], list[list[Tensor]]]:
+def fixed_gradients(shapes: list[tuple[int, ...]], steps: int, seed: int, dtype: torch.dtype,
+                    dyadic: bool = False) -> tuple[list[Tensor], list[list[Tensor]]]:
     """Whole initial weights and per-step whole gradients, from ``torch.Generator(seed)`` (CPU,
-    float64, then cast): the same numbers on every rank and at every world size."""
+    float64, then cast): the same numbers on every rank and at every world size. ``dyadic``: the
+    gradients are rounded to multiples of 1/16 (exact in bf16 for |g| < 16, so a momentum
+    recursion with β = 3/4 stays exact in float32 over a few steps)."""
     gen = torch.Generator().manual_seed(int(seed))
     w0 = [torch.randn(*s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
-    grads = [[torch.randn(*s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
-             for _ in range(steps)]
-    return w0, grads
+    grads = [[torch.randn(*s, generator=gen, dtype=torch.float64) for s in shapes] for _ in range(steps)]
+    if dyadic:
+        grads = [[torch.round(16.0 * g) / 16.0 for g in gs] for gs in grads]
+    return w0, [[g.to(dtype) for g in gs] for gs in grads]
 
 
 def sharded_fixed_run(payload: dict[str, Any]) -> dict[str, Any]:
@@ -502,8 +505,9 @@ def sharded_fixed_run(payload: dict[str, Any]) -> dict[str, Any]:
 
     ``payload``: ``runs`` (a list of such payloads, run one after the other; returns the list), or
     ``factory`` ("module:function", called as ``factory(params, mesh, **hyper)`` and
-    returning an object with ``step()``), ``hyper``, ``shapes``, ``replicated`` (indices kept as
-    plain replicated tensors, outside ``fully_shard``), ``steps``, ``seed``, ``dtype``.
+    returning an object with ``step()``), ``hyper``, ``shapes`` (2-D weights or 1-D biases),
+    ``replicated`` (indices kept as plain replicated tensors, outside ``fully_shard``), ``steps``,
+    ``seed``, ``dtype``, ``dyadic`` (gradients in multiples of 1/16, :func:`fixed_gradients`).
     Every parameter except the replicated ones is sharded by ``fully_shard`` on a 1-D mesh of all
     ranks. Returns the whole weights after every step (``history[t][i]``, CPU float64 copies; the
     initial ones at t = 0, after the factory's construction) and this rank's local row counts.
@@ -520,7 +524,8 @@ def sharded_fixed_run(payload: dict[str, Any]) -> dict[str, Any]:
     shapes = [tuple(s) for s in payload["shapes"]]
     replicated = set(payload.get("replicated", ()))
     device = torch.device(payload.get("device", "cpu"))
-    w0, grads = fixed_gradients(shapes, int(payload["steps"]), int(payload["seed"]), dtype)
+    w0, grads = fixed_gradients(shapes, int(payload["steps"]), int(payload["seed"]), dtype,
+                                dyadic=bool(payload.get("dyadic", False)))
     mesh = init_device_mesh(device.type, (world,))
     sharded = torch.nn.Module()
     plain = torch.nn.Module()

@@ -41,7 +41,9 @@ class GpuImplFsdp2Adapter(GpuImplAdapter):
     """gpu_impl MACRO through ``gpu_impl.fsdp.ShardedOptimizer`` (gather, whole-matrix step, re-shard)."""
 
     name = "gpu_impl FSDP2"
-    capabilities = frozenset({"sharded_optimizer"})
+    #: msign: the orthogonaliser ShardedOptimizer's wrapped MACRO applies to each gathered matrix
+    #: (the distributed family replays it on every sharded step)
+    capabilities = frozenset({"sharded_optimizer", "msign"})
     requires = GpuImplAdapter.requires + ("manifold_oracle.gpu_impl.fsdp",)
 
     def sharded_optimizer(self, params: list, mesh: Any, lr: float = 0.02, momentum: float = 0.95,

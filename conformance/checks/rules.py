@@ -962,6 +962,89 @@ def shape_scale_ratio(ctx: Context, case: Case) -> Measurement:
     return Measurement("‖Δ(G) − r·Δ(Gᵀ)ᵀ‖_F", err, tol, err <= b, details)
 
 
+# ------------------------------------------------------------------------ transposition (sphere rules)
+#: (m, n) with m·n a perfect square: W = R/√(mn)·(random signs) is on the Frobenius sphere exactly
+_SIGN_SHAPES: tuple[tuple[int, int], ...] = ((16, 4), (32, 8))
+
+
+def _short_dyadic(x: float, bits: int = 8) -> bool:
+    """x = k·2^e with |k| < 2^bits (its square and small sums of it are exact in fp32)."""
+    if x == 0 or not np.isfinite(x):
+        return False
+    k = np.ldexp(np.frexp(abs(x))[0], bits)
+    return bool(k == np.floor(k))
+
+
+def _transpose_eq_applies(ctx: Context) -> str | None:
+    p = ctx.profile
+    if p.rule == "macro":
+        if not p.manifolds or p.manifolds[0].kind != "frobenius_sphere":
+            return "transposition is checked for MACRO on the Frobenius sphere (oblique and Stiefel are not symmetric)"
+        if not _short_dyadic(p.manifolds[0].radius / 16.0):
+            return "the declared radius is not a short dyadic number: no exactly representable sign-pattern point"
+    elif p.rule != "muonh":
+        return "transposition of a sphere rule (macro on the Frobenius sphere, muonh); muon: optimizer.rule.shape_scale_ratio"
+    if p.transpose_rule not in ("tall", "wide") or p.cast_point == "stochastic_rounding":
+        return "the declared transpose rule (or a stochastic rounding) does not make O(Xᵀ) = O(X)ᵀ bit-exact"
+    if p.prenormalize or p.radius_source != "declared" and p.rule == "macro":
+        return "prenormalisation or an init radius adds reductions before the orthogonaliser"
+    return None
+
+
+def _transpose_eq_cases(ctx: Context) -> list[Case]:
+    rng = ctx.rng("rule.transpose")
+    p = ctx.profile
+    dts = tuple(p.param_dtypes) if ctx.full else tuple(p.param_dtypes)[:1]
+    R = p.manifolds[0].radius if p.rule == "macro" else 1.0
+    out = []
+    for dt in dts:
+        for shp in _SIGN_SHAPES:
+            c = R / float(np.sqrt(shp[0] * shp[1]))
+            S = rng.choice((-1.0, 1.0), size=shp)
+            # G ⟂ W exactly (⟨G, S⟩ = 0 by pairs of entries): the projection's coefficient ⟨U, W⟩ is
+            # exactly 0 in any summation order, so X = U is dyadic and its norm exact in any order
+            h, s_flat = dyadic(rng, (S.size // 2,)), S.reshape(-1)
+            half = S.size // 2
+            G = np.concatenate([h, -h * s_flat[:half] * s_flat[half:]]).reshape(shp)
+            out.append(Case(f"shape {shp} and its transpose, {dt}", {"W": c * S, "G": G}, {"dtype": dt}))
+    return out
+
+
+@register("optimizer.rule.transpose", "optimizer",
+          "MACRO on the Frobenius sphere and MuonH are symmetric under transposition: one step from "
+          "(Wᵀ, Gᵀ) (lr scaled by s(m, n)/s(n, m)) is the transpose of the step from (W, G). W = R/√(mn)·"
+          "(random signs) and a dyadic G ⟂ W make the orthogonaliser's input an exact transpose (every inner "
+          "product and norm exact), so the declared tall/wide rule gives bit-exact transposed outputs and the steps "
+          "differ only by the order of the later reductions (⟨O, W⟩, ‖Y‖_F), within parameter rounding.",
+          requires={"optimizer"}, cases=_transpose_eq_cases, applies=_transpose_eq_applies,
+          catches=("row- or column-wise normalisation mixed into a sphere rule",
+                   "a per-row ε or scale", "an axis-dependent projection or retraction"))
+def transpose_equivariance(ctx: Context, case: Case) -> Measurement:
+    p = ctx.profile
+    dt = case.params["dtype"]
+    W, G = case.arrays["W"], case.arrays["G"]
+    m, n = W.shape
+    hyp = {**hyper(ctx, LR_A, BETA_A, 0.0), "weight_decay": 0.0}
+    ratio = E.shape_scale(p, (m, n)) / E.shape_scale(p, (n, m))
+    _, W1 = one_step(ctx, W, G, dt, **hyp)
+    _, V1 = one_step(ctx, W.T.copy(), G.T.copy(), dt, **{**hyp, "lr": hyp["lr"] * ratio})
+    err = float(np.linalg.norm(W1 - V1.T)) if np.all(np.isfinite(W1)) and np.all(np.isfinite(V1)) else float("inf")
+    # both runs compute the same X exactly; after the orthogonaliser each takes ⟨O, W⟩ (MACRO's
+    # re-projection) and the retraction's ‖Y‖_F (MuonH also q = ‖D‖) in a different summation
+    # order: ⌈log₂mn⌉·u relative each (Higham eq. 4.6), on the normal part (≤ ‖ΔW‖) and the
+    # rescale (‖W₁‖); plus the elementwise ops of each step (update, sum, rescale: 3u·‖W₁‖) and
+    # the lr·ratio rounding (u·‖ΔW‖), for both runs
+    L = float(np.ceil(np.log2(m * n)))
+    u = T.unit_roundoff(dt)
+    step = float(np.linalg.norm(W1 - E.round_to(W, dt)))
+    nrm = float(np.linalg.norm(W1))
+    b = 2.0 * u * ((2.0 * L + 3.0) * nrm + (2.0 * L + 1.0) * step)
+    tol = Tolerance(b, "2·u·((2⌈log₂mn⌉ + 3)·‖W₁‖ + (2⌈log₂mn⌉ + 1)·‖ΔW‖)",
+                    "two reductions in another order and the step's elementwise roundings (Higham Thm 2.2, eq. 4.6)", dt)
+    return Measurement("‖W₁(W, G) − W₁(Wᵀ, Gᵀ)ᵀ‖_F", err, tol, err <= b,
+                       {"relative_to_step": err / max(step, 1e-300), "lr_ratio": ratio})
+
+
 # ------------------------------------------------------------------------ 3-D / 4-D parameters
 def _tensor_applies(ctx: Context) -> str | None:
     p = ctx.profile

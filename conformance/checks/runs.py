@@ -421,7 +421,7 @@ def nonfinite_gradient(ctx: Context, case: Case) -> Measurement:
 
 
 # ----------------------------------------------------------------------------------- constrained rules
-def _radius_target(ctx: Context, W0: np.ndarray) -> Any:
+def radius_target(ctx: Context, W0: np.ndarray) -> Any:
     """The manifold the iterates must lie on: the declared one, or (radius_source='init') the
     one through the starting weights (Frobenius norm, σ₁; oblique: each row's (column's) own norm,
     so W₀ is already on it — the 'init' convention gpu_impl and reference.optim.MACRO document)."""
@@ -550,7 +550,7 @@ def _feas_cases(ctx: Context, salt: str, off: float) -> list[Case]:
 def _feasibility(ctx: Context, case: Case) -> Measurement:
     dt = case.params["dtype"]
     W0 = case.arrays["W"]
-    man = _radius_target(ctx, E.round_to(W0, dt))
+    man = radius_target(ctx, E.round_to(W0, dt))
     opt, (x,) = _fresh(ctx, [W0], dt, **hyper(ctx, LR_A, BETA_A, 0.0))
     worst, worst_tol, rows = -1.0, None, []
     M, U = None, None

@@ -654,7 +654,8 @@ class MacroNS(torch.optim.Optimizer):
                 self._place(p)
             W = p.detach()
             P = lambda Z: Z - (Z * W).sum() / (W * W).sum() * W  # noqa: E731
-            X = P(M)
+            # "row_prenorm": each row of the momentum scaled to unit norm first (a NorMuon-style habit)
+            X = P(M / torch.linalg.vector_norm(M, dim=1, keepdim=True).clamp_min(1e-12) if self.bug == "row_prenorm" else M)
             D = ns(X, dtype=torch.bfloat16) if self.bug == "reprojection_dropped" else P(ns(X, dtype=torch.bfloat16))
             Y = W - g["lr"] * D
             if self.bug != "retraction_skipped":
@@ -727,6 +728,10 @@ class MacroReprojectionDropped(GoodMacro16):
     bug = "reprojection_dropped"
 
 
+class MacroRowPrenorm(GoodMacro16):
+    bug = "row_prenorm"
+
+
 class SSONeverRetracts(GoodSSOOpt):
     bug = "never_retracts"
 
@@ -735,6 +740,7 @@ STEP_DEFECTS.update({
     RadiusFromInit: ("optimizer.run.off_manifold_start", GoodMacro16),
     MacroRetractionSkipped: ("optimizer.run.feasibility", GoodMacro16),
     MacroReprojectionDropped: ("optimizer.rule.step", GoodMacro16),
+    MacroRowPrenorm: ("optimizer.rule.transpose", GoodMacro16),
     SSONeverRetracts: ("optimizer.run.feasibility", GoodSSOOpt),
 })
 
