@@ -593,7 +593,7 @@ def hyper(ctx: Context, lr: float, beta: float, wd: float) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- scenarios
 def _scenario_cases(ctx: Context, salt: str, steps: int, groups: int) -> list[Case]:
     rng = ctx.rng(salt)
-    dts = tuple(ctx.profile.param_dtypes) if ctx.full else tuple(ctx.profile.param_dtypes)[:1]
+    dts = case_dtypes(ctx)
     shapes = shapes_for(ctx)
     out: list[Case] = []
     pairs = ([(s, s) for s in shapes] if groups == 1
@@ -755,9 +755,15 @@ def rule_trajectory(ctx: Context, case: Case) -> Measurement:
 
 
 # ----------------------------------------------------------------------------------- self-consistency
+def case_dtypes(ctx: Context) -> tuple[str, ...]:
+    """The parameter dtypes a check's cases run in: every declared one in full mode, the first in quick."""
+    d = tuple(ctx.profile.param_dtypes)
+    return d if ctx.full else d[:1]
+
+
 def _sc_cases(ctx: Context, salt: str) -> list[Case]:
     rng = ctx.rng(salt)
-    dts = tuple(ctx.profile.param_dtypes) if ctx.full else tuple(ctx.profile.param_dtypes)[:1]
+    dts = case_dtypes(ctx)
     shapes = ((12, 8), (64, 24), (1, 16)) if not ctx.full else ((12, 8), (64, 24), (1, 16), (16, 1), (256, 32))
     return [Case(f"shape {s}, {dt}", {"W": start_point(ctx, rng, s), "G": dyadic(rng, s)}, {"dtype": dt})
             for dt in dts for s in shapes]
@@ -814,7 +820,7 @@ def _gscale_applies(ctx: Context) -> str | None:
 def _gscale_cases(ctx: Context) -> list[Case]:
     rng = ctx.rng("rule.gscale")
     p = ctx.profile
-    dts = tuple(p.param_dtypes) if ctx.full else tuple(p.param_dtypes)[:1]
+    dts = case_dtypes(ctx)
     shapes: tuple[tuple[int, ...], ...] = ((12, 8), (64, 24), (1, 16))
     if p.rule in ("macro", "sso") and p.manifolds:
         shapes = tuple(tuple(sh) for sh in p.manifolds[0].shapes)[:2]
@@ -986,7 +992,7 @@ def _transpose_eq_applies(ctx: Context) -> str | None:
         return "transposition of a sphere rule (macro on the Frobenius sphere, muonh); muon: optimizer.rule.shape_scale_ratio"
     if p.transpose_rule not in ("tall", "wide") or p.cast_point == "stochastic_rounding":
         return "the declared transpose rule (or a stochastic rounding) does not make O(Xᵀ) = O(X)ᵀ bit-exact"
-    if p.prenormalize or p.radius_source != "declared" and p.rule == "macro":
+    if p.prenormalize or (p.rule == "macro" and p.radius_source != "declared"):
         return "prenormalisation or an init radius adds reductions before the orthogonaliser"
     return None
 
@@ -994,7 +1000,7 @@ def _transpose_eq_applies(ctx: Context) -> str | None:
 def _transpose_eq_cases(ctx: Context) -> list[Case]:
     rng = ctx.rng("rule.transpose")
     p = ctx.profile
-    dts = tuple(p.param_dtypes) if ctx.full else tuple(p.param_dtypes)[:1]
+    dts = case_dtypes(ctx)
     R = p.manifolds[0].radius if p.rule == "macro" else 1.0
     out = []
     for dt in dts:
@@ -1066,7 +1072,7 @@ def _tensor_cases(ctx: Context) -> list[Case]:
         shapes += ((6, 4, 3),)
     if ctx.full:
         shapes += ((8, 3, 3, 3),) + (((20, 3, 2),) if p.tensor_params != "flatten_4d" else ())
-    dts = tuple(p.param_dtypes) if ctx.full else tuple(p.param_dtypes)[:1]
+    dts = case_dtypes(ctx)
     out = []
     for dt in dts:
         for s in shapes:
