@@ -47,17 +47,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="declared convention profile of the target (default: the adapter's)")
     group.addoption("--oracle-mode", default="quick", choices=("quick", "full"),
                     help="case set: quick (default) or full")
-    group.addoption("--oracle-seed", default=0, type=int, help="seed of the generated cases")
-    group.addoption("--oracle-select", nargs="+", default=[], metavar="ID", help="check ids/patterns to run")
-    group.addoption("--oracle-deselect", nargs="+", default=[], metavar="ID", help="check ids/patterns to skip")
+    group.addoption("--oracle-seed", default=0, type=_seed, help="seed of the generated cases (an integer ≥ 0)")
+    group.addoption("--oracle-select", nargs="+", action="extend", default=[], metavar="ID",
+                    help="check ids/patterns to run (repeat the option for more: --oracle-select=a --oracle-select=b)")
+    group.addoption("--oracle-deselect", nargs="+", action="extend", default=[], metavar="ID",
+                    help="check ids/patterns to skip (repeatable)")
     group.addoption("--oracle-json", default=None, metavar="PATH", help="write the JSON report here")
     group.addoption("--oracle-waive", "--oracle-xfail-file", dest="oracle_waive", default=None, metavar="FILE",
                     help="waiver file: lines 'check-id reason' (reason mandatory, unknown ids are an "
                          "error); a waived failure is an xfail 'waived: reason' and 'waived' in the JSON")
 
 
+def _seed(text: str) -> int:
+    """``--oracle-seed``: an integer ≥ 0 (imported lazily: the plugin loads in every session)."""
+    from .selection import seed_arg
+
+    return seed_arg(text)
+
+
 def _enabled(config: pytest.Config) -> bool:
     return bool(config.getoption("--oracle-target", default=None))
+
+
+def _refuse_options_without_target(config: pytest.Config) -> None:
+    """An empty ``--oracle-target=`` (an unset CI variable) or ``--oracle-*`` options on the
+    command line without a target would run no check and pass: a usage error instead (options
+    from ``addopts`` stay inert, so a project can keep them there and name the target in CI)."""
+    if config.getoption("--oracle-target", default=None) is not None:
+        raise pytest.UsageError("manifold-oracle: --oracle-target is empty; name an adapter "
+                                "(module:attr or a built-in name), or drop the option")
+    given = sorted({str(a).split("=", 1)[0] for a in config.invocation_params.args
+                    if str(a).startswith("--oracle-")})
+    if given:
+        raise pytest.UsageError(f"manifold-oracle: {', '.join(given)} given without --oracle-target: no "
+                                "check would run; add --oracle-target=module:attr")
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -65,18 +88,18 @@ class _Meta:
     """What every process of the session knows about the oracle run (resolved once)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from manifold_oracle.reference.errors import InvalidInputError, NotAvailableError
+        from manifold_oracle.reference.errors import InvalidInputError
 
-        from .adapters import resolve_target
         from .checks import all_checks
+        from .conform_cli import load_target, unwritable
         from .runner import read_waiver_file, select_checks, target_name
         from .selection import validate_selection
 
         target = config.getoption("--oracle-target")
-        try:
-            self.adapter = resolve_target(target, config.getoption("--oracle-profile"))
-        except (NotAvailableError, InvalidInputError) as exc:
-            pytest.exit(f"manifold-oracle: target {target!r} not available: {exc}", returncode=2)
+        adapter, why = load_target(target, config.getoption("--oracle-profile"))
+        if why:  # not importable, a bad profile, or raising at import or construction: exit 2
+            pytest.exit(f"manifold-oracle: target {target!r} {why}", returncode=2)
+        self.adapter = adapter
         self.profile = self.adapter.get_profile()
         self.target = target_name(self.adapter, target)
         self.mode = config.getoption("--oracle-mode")
@@ -87,6 +110,9 @@ class _Meta:
         except (OSError, InvalidInputError) as exc:
             raise pytest.UsageError(f"manifold-oracle: bad --oracle-waive file: {exc}") from exc
         json_path = config.getoption("--oracle-json")
+        why = unwritable(json_path) if json_path else None
+        if why:  # checked before the run, not after it (as `conform --json`)
+            raise pytest.UsageError(f"manifold-oracle: cannot write --oracle-json {json_path!r}: {why}")
         self.out_dir = Path(json_path).parent if json_path else None
         ids = [c.id for c in all_checks()]
         sel, desel = list(config.getoption("--oracle-select")), list(config.getoption("--oracle-deselect"))
@@ -96,6 +122,8 @@ class _Meta:
         except InvalidInputError as exc:
             pytest.exit(f"manifold-oracle: {exc}", returncode=2)
         self.checks = select_checks(all_checks(), sel, desel, self.mode)
+        if not self.checks:
+            pytest.exit("manifold-oracle: --oracle-select/--oracle-deselect leave no check to run", returncode=2)
         self._ctx: Any = None
 
     @property
@@ -118,6 +146,8 @@ def _split_oracle_args(args: list[str]) -> tuple[list[str], list[str]]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "oracle: a manifold-oracle conformance check (pytest plugin item)")
     if not _enabled(config):
+        if not hasattr(config, "workerinput"):
+            _refuse_options_without_target(config)
         return
     # ``manifold-oracle/<family>::<id>`` arguments name items that exist only in this plugin:
     # take them out of the file arguments and keep them as node-id filters
@@ -289,7 +319,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     doc = report.to_dict()
     doc["tool"] = "manifold-oracle pytest plugin"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+    Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------- fixture
@@ -300,22 +330,29 @@ def manifold_oracle(tmp_path: Path) -> Callable[..., Any]:
     ``manifold_oracle(target, *, profile=None, select=(), deselect=(), mode="quick", seed=0,
     check=True)`` returns the :class:`~conformance.runner.Report`; with ``check=True`` a failing
     or erroring check fails the calling test with the console summary (repro files under the
-    test's ``tmp_path``). A target that is not available raises ``NotAvailableError``.
+    test's ``tmp_path``). A target that is not available raises ``NotAvailableError``; a
+    selection leaving no check raises ``InvalidInputError``; one id may be given as a string.
     """
 
     def run_oracle(target: Any, *, profile: Any = None, select: Any = (), deselect: Any = (),
                    mode: str = "quick", seed: int = 0, check: bool = True) -> Any:
         import io
 
+        from manifold_oracle.reference.errors import InvalidInputError
+
         from . import report as rep
         from .checks import all_checks
-        from .runner import run
+        from .runner import run, select_checks
         from .selection import validate_selection
 
         ids = [c.id for c in all_checks()]
-        validate_selection(list(select), ids, "select")
-        validate_selection(list(deselect), ids, "deselect")
-        report = run(target, profile, mode=mode, select=list(select), deselect=list(deselect), seed=seed,
+        # one id as a plain string is one id (list("spec") would be four one-letter patterns)
+        select, deselect = ([s] if isinstance(s, str) else list(s) for s in (select, deselect))
+        validate_selection(select, ids, "select")
+        validate_selection(deselect, ids, "deselect")
+        if not select_checks(all_checks(), select, deselect, mode):
+            raise InvalidInputError("manifold_oracle: select/deselect leave no check to run")
+        report = run(target, profile, mode=mode, select=select, deselect=deselect, seed=seed,
                      out_dir=tmp_path)
         if check and not report.ok:
             buf = io.StringIO()

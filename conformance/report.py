@@ -100,9 +100,9 @@ def verdict_line(report: Report) -> str:
         ids = ", ".join(r.id for r in report.results if r.status in ("fail", "error"))
         return (f"VERDICT: {report.adapter} DOES NOT CONFORM to profile {report.profile.name} "
                 f"({c.get('fail', 0)} failed, {c.get('error', 0)} errored: {ids})")
-    if not c.get("pass", 0):
+    if not report.checked:
         return (f"VERDICT: nothing was checked for {report.adapter} (no applicable check passed or "
-                "failed; see -v for the not-applicable reasons)")
+                "failed; see -v for the not-applicable reasons; exit code 2)")
     extra = "".join(f", {c[k]} {k}" for k in ("waived", "xfail") if c.get(k))
     return (f"VERDICT: {report.adapter} CONFORMS to profile {report.profile.name} "
             f"({c.get('pass', 0)} passed{extra})")
@@ -185,7 +185,7 @@ def failure_text(r: Any, indent: str = "") -> str:
 
 def write_json(report: Report, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    Path(path).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def write_junit(report: Report, path: str | Path) -> None:
@@ -221,10 +221,27 @@ def write_junit(report: Report, path: str | Path) -> None:
         elif r.status == "error":
             el = ET.SubElement(tc, "error", {"message": (r.reason or "")[:200]})
             el.text = text + "\n" + str(r.details.get("traceback", ""))
-        elif r.status in ("not_applicable", "xfail", "waived"):
+        elif r.status == "waived":  # the reason reads "waived: <the waiver's reason> (was …)"
+            ET.SubElement(tc, "skipped", {"message": r.reason or "waived"})
+        elif r.status in ("not_applicable", "xfail"):
             ET.SubElement(tc, "skipped", {"message": f"{r.status}: {r.reason}"})
         else:
             out = ET.SubElement(tc, "system-out")
             out.text = text + (f"\ngrade: {r.grade}" if r.grade else "")
+    for el in suite.iter():  # a target's message may hold characters XML 1.0 cannot carry (ANSI escapes)
+        el.text = _xml_safe(el.text)
+        for k, v in el.attrib.items():
+            el.set(k, _xml_safe(v))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _xml_safe(text: str | None) -> str | None:
+    """``text`` with the characters XML 1.0 forbids (C0 controls but tab/newline/CR, lone
+    surrogates, U+FFFE/U+FFFF) written as ``\\xNN``/``\\uNNNN`` escapes."""
+    import re
+
+    if text is None:
+        return None
+    return re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]",
+                  lambda m: m.group(0).encode("unicode_escape", "backslashreplace").decode("ascii"), text)

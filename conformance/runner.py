@@ -92,8 +92,17 @@ class Report:
         return not any(r.status in FAILING for r in self.results)
 
     @property
+    def checked(self) -> bool:
+        """A check was judged: it passed, failed, erred, or failed under a waiver/xfail (quality
+        grades judge nothing; a run whose every selected check is not applicable or graded
+        checked nothing)."""
+        return any(r.status in ("pass", "fail", "error", "waived", "xfail", "xpass") for r in self.results)
+
+    @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        """1 when a check failed or erred; 2 when nothing was checked (every selected check not
+        applicable: a CI job must not read that as a pass); else 0."""
+        return 1 if not self.ok else 0 if self.checked else 2
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable({
@@ -143,8 +152,9 @@ def select_checks(checks: Sequence[Check], select: Iterable[str] = (), deselect:
 
 
 def read_waiver_file(path: str | Path) -> dict[str, str]:
-    """Read a waiver file: one ``check-id  reason`` per line (the reason is mandatory; ``#``
-    starts a comment; blank lines are ignored). The id is an exact check id or an fnmatch
+    """Read a waiver file: one ``check-id  reason`` per line (the reason is mandatory and may
+    contain ``#``, as in "upstream issue #45"; a line whose first non-blank character is ``#`` is a
+    comment; blank lines are ignored). The id is an exact check id or an fnmatch
     pattern; it must name at least one registered check. Raises :class:`InvalidInputError` on a
     missing reason, an unknown id or a duplicate, and on a file that cannot be read (the CLI exits 2)."""
     try:
@@ -154,8 +164,8 @@ def read_waiver_file(path: str | Path) -> dict[str, str]:
     known = [c.id for c in all_checks()]
     out: dict[str, str] = {}
     for no, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+        line = raw.strip()
+        if not line or line.startswith("#"):
             continue
         parts = line.split(None, 1)
         cid = parts[0]

@@ -4,13 +4,14 @@ silent "nothing run"."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import fnmatch
 from typing import Iterable, Sequence
 
 from manifold_oracle.reference.errors import InvalidInputError
 
-__all__ = ["validate_selection", "known_names"]
+__all__ = ["validate_selection", "known_names", "seed_arg"]
 
 
 def known_names(check_ids: Sequence[str]) -> list[str]:
@@ -39,3 +40,14 @@ def validate_selection(patterns: Iterable[str], check_ids: Sequence[str], option
         families = sorted({c.split(".")[0] for c in check_ids})
         raise InvalidInputError(f"{option} {pat!r} matches no check id or family{hint} (families: "
                                 f"{', '.join(families)}; `manifold-oracle conform --list` lists the ids)")
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``/``--oracle-seed``: an integer ≥ 0 (numpy seeds are non-negative)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer ≥ 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer ≥ 0")
+    return value
