@@ -28,7 +28,7 @@ __all__ = ["CheckResult", "Report", "run", "run_check", "select_checks", "read_x
            "resolve", "target_name", "SCHEMA_VERSION", "precision_state"]
 
 #: version of the JSON report schema (conformance/schemas/report_schema.json)
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 
 FAILING = ("fail", "error")
 
@@ -116,7 +116,7 @@ class Report:
             "started": self.started,
             "duration_s": self.duration_s,
             "environment": self.environment,
-            "summary": {"counts": self.counts, "ok": self.ok, "exit_code": self.exit_code},
+            "summary": {"counts": self.counts, "ok": self.ok, "checked": self.checked, "exit_code": self.exit_code},
             "xfail_unmatched": self.xfail_unmatched,
             "waivers": self.waivers,
             "checks": [r.to_dict() for r in self.results],

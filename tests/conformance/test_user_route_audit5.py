@@ -219,3 +219,22 @@ def test_waiver_reason_keeps_a_hash_and_whole_line_comments_are_skipped(tmp_path
     f = tmp_path / "waivers.txt"
     f.write_text("# a comment line\n   # an indented comment\nsafety.extreme_scale  upstream issue #45, fixed in 0.3\n")
     assert read_waiver_file(f) == {"safety.extreme_scale": "upstream issue #45, fixed in 0.3"}
+
+
+def test_json_summary_says_whether_anything_was_checked(tmp_path) -> None:
+    """The JSON summary carries ``checked`` and the exit code 2 of a run that judged nothing, and
+    still validates against its schema (1.2.0)."""
+    import json
+
+    import jsonschema
+
+    from manifold_oracle.conformance.report import write_json
+    from manifold_oracle.conformance.runner import run
+
+    schema = json.loads((ROOT / "conformance" / "schemas" / "report_schema.json").read_text())
+    for select, checked, code in ((["geometry"], False, 2), (["optimizer.run.determinism"], True, 0)):
+        path = tmp_path / f"{select[0]}.json"
+        write_json(run("torch_muon", select=select, seed=0), path)
+        doc = json.loads(path.read_text())
+        jsonschema.validate(doc, schema)
+        assert doc["summary"]["checked"] is checked and doc["summary"]["exit_code"] == code, doc["summary"]
