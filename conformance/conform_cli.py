@@ -4,9 +4,10 @@
                             [--select ID ...] [--deselect ID ...] [--seed N]
                             [--json PATH] [--junit PATH] [--waive FILE] [-v]
 
-Exit codes: 0 every check passed (waived/xfail/graded/not-applicable allowed), 1 a check failed or the
-target raised during a check, 2 the harness could not run (a target not importable or raising at
-import or construction, bad arguments, a selection leaving no check, missing dependency).
+Exit codes: 0 every check passed (waived/xfail/graded/not-applicable allowed, at least one judged), 1 a
+check failed or the target raised during a check, 2 the harness could not run or checked nothing (a
+target not importable or raising at import or construction, bad arguments, a selection leaving no
+check or only not-applicable ones, missing dependency).
 ``--select``/``--deselect`` accumulate: several ids after one flag, or the flag repeated.
 """
 
