@@ -194,10 +194,13 @@ class OracleItem(pytest.Item):
         meta = self.meta
         res = run_check(meta.ctx, self.check)
         apply_waivers(res, meta.xfail, waiver_log(meta.xfail))
-        if res.status in FAILING and res._case is not None and meta.out_dir is not None:
+        if meta.out_dir is not None:
             from . import repro
 
-            res.repro = repro.write(meta.out_dir, _report_stub(meta), res)
+            if res.status in FAILING and res._case is not None:
+                res.repro = repro.write(meta.out_dir, _report_stub(meta), res)
+            else:  # an earlier session's reproduction of this check is stale now
+                repro.discard(meta.out_dir, res.id)
         d = res.to_dict()
         self.user_properties.append((_KEY, json.dumps(d)))
         for k in ("status", "figure", "measured", "margin", "grade", "worst_case"):

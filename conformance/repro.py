@@ -17,7 +17,7 @@ import numpy as np
 
 from .checks import Case, Context, Measurement, all_checks
 
-__all__ = ["write", "load_case", "rerun_case", "snippet"]
+__all__ = ["write", "discard", "load_case", "rerun_case", "snippet"]
 
 
 def _safe(name: str) -> str:
@@ -47,6 +47,14 @@ def write(out_dir: Path, report: Any, result: Any) -> dict[str, Any]:
     code = snippet(path, root)
     (out_dir / f"{_safe(result.id)}.py").write_text(code, encoding="utf-8")
     return {"inputs": str(path), "snippet": code}
+
+
+def discard(out_dir: Path, check_id: str) -> None:
+    """Remove the reproduction of ``check_id`` that an earlier run left in ``out_dir``/repro (the
+    check ran again and did not fail: a stale ``.npz`` would show a failure that is gone). Files of
+    checks this run did not run are left alone."""
+    for suffix in (".npz", ".py"):
+        (Path(out_dir) / "repro" / f"{_safe(check_id)}{suffix}").unlink(missing_ok=True)
 
 
 def _import_root(target: Any) -> str | None:

@@ -320,6 +320,8 @@ def run(target: str | Adapter | type, profile: str | Profile | None = None, *, m
         for r in results:
             if r.status in FAILING and r._case is not None:
                 r.repro = repro.write(Path(out_dir), report, r)
+            else:  # this run's verdict replaces an earlier run's reproduction of the same check
+                repro.discard(Path(out_dir), r.id)
     return report
 
 

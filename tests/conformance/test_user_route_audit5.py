@@ -238,3 +238,18 @@ def test_json_summary_says_whether_anything_was_checked(tmp_path) -> None:
         doc = json.loads(path.read_text())
         jsonschema.validate(doc, schema)
         assert doc["summary"]["checked"] is checked and doc["summary"]["exit_code"] == code, doc["summary"]
+
+
+def test_a_check_that_passes_now_loses_its_stale_repro(tmp_path) -> None:
+    """A repro left by an earlier failing run of a check that passes now is removed (CI artifacts
+    must not show a failure that is gone); a repro of a check this run did not run stays."""
+    from manifold_oracle.conformance.runner import run
+
+    repro_dir = tmp_path / "repro"
+    repro_dir.mkdir()
+    stale, other = repro_dir / "optimizer.run.determinism.npz", repro_dir / "safety.transpose.npz"
+    for f in (stale, other, stale.with_suffix(".py")):
+        f.write_bytes(b"old")
+    rep = run("torch_muon", select=["optimizer.run.determinism"], seed=0, out_dir=tmp_path)
+    assert rep.results[0].status == "pass"
+    assert not stale.exists() and not stale.with_suffix(".py").exists() and other.exists()
