@@ -137,6 +137,21 @@ def test_closure_defects_are_named(bug: str, says: str) -> None:
     assert r.status == "fail" and says in (r.figure or ""), (r.status, r.figure, r.details)
 
 
+def test_closure_loss_returned_as_a_number_is_accepted() -> None:
+    """torch annotates Optimizer.step(closure) -> float | None: a step returning float(loss) keeps
+    the contract (audit 5e false failure)."""
+    class FloatLoss(Z.Muon2):
+        def step(self, closure=None):  # type: ignore[override]
+            loss = super().step(closure)
+            return None if loss is None else float(loss)
+
+    adapter = type("FloatLossMuon", (Z.GoodMuon16,), {
+        "optimizer": lambda self, params, lr, momentum, weight_decay=0.0: FloatLoss(
+            params, lr, momentum, weight_decay, ns_dtype=torch.bfloat16)})
+    r = run(adapter, mode="quick", seed=0, select=["optimizer.run.closure"]).results[0]
+    assert r.status == "pass", (r.status, r.figure, r.details)
+
+
 def test_closure_check_is_not_applicable_without_a_closure_argument() -> None:
     """A step() with no closure parameter (KJ's SingleDeviceMuon) is N/A with the reason, never a pass."""
     class NoClosureMuon(torch.optim.Optimizer):
