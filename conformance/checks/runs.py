@@ -335,10 +335,11 @@ def _realisations_bound(ctx: Context, W0: np.ndarray, Gs: np.ndarray, dt: str, h
           "A parameter group added after a step (add_param_group, with its own lr, momentum and weight "
           "decay; a shape the first group does not have) is stepped by its own hyperparameters from "
           "fresh state: after one more step it equals a fresh optimizer's first step on it, and the "
-          "first group equals its run without the added group (bit-identical; for a constrained rule the "
-          "added group within one retraction's rounding, as a fresh optimizer may place its parameters on "
-          "the manifold at construction; torch's RNG is re-seeded before the compared steps, so a "
-          "stochastic rounding draws alike).",
+          "first group equals its run without the added group (bit-identical in practice; bound: two rounding "
+          "realisations of the declared orthogonaliser, for optimizers that batch every matrix of a step, "
+          "plus one retraction's rounding where a fresh optimizer places its parameters on the manifold at "
+          "construction; torch's RNG is re-seeded before the compared steps, so a stochastic rounding "
+          "draws alike).",
           requires={"optimizer"}, cases=lambda c: _cases(c, "run.addgroup", 2), applies=_rule,
           catches=("per-parameter state or buckets built only in __init__ (an added group skipped or crashing)",
                    "an added group stepped with the defaults instead of its own hyperparameters",
