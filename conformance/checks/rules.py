@@ -803,9 +803,6 @@ def lr_linearity(ctx: Context, case: Case) -> Measurement:
 
 #: exponents k of the gradient scalings 2^k·G tried by optimizer.rule.gradient_scale
 GRADIENT_SCALES: tuple[int, ...] = (-24, -12, 12, 24)
-#: normal ranges (smallest normal, largest finite) of the dtypes a step may compute in
-_RANGES: dict[str, tuple[float, float]] = {"float64": (2.0**-1022, 1.8e308), "float32": (2.0**-126, 3.4e38),
-                                          "bfloat16": (2.0**-126, 3.4e38), "float16": (2.0**-14, 65504.0)}
 
 
 def _gscale_applies(ctx: Context) -> str | None:
@@ -844,8 +841,8 @@ def gradient_scales(ctx: Context, G: np.ndarray, dt: str) -> list[int]:
         if p.scale_range is not None:
             ok &= p.scale_range[0] <= fro * c <= p.scale_range[1]
         for d in {dt, E.compute_dtype_for(p, dt)}:
-            tiny, big = _RANGES.get(d, _RANGES["float32"])
-            ok &= lo_g * c * shrink >= 2.0**8 * tiny and (hi_g * c) ** 2 * G.size <= big / 2.0**8
+            fi = torch.finfo(getattr(torch, d))  # smallest normal, largest finite
+            ok &= lo_g * c * shrink >= 2.0**8 * fi.tiny and (hi_g * c) ** 2 * G.size <= fi.max / 2.0**8
         if ok:
             out.append(k)
     return out

@@ -21,7 +21,8 @@ from ..adapters import to_numpy
 from ..tolerances import Tolerance
 from . import Case, Context, Measurement, NotApplicable, register
 from ._util import boolean, call, tensor
-from .rules import BETA_A, BETA_B, LR_A, LR_B, WD_A, WD_B, dyadic, hyper, run_scenario, start_point
+from .rules import (BETA_A, BETA_B, LR_A, LR_B, WD_A, WD_B, case_dtypes, dyadic, hyper, run_scenario,
+                    start_point)
 
 CONSTRAINED = ("macro", "muonh", "sso")
 
@@ -36,18 +37,13 @@ def _constrained(ctx: Context) -> str | None:
     return None
 
 
-def _dts(ctx: Context) -> tuple[str, ...]:
-    d = tuple(ctx.profile.param_dtypes)
-    return d if ctx.full else d[:1]
-
-
 def _cases(ctx: Context, salt: str, steps: int, shapes: tuple[tuple[int, int], ...] = ((12, 8), (8, 12))) -> list[Case]:
     rng = ctx.rng(salt)
     if ctx.profile.rule in ("macro", "sso") and ctx.profile.manifolds:
         shapes = tuple(tuple(s) for s in ctx.profile.manifolds[0].shapes)[:2]
     return [Case(f"shape {s}, {dt}, {steps} step(s)",
                  {"W": start_point(ctx, rng, s), "Gs": np.stack([dyadic(rng, s) for _ in range(steps)])},
-                 {"dtype": dt}) for dt in _dts(ctx) for s in shapes]
+                 {"dtype": dt}) for dt in case_dtypes(ctx) for s in shapes]
 
 
 def _fresh(ctx: Context, Ws: list[np.ndarray], dt: str, **hyper: Any) -> tuple[Any, list[torch.nn.Parameter]]:
@@ -292,12 +288,11 @@ def _realisations_bound(ctx: Context, W0: np.ndarray, Gs: np.ndarray, dt: str, h
     """Frobenius bound on how much the last of ``len(Gs)`` declared steps from ``W0`` may differ
     between two runs that round the orthogonaliser differently on the same input (another batch,
     another blocking): as optimizer.rule.equivariance, the N samples of the probabilistic rounding
-    model of the declared orthogonaliser (update_norm.perturbed_orthogonaliser, Higham & Mary) in
-    disjoint pairs give i.i.d. differences q; bound = mean(q) + λ·c_N·sd(q) + 2r (r: the rule's own
-    rounding). The earlier steps are rolled forward in float64 with the declared rule. 0 for sso
+    model of the declared orthogonaliser in disjoint pairs (update_norm.sample_steps and
+    pair_bound, Higham & Mary). The earlier steps are rolled forward in float64 with the declared rule. 0 for sso
     (its multiplier solve is not replayable with a fixed output; bit identity is asked there); an
     exact msign: the exact-identity bound 100·u·n of its compute dtype on lr·s·√k."""
-    from .update_norm import LAMBDA, N_SAMPLES, perturbed_input, perturbed_orthogonaliser, rule_rounding
+    from .update_norm import pair_bound, sample_steps
 
     p = ctx.profile
     if p.rule == "sso" or p.schedule is None:
@@ -313,21 +308,8 @@ def _realisations_bound(ctx: Context, W0: np.ndarray, Gs: np.ndarray, dt: str, h
     W, M = E.round_to(W0, dt), None
     for t, G in enumerate(Gs[:-1], 1):
         W, M = E.step(p, W, G, M, lr=lr, weight_decay=wd, t=t, beta=beta, input_dtype=dt, manifold=man)
-    t = len(Gs)
-    _, U = E.momentum_step(p, M, Gs[-1], beta, t)
-    X = E.orth_input(p, W, U, manifold=man)
-    rng = ctx.rng(salt)
-    Os = perturbed_orthogonaliser(p, perturbed_input(p, U, X, dt, False, rng, N_SAMPLES), dt, rng)
-
-    def step_with(O: np.ndarray | None) -> np.ndarray:
-        orth = None if O is None else (lambda Z, O=O: O)
-        return E.step(p, W, Gs[-1], M, lr=lr, weight_decay=wd, t=t, beta=beta, input_dtype=dt, manifold=man,
-                      orth=orth)[0]
-
-    steps = [E.round_to(step_with(O), dt) for O in Os]
-    q = np.array([float(np.linalg.norm(steps[2 * j] - steps[2 * j + 1])) for j in range(len(steps) // 2)])
-    r, _ = rule_rounding(p, W, step_with(None), dt)
-    return float(np.mean(q)) + LAMBDA * T.sd_confidence_factor(q.size) * float(np.std(q, ddof=1)) + 2.0 * r
+    steps, W_decl = sample_steps(p, W, M, Gs[-1], len(Gs), hyp, dt, man, False, ctx.rng(salt))
+    return pair_bound(p, W, steps, W_decl, dt)[0]
 
 
 # ----------------------------------------------------------------------------------- add_param_group
@@ -354,8 +336,6 @@ def add_param_group(ctx: Context, case: Case) -> Measurement:
 
     def combined(first_steps: bool) -> tuple[np.ndarray, np.ndarray]:
         opt, (a,) = _fresh(ctx, [W], dt, **ha)
-        if not hasattr(opt, "add_param_group"):
-            raise NotApplicable("the target's optimizer has no add_param_group")
         _run(opt, [a], Gs, dt, 0, 1)
         b = torch.nn.Parameter(tensor(E.round_to(Wb, dt), dt))
         opt.add_param_group({"params": [b], **ctx.adapter.group_hyper(**hb)})
@@ -370,6 +350,8 @@ def add_param_group(ctx: Context, case: Case) -> Measurement:
     # the fresh reference's defaults are the added group's own: an optimizer that reads its
     # defaults instead of the group's values steps the added group differently from it
     fresh = call(ctx, "optimizer", [{"params": [sb], **ctx.adapter.group_hyper(**hb)}], **hb)
+    if not hasattr(fresh, "add_param_group"):
+        raise NotApplicable("the target's optimizer has no add_param_group")
     sb.grad = tensor(Gb, dt)
     torch.manual_seed(ctx.seed + 1)
     rng0 = torch.get_rng_state()
@@ -387,8 +369,6 @@ def add_param_group(ctx: Context, case: Case) -> Measurement:
         Wa, Wb_added = combined(True)
         if draws:
             Wb_added = combined(False)[1]
-    except NotApplicable:
-        raise
     except Exception as exc:  # noqa: BLE001 - the defect this check names: say so, not a traceback
         return boolean("add_param_group, then step(), raised", False, "an added group is stepped like the others",
                        "torch.optim.Optimizer.add_param_group", raised=f"{type(exc).__name__}: {exc}")
@@ -400,11 +380,10 @@ def add_param_group(ctx: Context, case: Case) -> Measurement:
     # realisations of the declared orthogonaliser differ (_realisations_bound, the model of
     # optimizer.rule.equivariance). The added group (the largest shape, never padded): bit-identical
     # but for one retraction's rounding where a fresh constrained optimizer places its parameters on
-    # the manifold at construction, and at least 2·u·‖W‖_F. A skipped group, the defaults' hyperparameters or state
-    # initialised otherwise move the step by O(1).
-    # the added group has a shape of its own (the largest): bit-identical up to the retraction's rounding
+    # the manifold at construction, and at least 2·u·‖W‖_F (a batched kernel may round it an ulp
+    # apart when the batch around it changes). A skipped group, the defaults' hyperparameters or
+    # state initialised otherwise move the step by O(1).
     b_a = _realisations_bound(ctx, W, Gs[:2], dt, ha, f"run.addgroup.first {case.label}")
-    # (2·u·‖W‖_F: a batched kernel may round it an ulp apart when the batch around it changes)
     b_b = max(_reretraction(ctx, Wb, dt, 1).bound, 2.0 * T.unit_roundoff(dt) * float(np.linalg.norm(Wsb)))
     if ctx.profile.cast_point == "stochastic_rounding":
         # a declared stochastic rounding may draw from a generator of the optimizer's own (advanced by
@@ -599,7 +578,7 @@ def _feas_cases(ctx: Context, salt: str, off: float) -> list[Case]:
     steps = 12 if ctx.full else 6
     shapes = tuple(tuple(s) for s in ctx.profile.manifolds[0].shapes)[:2] if ctx.profile.manifolds else ((12, 8), (8, 12))
     out = []
-    for dt in _dts(ctx):
+    for dt in case_dtypes(ctx):
         for s in shapes:
             W = start_point(ctx, rng, s) * off
             out.append(Case(f"shape {s}, {dt}, {steps} steps" + (f", start ×{off:g} off the manifold" if off != 1 else ""),
@@ -609,7 +588,7 @@ def _feas_cases(ctx: Context, salt: str, off: float) -> list[Case]:
         # 'init' on an oblique manifold keeps each row's (column's) own starting norm: a start whose
         # norms spread ×0.5–1.5 (a raw init) shows one radius taken for all of them
         ax = 1 if (decl.axis or "rows") == "rows" else 0
-        for dt in _dts(ctx):
+        for dt in case_dtypes(ctx):
             s = shapes[0]
             W = start_point(ctx, rng, s) * np.expand_dims(np.linspace(0.5, 1.5, s[1 - ax]), ax)
             out.append(Case(f"shape {s}, {dt}, {steps} steps, {'row' if ax else 'column'} norms spread ×0.5–1.5",

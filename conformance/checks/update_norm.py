@@ -269,17 +269,37 @@ def _model_steps(ctx: Context, case: Case, W0: np.ndarray, G: np.ndarray, hyp: d
     p, dt = ctx.profile, case.params["dtype"]
     Gr = E.round_to(G, dt)
     Mt, U = E.momentum_step(p, None, Gr, hyp["momentum"], 1)
-    X = E.orth_input(p, W0, U, manifold=man)
-    rng = ctx.rng(f"rule.update_norm.mc {case.label}")
-    Os = perturbed_orthogonaliser(p, perturbed_input(p, U, X, dt, _exact_input(p, dt, Mt, U), rng, N_SAMPLES), dt, rng)
+    return sample_steps(p, W0, None, Gr, 1, {**hyp, "weight_decay": 0.0}, dt, man, _exact_input(p, dt, Mt, U),
+                        ctx.rng(f"rule.update_norm.mc {case.label}"))
+
+
+def sample_steps(p: Any, W: np.ndarray, M: np.ndarray | None, G: np.ndarray, t: int, hyp: dict[str, Any],
+                 dt: str, man: Any, exact: bool, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+    """(N_SAMPLES model steps stored in the parameter dtype ``dt``, the declared map's step in
+    float64): step ``t`` of the declared rule from (W, M) with gradient G (hyperparameters ``hyp``:
+    lr, momentum, weight_decay), the orthogonaliser replaced by :func:`perturbed_orthogonaliser`
+    samples of :func:`perturbed_input` (``exact``: the momentum input is computed exactly)."""
+    _, U = E.momentum_step(p, M, G, hyp["momentum"], t)
+    X = E.orth_input(p, W, U, manifold=man)
+    Os = perturbed_orthogonaliser(p, perturbed_input(p, U, X, dt, exact, rng, N_SAMPLES), dt, rng)
 
     def step_with(O: np.ndarray | None) -> np.ndarray:
         orth = None if O is None else (lambda Z, O=O: O)
-        Wn, _ = E.step(p, W0, Gr, None, lr=hyp["lr"], weight_decay=0.0, t=1, beta=hyp["momentum"],
-                       input_dtype=dt, manifold=man, orth=orth)
-        return Wn
+        return E.step(p, W, G, M, lr=hyp["lr"], weight_decay=hyp.get("weight_decay", 0.0), t=t,
+                      beta=hyp["momentum"], input_dtype=dt, manifold=man, orth=orth)[0]
 
     return [E.round_to(step_with(O), dt) for O in Os], step_with(None)
+
+
+def pair_bound(p: Any, W: np.ndarray, steps: list[np.ndarray], W_decl: np.ndarray,
+               dt: str) -> tuple[float, np.ndarray, float, str]:
+    """(bound, q, r, formula of r) on the difference of two runs that round the orthogonaliser
+    differently (another summation order or batch): the model ``steps`` in disjoint pairs give
+    i.i.d. draws q_j = ‖ΔW_i − ΔW_i'‖_F; bound = mean(q) + λ·c_{N/2}·sd(q) + 2r, r each run's own
+    parameter rounding (:func:`rule_rounding`)."""
+    q = np.array([float(np.linalg.norm(steps[2 * j] - steps[2 * j + 1])) for j in range(len(steps) // 2)])
+    r, rform = rule_rounding(p, W, W_decl, dt)
+    return float(np.mean(q)) + LAMBDA * T.sd_confidence_factor(q.size) * float(np.std(q, ddof=1)) + 2.0 * r, q, r, rform
 
 
 @register("optimizer.rule.update_norm", "optimizer",
@@ -378,10 +398,8 @@ def equivariance(ctx: Context, case: Case) -> Measurement:
     # ‖ΔW_i − ΔW_i'‖_F; bound = mean(q) + λ·c_{N/2}·sd(q) + 2r (each run's own parameter rounding, r as
     # in update_norm)
     W1s, W_decl = model_steps(ctx, case, W0, G, hyp, man)
-    q = np.array([float(np.linalg.norm(W1s[2 * j] - W1s[2 * j + 1])) for j in range(len(W1s) // 2)])
+    bound, q, r, rform = pair_bound(p, W0, W1s, W_decl, dt)
     cN = T.sd_confidence_factor(q.size)
-    r, rform = rule_rounding(p, W0, W_decl, dt)
-    bound = float(np.mean(q)) + LAMBDA * cN * float(np.std(q, ddof=1)) + 2.0 * r
     tol = Tolerance(bound, f"mean(q) + λ·c_N·sd(q) + 2r = {np.mean(q):.3e} + {LAMBDA:g}·{cN:.3f}·{np.std(q, ddof=1):.3e} "
                     f"+ 2·{r:.3e} (q: {q.size} disjoint pairs of model samples); r = {rform}",
                     "conformance.checks.update_norm: probabilistic rounding model of the declared Newton–Schulz "
