@@ -631,9 +631,10 @@ def ema_params(opt: torch.optim.Optimizer) -> Any:
 class MacroNS(torch.optim.Optimizer):
     """MACRO variant A on the Frobenius sphere with a bf16 Newton–Schulz; optional bug."""
 
-    def __init__(self, params: Any, lr: float, momentum: float, radius: float, bug: str = "") -> None:
+    def __init__(self, params: Any, lr: float, momentum: float, radius: float, bug: str = "",
+                 ns_dtype: torch.dtype = torch.bfloat16) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum))
-        self.radius, self.bug = radius, bug
+        self.radius, self.bug, self.ns_dtype = radius, bug, ns_dtype
         for g in self.param_groups:
             for p in g["params"]:
                 self._place(p)
@@ -656,7 +657,7 @@ class MacroNS(torch.optim.Optimizer):
             P = lambda Z: Z - (Z * W).sum() / (W * W).sum() * W  # noqa: E731
             # "row_prenorm": each row of the momentum scaled to unit norm first (a NorMuon-style habit)
             X = P(M / torch.linalg.vector_norm(M, dim=1, keepdim=True).clamp_min(1e-12) if self.bug == "row_prenorm" else M)
-            D = ns(X, dtype=torch.bfloat16) if self.bug == "reprojection_dropped" else P(ns(X, dtype=torch.bfloat16))
+            D = ns(X, dtype=self.ns_dtype) if self.bug == "reprojection_dropped" else P(ns(X, dtype=self.ns_dtype))
             Y = W - g["lr"] * D
             if self.bug != "retraction_skipped":
                 Y = st["radius"] * Y / torch.linalg.norm(Y)
@@ -669,11 +670,20 @@ class GoodMacro16(Adapter):
     capabilities = frozenset({"msign", "optimizer"})
     bug = ""
 
+    ns_dtype = torch.bfloat16
+
     def msign(self, G: torch.Tensor) -> torch.Tensor:
-        return ns(G, dtype=torch.bfloat16)
+        return ns(G, dtype=self.ns_dtype)
 
     def optimizer(self, params: list, lr: float, momentum: float, weight_decay: float = 0.0) -> Any:
-        return MacroNS(params, lr, momentum, 1.5, bug=self.bug)
+        return MacroNS(params, lr, momentum, 1.5, bug=self.bug, ns_dtype=self.ns_dtype)
+
+
+class GoodMacro32(GoodMacro16):
+    name = "zoo: MACRO, fp32 Newton–Schulz"
+    profile = MACRO16_PROFILE.with_options(name="zoo_macro_fp32", compute_dtype="float32",
+                                           description="MACRO variant A on the Frobenius sphere R = 1.5, KJ×5 NS in fp32, fp32 params")
+    ns_dtype = torch.float32
 
 
 SSO_OPT_PROFILE = Profile(
@@ -732,6 +742,10 @@ class MacroRowPrenorm(GoodMacro16):
     bug = "row_prenorm"
 
 
+class MacroRowPrenorm32(GoodMacro32):
+    bug = "row_prenorm"
+
+
 class SSONeverRetracts(GoodSSOOpt):
     bug = "never_retracts"
 
@@ -741,11 +755,12 @@ STEP_DEFECTS.update({
     MacroRetractionSkipped: ("optimizer.run.feasibility", GoodMacro16),
     MacroReprojectionDropped: ("optimizer.rule.step", GoodMacro16),
     MacroRowPrenorm: ("optimizer.rule.transpose", GoodMacro16),
+    MacroRowPrenorm32: ("optimizer.rule.transpose", GoodMacro32),
     SSONeverRetracts: ("optimizer.run.feasibility", GoodSSOOpt),
 })
 
 #: correct optimizers of the step zoo (no false failures over 5 seeds, fp32 and bf16)
-STEP_CORRECT: tuple[type, ...] = (GoodMuon32, GoodMuon16, GoodMacro16, GoodSSOOpt)
+STEP_CORRECT: tuple[type, ...] = (GoodMuon32, GoodMuon16, GoodMacro32, GoodMacro16, GoodSSOOpt)
 
 
 # ---------------------------------------------------------------- exact polar factor (exact_form='polar')
